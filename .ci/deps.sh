@@ -1,0 +1,20 @@
+#!/bin/sh
+# Checks (check) or installs (install) the Debian packages karyon builds and tests with.
+# Called by `make deps`, `make test` and `make demo`; installs when run as root, else prints the line.
+PKGS="gcc g++ make libcmocka-dev libstb-dev"
+missing=""
+command -v gcc >/dev/null 2>&1 || missing="$missing gcc"
+command -v g++ >/dev/null 2>&1 || missing="$missing g++"
+[ -f /usr/include/cmocka.h ] || missing="$missing libcmocka-dev"
+[ -f /usr/include/stb/stb_image.h ] || missing="$missing libstb-dev"
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "karyon: installing:$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null && apt-get install -y -qq $missing >/dev/null || {
+    echo "karyon: apt-get install failed; run: apt-get install -y$missing" >&2; exit 1; }
+  exit 0
+fi
+echo "karyon: missing packages:$missing" >&2
+echo "karyon: run: sudo apt-get install -y$missing" >&2
+exit 1

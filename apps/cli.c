@@ -1,0 +1,56 @@
+/* Option parsing helpers shared by the karyon subcommands. Tested by tests/test_apps_cli.c. */
+#include "apps/cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+const char *ky_cli_opt(int argc, char **argv, const char *name) {
+  for (int i = 1; i + 1 < argc; i++)
+    if (argv[i][0] == '-' && argv[i][1] == '-' && !strcmp(argv[i] + 2, name)) return argv[i + 1];
+  return NULL;
+}
+
+int ky_cli_flag(int argc, char **argv, const char *name) {
+  for (int i = 1; i < argc; i++)
+    if (argv[i][0] == '-' && argv[i][1] == '-' && !strcmp(argv[i] + 2, name)) return 1;
+  return 0;
+}
+
+int ky_cli_wants_help(int argc, char **argv) {
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return 1;
+  return 0;
+}
+
+int ky_cli_check(int argc, char **argv, const char *cmd, const char *const *known) {
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (a[0] != '-' || a[1] != '-') {
+      fprintf(stderr, "karyon %s: unexpected argument '%s' (options start with --)\n", cmd, a);
+      return 0;
+    }
+    int found = 0, is_flag = 0;
+    for (const char *const *k = known; *k; k++) {
+      size_t n = strlen(*k);
+      int flag = n && (*k)[n - 1] == '!';
+      if (strlen(a + 2) == n - flag && !strncmp(a + 2, *k, n - flag)) { found = 1; is_flag = flag; break; }
+    }
+    if (!found) {
+      fprintf(stderr, "karyon %s: unknown option '%s' (karyon %s --help lists them)\n", cmd, a, cmd);
+      return 0;
+    }
+    if (!is_flag) {
+      if (i + 1 >= argc) {
+        fprintf(stderr, "karyon %s: option '%s' needs a value\n", cmd, a);
+        return 0;
+      }
+      i++;
+    }
+  }
+  return 1;
+}
+
+int ky_cli_fail(const char *cmd, ky_status s) {
+  fprintf(stderr, "karyon %s: %s\n", cmd, ky_last_error()[0] ? ky_last_error() : ky_status_name(s));
+  return 1;
+}

@@ -1,0 +1,19 @@
+/* Small shared helpers for the karyon subcommands: option parsing and uniform error exits.
+ * Tested through tests/test_apps_cli.c. */
+#ifndef KY_APPS_CLI_H
+#define KY_APPS_CLI_H
+
+#include "core/status.h"
+
+/* Options are "--name value" or "--flag". ky_cli_opt returns the value after --name (or NULL),
+ * ky_cli_flag whether --name is present. ky_cli_check rejects options not in `known`
+ * (a NULL-terminated list of names without dashes; names ending in '!' are flags). */
+const char *ky_cli_opt(int argc, char **argv, const char *name);
+int ky_cli_flag(int argc, char **argv, const char *name);
+int ky_cli_check(int argc, char **argv, const char *cmd, const char *const *known);
+int ky_cli_wants_help(int argc, char **argv);
+
+/* Prints "karyon <cmd>: <message>" from the last error and returns 1 (the exit code). */
+int ky_cli_fail(const char *cmd, ky_status s);
+
+#endif

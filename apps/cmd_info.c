@@ -1,0 +1,30 @@
+/* `karyon info`: what this build contains (backends, CUDA targets) and which GPUs it sees.
+ * Tested by tests/test_apps_cli.c. */
+#include <stdio.h>
+
+#include "apps/cli.h"
+#ifdef KY_HAVE_CUDA
+#include "cuda/cuda.h"
+#endif
+
+const char ky_cmd_info_summary[] = "show the build's backends and the GPUs it can use";
+
+int ky_cmd_info(int argc, char **argv) {
+  static const char *const known[] = {"help!", NULL};
+  if (ky_cli_wants_help(argc, argv)) {
+    printf("usage: karyon info\n  Prints the backends compiled in and the GPUs visible to the CUDA backend.\n");
+    return 0;
+  }
+  if (!ky_cli_check(argc, argv, "info", known)) return 2;
+  printf("karyon backends: cpu");
+#ifdef KY_HAVE_CUDA
+  printf(" cuda\n");
+  char why[256] = "";
+  int n = ky_cuda_device_count(why, sizeof why);
+  if (n > 0) printf("gpus: %d\n", n);
+  else printf("gpus: none (%s)\n", why);
+#else
+  printf("\ngpus: CUDA backend not compiled (built with CUDA=0 or without nvcc)\n");
+#endif
+  return 0;
+}

@@ -1,0 +1,35 @@
+/* The `karyon` command: dispatches `karyon <command> [options]` to apps/cmd_<command>.c.
+ * Commands register themselves by file name (the Makefile writes ky_cmds.h), so adding a command
+ * is adding one file. Tested by tests/test_apps_cli.c (help, unknown command, exit codes). */
+#include <stdio.h>
+#include <string.h>
+
+#include "apps/cli.h"
+
+#define KY_CMD(name) int ky_cmd_##name(int argc, char **argv); extern const char ky_cmd_##name##_summary[];
+#include "ky_cmds.h"
+#undef KY_CMD
+
+typedef struct { const char *name; int (*fn)(int, char **); const char *summary; } cmd_entry;
+static const cmd_entry commands[] = {
+#define KY_CMD(name) {#name, ky_cmd_##name, ky_cmd_##name##_summary},
+#include "ky_cmds.h"
+#undef KY_CMD
+};
+
+static void usage(FILE *f) {
+  fprintf(f, "usage: karyon <command> [options]      (karyon <command> --help for its options)\n\ncommands:\n");
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (!strcmp(argv[1], commands[i].name)) return commands[i].fn(argc - 1, argv + 1);
+  fprintf(stderr, "karyon: unknown command '%s' (karyon --help lists them)\n", argv[1]);
+  return 2;
+}

@@ -1,0 +1,159 @@
+/* The raw-pointer kernel contract shared by the CPU reference (ops/ *_cpu.c, losses/ *_cpu.c,
+ * optim/ *_cpu.c) and the CUDA backend (cuda/kernels.h declares the same list with a leading
+ * ky_cuda* and a ky_status return). The tensor-level ops (ops/ *.c) check shapes and dispatch here.
+ * Tested by tests/test_ops_kernels.c (hand-worked values), the op-case table's gradient checks
+ * (tests/op_cases.c) and the PyTorch parity fixtures (tests/test_parity_ops.c).
+ *
+ * Conventions, for every kernel here:
+ * - Activations are NHWC float32, contiguous. `npix` = N*H*W. Weights are OHWI.
+ * - Outputs first, inputs next, sizes last.
+ * - Forward kernels OVERWRITE their outputs.
+ * - Backward kernels ACCUMULATE into gradient buffers (dx += ...), because one tensor may feed
+ *   several consumers; callers zero gradients explicitly.
+ * - Reductions are done in a fixed order (double or pairwise accumulation on the CPU), so results
+ *   are bitwise reproducible run to run.
+ * - No kernel allocates memory: scratch space comes from the caller (see *_work_floats).
+ */
+#ifndef KY_OPS_KERNELS_H
+#define KY_OPS_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- convolution (groups = 1) ------------------------------------------------------------- */
+typedef struct {
+  int n, h, w, c;          /* input  N x H x W x C */
+  int k;                   /* output channels */
+  int kh, kw;              /* kernel size */
+  int stride, pad, dil;    /* same for both axes */
+  int oh, ow;              /* output size: (h + 2*pad - dil*(kh-1) - 1) / stride + 1 */
+} ky_conv_shape;
+
+/* Fills oh/ow from the rest; returns 0 when the output would be empty or sizes are invalid. */
+int ky_conv_shape_finish(ky_conv_shape *s);
+
+/* Scratch floats the CPU kernels need (im2col tiles); the caller passes at least this many. */
+size_t ky_cpu_conv2d_work_floats(const ky_conv_shape *s);
+/* y[n,oh,ow,k] = sum x * w[k,kh,kw,c] + b[k] (b may be NULL); relu != 0 fuses max(0, .). */
+void ky_cpu_conv2d_fwd(float *y, const float *x, const float *w, const float *b,
+                       const ky_conv_shape *s, int relu, float *work);
+/* dx[n,h,w,c] += conv^T(dy, w) */
+void ky_cpu_conv2d_dgrad(float *dx, const float *dy, const float *w, const ky_conv_shape *s, float *work);
+/* dw[k,kh,kw,c] += sum dy * x ; db[k] += sum dy (db may be NULL) */
+void ky_cpu_conv2d_wgrad(float *dw, float *db, const float *dy, const float *x,
+                         const ky_conv_shape *s, float *work);
+
+/* ---- batch normalisation over NHWC (statistics per channel over npix = N*H*W) --------------- */
+/* Training: y = (x - mean) * invstd * gamma + beta with batch statistics (biased variance);
+ * writes save_mean[c], save_invstd[c] for backward; updates running stats in place with
+ * run = (1 - momentum) * run + momentum * batch (running var uses the unbiased variance). */
+void ky_cpu_bn_fwd_train(float *y, float *save_mean, float *save_invstd, float *run_mean, float *run_var,
+                         const float *x, const float *gamma, const float *beta,
+                         size_t npix, int c, float eps, float momentum);
+/* Evaluation: running statistics. */
+void ky_cpu_bn_fwd_eval(float *y, const float *x, const float *gamma, const float *beta,
+                        const float *run_mean, const float *run_var, size_t npix, int c, float eps);
+/* Backward of the training form: dx += ..., dgamma += ..., dbeta += ... (any may be NULL). */
+void ky_cpu_bn_bwd_train(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                         const float *gamma, const float *save_mean, const float *save_invstd,
+                         size_t npix, int c);
+/* Backward of the evaluation form (a per-channel affine map). */
+void ky_cpu_bn_bwd_eval(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
+                        const float *gamma, const float *run_mean, const float *run_var,
+                        size_t npix, int c, float eps);
+
+/* ---- elementwise ------------------------------------------------------------------------- */
+void ky_cpu_relu_fwd(float *y, const float *x, size_t n);
+void ky_cpu_relu_bwd(float *dx, const float *dy, const float *y, size_t n);      /* dx += dy*(y>0) */
+void ky_cpu_sigmoid_fwd(float *y, const float *x, size_t n);
+void ky_cpu_sigmoid_bwd(float *dx, const float *dy, const float *y, size_t n);   /* dx += dy*y*(1-y) */
+void ky_cpu_add_fwd(float *y, const float *a, const float *b, size_t n);         /* y = a + b */
+void ky_cpu_scale_fwd(float *y, const float *x, float alpha, size_t n);          /* y = alpha*x */
+void ky_cpu_axpy(float *y, const float *x, float alpha, size_t n);               /* y += alpha*x */
+void ky_cpu_fill(float *y, float v, size_t n);
+
+/* ---- pooling ----------------------------------------------------------------------------- */
+typedef struct {
+  int n, h, w, c;     /* input */
+  int k, stride, pad; /* square window; padding counts as -inf */
+  int oh, ow;         /* (h + 2*pad - k) / stride + 1 */
+} ky_pool_shape;
+int ky_pool_shape_finish(ky_pool_shape *s);
+/* argmax[n,oh,ow,c] = index (ih*w + iw) of the chosen input pixel within its image plane;
+ * ties go to the first in row-major window order (as PyTorch). */
+void ky_cpu_maxpool_fwd(float *y, int32_t *argmax, const float *x, const ky_pool_shape *s);
+void ky_cpu_maxpool_bwd(float *dx, const float *dy, const int32_t *argmax, const ky_pool_shape *s);
+/* y[n,c] = mean over H*W of x[n,h,w,c] */
+void ky_cpu_gap_fwd(float *y, const float *x, int n, int hw, int c);
+void ky_cpu_gap_bwd(float *dx, const float *dy, int n, int hw, int c);
+
+/* ---- channel concat: y[p, :] = [x0[p, 0:c0], x1[p, 0:c1], ...] for p < npix ---------------- */
+void ky_cpu_concat_fwd(float *y, const float *const *xs, const int *cs, int k, size_t npix);
+void ky_cpu_concat_bwd(float *const *dxs, const float *dy, const int *cs, int k, size_t npix);
+
+/* ---- upsampling (input N x H x W x C; output N x fH x fW x C) ----------------------------- */
+void ky_cpu_upsample_nearest_fwd(float *y, const float *x, int n, int h, int w, int c, int f);
+void ky_cpu_upsample_nearest_bwd(float *dx, const float *dy, int n, int h, int w, int c, int f);
+/* Bilinear x2, align_corners = false (PyTorch): src = (dst + 0.5)/2 - 0.5, clamped at 0. */
+void ky_cpu_upsample_bilinear2_fwd(float *y, const float *x, int n, int h, int w, int c);
+void ky_cpu_upsample_bilinear2_bwd(float *dx, const float *dy, int n, int h, int w, int c);
+
+/* ---- channel softmax over the last axis: y[p, :] = softmax(x[p, :]) ------------------------ */
+void ky_cpu_softmax_fwd(float *y, const float *x, size_t npix, int c);
+void ky_cpu_softmax_bwd(float *dx, const float *dy, const float *y, size_t npix, int c);
+
+/* ---- losses (losses/ *_cpu.c). Scalars are float; sums use double internally. ------------- */
+/* BCE with logits on channel `ch` of x (NHWC with c channels) against soft targets t (same layout),
+ * mean over npix: loss = mean(max(x,0) - x*t + log(1 + exp(-|x|))). */
+void ky_cpu_bce_logits_fwd(float *loss, const float *x, const float *t, size_t npix, int c, int ch);
+/* dx[p, ch] += dloss * (sigmoid(x) - t) / npix */
+void ky_cpu_bce_logits_bwd(float *dx, const float *x, const float *t, float dloss, size_t npix, int c, int ch);
+
+/* Softmax cross-entropy from logits x (npix x c) and class indices cls (npix, values < c;
+ * 255 = ignore). Optional per-class weights w (NULL = 1). loss = sum_p w[y_p]*nll_p / sum_p w[y_p]
+ * (PyTorch's weighted mean). */
+void ky_cpu_softmax_ce_fwd(float *loss, const float *x, const uint8_t *cls, const float *w, size_t npix, int c);
+void ky_cpu_softmax_ce_bwd(float *dx, const float *x, const uint8_t *cls, const float *w, float dloss,
+                           size_t npix, int c);
+
+/* Soft dice between channel pch of p (n images x hw pixels x pc channels) and channel tch of t
+ * (n x hw x tc). per_image != 0: one dice per image; else one over the whole batch.
+ * sums[g*3 + {0,1,2}] = (sum p*t, sum p, sum t) per group g (n groups or 1), saved for backward.
+ * dice[g] = clamp((2*sum_pt + eps) / (sum_p + sum_t + eps), 0, 1). */
+void ky_cpu_dice_fwd(float *dice, double *sums, const float *p, int pc, int pch, const float *t, int tc, int tch,
+                     int n, size_t hw, float eps, int per_image);
+/* dp[.., pch] += ddice[g] * d dice[g] / dp  (zero where the clamp is active) */
+void ky_cpu_dice_bwd(float *dp, const float *ddice, const double *sums, const float *p, int pc, int pch,
+                     const float *t, int tc, int tch, int n, size_t hw, float eps, int per_image);
+
+/* One-hot float map from class indices: y[p, k] = (cls[p] == k), k < c. */
+void ky_cpu_onehot(float *y, const uint8_t *cls, size_t npix, int c);
+
+/* ---- optimisers over flat blocks (optim/ *_cpu.c) ----------------------------------------- */
+typedef struct {
+  float lr;            /* learning rate for this step (schedules applied by the caller) */
+  float beta1, beta2, eps;
+  float weight_decay;  /* decoupled (AdamW-style): p -= lr * wd * p */
+  int amsgrad;         /* vmax must be non-NULL when set */
+  int64_t step;        /* 1-based step count, for bias correction */
+} ky_adam_args;
+void ky_cpu_adam(float *p, float *m, float *v, float *vmax, const float *g, size_t n, const ky_adam_args *a);
+
+typedef struct {
+  float lr, momentum, dampening, weight_decay;  /* PyTorch SGD semantics; wd is L2 (added to g) */
+  int nesterov;
+  int64_t step;        /* first step initialises the momentum buffer to g */
+} ky_sgd_args;
+void ky_cpu_sgd(float *p, float *buf, const float *g, size_t n, const ky_sgd_args *a);
+
+/* Sum of squares in double (for global-norm clipping); scaling uses ky_cpu_scale_fwd in place. */
+double ky_cpu_sumsq(const float *x, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
