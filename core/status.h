@@ -5,6 +5,10 @@
 
 #include <stdarg.h>
 
+#ifdef __cplusplus
+extern "C" {   /* the CUDA backend (.cu, compiled as C++) reports errors through these */
+#endif
+
 typedef enum {
   KY_OK = 0,
   KY_ERR_ARG,      /* NULL pointer, bad option value, out-of-range parameter */
@@ -42,5 +46,9 @@ const char *ky_status_name(ky_status s);
  * anything a caller's input can trigger (that is an error status). */
 void ky_assert_fail(const char *expr, const char *file, int line);
 #define KY_ASSERT(cond) do { if (!(cond)) ky_assert_fail(#cond, __FILE__, __LINE__); } while (0)
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif
