@@ -1,0 +1,275 @@
+/* Priority-flood watershed (see watershed.h). Works on a copy padded by one pixel of mask = 0, so the
+ * flood never tests image bounds, exactly as skimage pads. Tested by tests/test_post_watershed.c. */
+#include "post/watershed.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+  uint64_t key;   /* elevation (order-preserving u32) << 32 | age; markers have age 0 */
+  int32_t idx;    /* padded pixel index */
+  int32_t lab;    /* label of the marker this flood started from (skimage's output[source]) */
+} ws_item;
+
+typedef struct {
+  int pw;          /* padded width */
+  size_t np;       /* padded pixel count */
+  uint8_t *mask;   /* [np], 0 on the padding; lines clear it as skimage does */
+  int32_t *out;    /* [np] */
+  uint32_t *elev;  /* [np] order-preserving elevation keys (exact path) */
+  uint8_t *elev8;  /* [np] (fast path) */
+  int nb[8], nnb;
+} ws_grid;
+
+static void grid_free(ws_grid *g) {
+  free(g->mask); free(g->out); free(g->elev); free(g->elev8);
+  memset(g, 0, sizeof *g);
+}
+
+/* skimage's neighbour order: offsets sorted by distance, ties in C order of the footprint. */
+static void set_neighbours(ws_grid *g, int connectivity) {
+  int pw = g->pw;
+  int n4[4] = {-pw, -1, 1, pw}, n8[4] = {-pw - 1, -pw + 1, pw - 1, pw + 1};
+  g->nnb = connectivity == 8 ? 8 : 4;
+  for (int i = 0; i < 4; i++) { g->nb[i] = n4[i]; g->nb[4 + i] = n8[i]; }
+}
+
+static ky_status grid_init(ws_grid *g, const int32_t *labels, const uint8_t *mask, int h, int w,
+                           int connectivity, int want_u32) {
+  memset(g, 0, sizeof *g);
+  g->pw = w + 2;
+  g->np = (size_t)(h + 2) * (w + 2);
+  g->mask = calloc(g->np, 1);
+  g->out = calloc(g->np, sizeof *g->out);
+  if (want_u32) g->elev = calloc(g->np, sizeof *g->elev);
+  else g->elev8 = calloc(g->np, 1);
+  if (!g->mask || !g->out || (want_u32 ? !g->elev : !g->elev8)) {
+    grid_free(g);
+    return ky_error(KY_ERR_NOMEM, "watershed: no memory for a %dx%d image", h, w);
+  }
+  for (int r = 0; r < h; r++)
+    for (int c = 0; c < w; c++) {
+      size_t p = (size_t)(r + 1) * g->pw + c + 1, q = (size_t)r * w + c;
+      g->mask[p] = mask ? mask[q] != 0 : 1;
+      g->out[p] = g->mask[p] ? labels[q] : 0;   /* skimage: markers * mask */
+    }
+  set_neighbours(g, connectivity);
+  return KY_OK;
+}
+
+static void grid_store(int32_t *labels, const ws_grid *g, int h, int w) {
+  for (int r = 0; r < h; r++)
+    memcpy(labels + (size_t)r * w, g->out + (size_t)(r + 1) * g->pw + 1, (size_t)w * sizeof *labels);
+}
+
+static ky_status check_args(const char *fn, const int32_t *labels, const void *elev, int h, int w,
+                            int connectivity, int line) {
+  KY_CHECK(labels != NULL, KY_ERR_ARG, "%s: labels (the markers) is NULL", fn);
+  KY_CHECK(elev != NULL, KY_ERR_ARG, "%s: elevation is NULL", fn);
+  KY_CHECK(h > 0 && w > 0, KY_ERR_SHAPE, "%s: image is %dx%d, expected positive sizes", fn, h, w);
+  KY_CHECK((int64_t)(h + 2) * (w + 2) < INT32_MAX, KY_ERR_SHAPE, "%s: image %dx%d is too large", fn, h, w);
+  KY_CHECK(connectivity == 4 || connectivity == 8, KY_ERR_ARG,
+           "%s: connectivity is %d, expected 4 or 8", fn, connectivity);
+  KY_CHECK(line == 0 || line == 1, KY_ERR_ARG, "%s: line is %d, expected 0 or 1", fn, line);
+  for (size_t i = 0; i < (size_t)h * w; i++)
+    KY_CHECK(labels[i] >= 0, KY_ERR_ARG, "%s: marker at pixel %zu is %d, expected >= 0", fn, i, labels[i]);
+  return KY_OK;
+}
+
+/* skimage's _diff_neighbors: true (and the pixel becomes a line: mask cleared) when the in-mask
+ * neighbours carry two different nonzero labels; also true for a pixel already made a line. */
+static inline int diff_neighbours(ws_grid *g, int32_t idx) {
+  if (!g->mask[idx]) return 1;
+  int32_t l0 = 0;
+  for (int k = 0; k < g->nnb; k++) {
+    int32_t nb = idx + g->nb[k];
+    if (!g->mask[nb]) continue;
+    if (!l0) l0 = g->out[nb];
+    else if (g->out[nb] && g->out[nb] != l0) { g->mask[idx] = 0; return 1; }
+  }
+  return 0;
+}
+
+/* ---- exact path: binary heap with skimage's sift rules (heap_general.pxi) ---- */
+
+typedef struct { ws_item *a; size_t n, cap; } ws_heap;
+
+static int heap_push(ws_heap *hp, ws_item it) {
+  if (hp->n == hp->cap) {
+    size_t cap = hp->cap ? hp->cap * 2 : 1024;
+    ws_item *a = realloc(hp->a, cap * sizeof *a);
+    if (!a) return 0;
+    hp->a = a; hp->cap = cap;
+  }
+  size_t child = hp->n++;
+  hp->a[child] = it;
+  while (child > 0) {   /* sift up while strictly smaller than the parent */
+    size_t parent = (child + 1) / 2 - 1;
+    if (hp->a[child].key < hp->a[parent].key) {
+      ws_item t = hp->a[parent]; hp->a[parent] = hp->a[child]; hp->a[child] = t;
+      child = parent;
+    } else break;
+  }
+  return 1;
+}
+
+static ws_item heap_pop(ws_heap *hp) {
+  ws_item top = hp->a[0];
+  if (--hp->n == 0) return top;
+  hp->a[0] = hp->a[hp->n];
+  size_t i = 0;
+  for (;;) {   /* the left child wins ties, as in skimage */
+    size_t l = 2 * i + 1, r = l + 1, s = i;
+    if (l >= hp->n) break;
+    if (hp->a[l].key < hp->a[i].key) s = l;
+    if (r < hp->n && hp->a[r].key < hp->a[s].key) s = r;
+    if (s == i) break;
+    ws_item t = hp->a[i]; hp->a[i] = hp->a[s]; hp->a[s] = t;
+    i = s;
+  }
+  return top;
+}
+
+static ky_status flood_heap(ws_grid *g, int line) {
+  ws_heap hp = {0};
+  uint64_t age = 1;
+  ky_status s = KY_OK;
+  for (size_t p = 0; p < g->np; p++)
+    if (g->out[p]) {
+      ws_item it = {(uint64_t)g->elev[p] << 32, (int32_t)p, g->out[p]};
+      if (!heap_push(&hp, it)) goto nomem;
+    }
+  while (hp.n) {
+    ws_item e = heap_pop(&hp);
+    int marker = (e.key & 0xffffffffu) == 0;
+    if (line) {
+      if (g->out[e.idx] && !marker) continue;
+      if (diff_neighbours(g, e.idx)) continue;
+      g->out[e.idx] = e.lab;
+    }
+    for (int k = 0; k < g->nnb; k++) {
+      int32_t nb = e.idx + g->nb[k];
+      if (!g->mask[nb] || g->out[nb]) continue;
+      age++;
+      if (age > 0x7fffffffu) { s = ky_error(KY_ERR_SHAPE, "watershed: more than 2^31 queue entries"); goto done; }
+      if (!line) g->out[nb] = g->out[e.idx];
+      ws_item it = {((uint64_t)g->elev[nb] << 32) | age, nb, e.lab};
+      if (!heap_push(&hp, it)) goto nomem;
+    }
+  }
+  goto done;
+nomem:
+  s = ky_error(KY_ERR_NOMEM, "watershed: no memory for the priority queue (%zu items)", hp.n);
+done:
+  free(hp.a);
+  return s;
+}
+
+static inline uint32_t float_key(float f) {
+  union { float f; uint32_t u; } v = {f == 0.0f ? 0.0f : f};
+  return (v.u & 0x80000000u) ? ~v.u : v.u | 0x80000000u;
+}
+
+ky_status ky_post_watershed_u8(int32_t *labels, const uint8_t *elev, const uint8_t *mask, int h, int w,
+                               int connectivity, int line) {
+  KY_TRY(check_args(__func__, labels, elev, h, w, connectivity, line));
+  ws_grid g;
+  KY_TRY(grid_init(&g, labels, mask, h, w, connectivity, 1));
+  for (int r = 0; r < h; r++)
+    for (int c = 0; c < w; c++) g.elev[(size_t)(r + 1) * g.pw + c + 1] = elev[(size_t)r * w + c];
+  ky_status s = flood_heap(&g, line);
+  if (s == KY_OK) grid_store(labels, &g, h, w);
+  grid_free(&g);
+  return s;
+}
+
+ky_status ky_post_watershed_f32(int32_t *labels, const float *elev, const uint8_t *mask, int h, int w,
+                                int connectivity, int line) {
+  KY_TRY(check_args(__func__, labels, elev, h, w, connectivity, line));
+  for (size_t i = 0; i < (size_t)h * w; i++)
+    KY_CHECK(elev[i] - elev[i] == 0.0f, KY_ERR_NUMERIC, "%s: elevation at pixel %zu is not finite", __func__, i);
+  ws_grid g;
+  KY_TRY(grid_init(&g, labels, mask, h, w, connectivity, 1));
+  for (int r = 0; r < h; r++)
+    for (int c = 0; c < w; c++) g.elev[(size_t)(r + 1) * g.pw + c + 1] = float_key(elev[(size_t)r * w + c]);
+  ky_status s = flood_heap(&g, line);
+  if (s == KY_OK) grid_store(labels, &g, h, w);
+  grid_free(&g);
+  return s;
+}
+
+/* ---- fast path: 256 FIFO buckets; FIFO order is age order because ages only grow ---- */
+
+typedef struct { int32_t idx, lab; } ws_entry;   /* lab < 0 marks a marker (age 0) */
+typedef struct { ws_entry *a; size_t head, n, cap; } ws_bucket;
+
+static int bucket_push(ws_bucket *b, int32_t idx, int32_t lab) {
+  if (b->n == b->cap) {
+    if (b->head > 0 && b->head * 2 >= b->n) {   /* reuse the consumed front */
+      memmove(b->a, b->a + b->head, (b->n - b->head) * sizeof *b->a);
+      b->n -= b->head; b->head = 0;
+    } else {
+      size_t cap = b->cap ? b->cap * 2 : 256;
+      ws_entry *a = realloc(b->a, cap * sizeof *a);
+      if (!a) return 0;
+      b->a = a; b->cap = cap;
+    }
+  }
+  b->a[b->n].idx = idx; b->a[b->n].lab = lab; b->n++;
+  return 1;
+}
+
+static ky_status flood_buckets(ws_grid *g, int line) {
+  ws_bucket *bk = calloc(256, sizeof *bk);
+  if (!bk) return ky_error(KY_ERR_NOMEM, "watershed: no memory for buckets");
+  ky_status s = KY_OK;
+  int cur = 256;
+  for (size_t p = 0; p < g->np; p++)
+    if (g->out[p]) {
+      int v = g->elev8[p];
+      if (!bucket_push(&bk[v], (int32_t)p, -g->out[p])) goto nomem;
+      if (v < cur) cur = v;
+    }
+  const uint8_t *el = g->elev8;
+  while (cur < 256) {
+    ws_bucket *b = &bk[cur];
+    if (b->head == b->n) { b->head = b->n = 0; cur++; continue; }
+    ws_entry e = b->a[b->head++];
+    int32_t lab = e.lab < 0 ? -e.lab : e.lab;
+    if (line) {
+      if (g->out[e.idx] && e.lab > 0) continue;
+      if (diff_neighbours(g, e.idx)) continue;
+      g->out[e.idx] = lab;
+    }
+    int low = cur;
+    for (int k = 0; k < g->nnb; k++) {
+      int32_t nb = e.idx + g->nb[k];
+      if (!g->mask[nb] || g->out[nb]) continue;
+      if (!line) g->out[nb] = lab;
+      int v = el[nb];
+      if (!bucket_push(&bk[v], nb, lab)) goto nomem;
+      if (v < low) low = v;
+    }
+    cur = low;
+  }
+  goto done;
+nomem:
+  s = ky_error(KY_ERR_NOMEM, "watershed: no memory for the bucket queue");
+done:
+  for (int i = 0; i < 256; i++) free(bk[i].a);
+  free(bk);
+  return s;
+}
+
+ky_status ky_post_watershed_u8_fast(int32_t *labels, const uint8_t *elev, const uint8_t *mask, int h, int w,
+                                    int connectivity, int line) {
+  KY_TRY(check_args(__func__, labels, elev, h, w, connectivity, line));
+  ws_grid g;
+  KY_TRY(grid_init(&g, labels, mask, h, w, connectivity, 0));
+  for (int r = 0; r < h; r++)
+    memcpy(g.elev8 + (size_t)(r + 1) * g.pw + 1, elev + (size_t)r * w, (size_t)w);
+  ky_status s = flood_buckets(&g, line);
+  if (s == KY_OK) grid_store(labels, &g, h, w);
+  grid_free(&g);
+  return s;
+}
