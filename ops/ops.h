@@ -1,8 +1,9 @@
 /* Tensor-level ops with autograd: shape checks, a tape node, and one dispatch point per op to the
  * CPU reference (ops/kernels.h) or the CUDA backend (cuda/kernels.h) by the tensors' device.
  * Results are allocated in the context's step arena. Tested by tests/op_cases.c, which drives
- * the gradient checks (tests/test_ops_gradcheck.c), the CPU-vs-CUDA checks (tests/test_cuda_ops_table.c)
- * and the op benchmarks (bench/bench_ops.c). */
+ * the gradient checks (tests/test_ops_gradcheck.c), the CPU-vs-CUDA checks (tests/test_cuda_optable.c)
+ * and the op benchmarks (bench/bench_ops.c). CUDA convolutions use the context's algorithm chooser
+ * (KY_CONV_ALGO_AUTO) within the precision the context allows (ky_cuda_set_tf32). */
 #ifndef KY_OPS_H
 #define KY_OPS_H
 
@@ -35,10 +36,9 @@ ky_status ky_upsample_bilinear2(ky_ctx *ctx, ky_tensor **y, ky_tensor *x);
 /* A view with another shape of the same element count (no copy); backward passes the gradient. */
 ky_status ky_reshape(ky_ctx *ctx, ky_tensor **y, ky_tensor *x, int ndim, const int *shape);
 
-#ifdef KY_HAVE_CUDA
-#include "cuda/kernels.h"
-/* Convolution algorithm for CUDA convs made through this context (default AUTO). */
-void ky_ops_set_conv_algo(ky_conv_algo algo);
-#endif
+/* y = a * x + b elementwise (used for "1 - dice" and loss sums); backward dx += a * dy. */
+ky_status ky_affine(ky_ctx *ctx, ky_tensor **y, ky_tensor *x, float a, float b);
+/* Mean of all elements -> one-element tensor [1]. */
+ky_status ky_mean(ky_ctx *ctx, ky_tensor **y, ky_tensor *x);
 
 #endif
