@@ -1,0 +1,26 @@
+/* CPU reference binary cross-entropy with logits on one channel of an NHWC map (mean over pixels).
+ * Tested by tests/test_ops_kernels.c (hand-worked values, extreme logits, accumulation) and
+ * tests/test_parity_ops.c (F.binary_cross_entropy_with_logits fixture). */
+#include <math.h>
+
+#include "ops/kernels.h"
+
+/* max(x,0) - x*t + log(1 + exp(-|x|)) stays finite for any finite logit. */
+void ky_cpu_bce_logits_fwd(float *loss, const float *x, const float *t, size_t npix, int c, int ch) {
+  double sum = 0.0;
+  for (size_t p = 0; p < npix; p++) {
+    double v = x[p * c + ch], tv = t[p * c + ch];
+    sum += (v > 0.0 ? v : 0.0) - v * tv + log1p(exp(-fabs(v)));
+  }
+  *loss = npix ? (float)(sum / (double)npix) : 0.0f;
+}
+
+void ky_cpu_bce_logits_bwd(float *dx, const float *x, const float *t, float dloss, size_t npix, int c, int ch) {
+  if (!npix) return;
+  float k = (float)((double)dloss / (double)npix);
+  for (size_t p = 0; p < npix; p++) {
+    float v = x[p * c + ch];
+    float s = v >= 0.0f ? 1.0f / (1.0f + expf(-v)) : expf(v) / (1.0f + expf(v));
+    dx[p * c + ch] += k * (s - t[p * c + ch]);
+  }
+}

@@ -1,0 +1,56 @@
+/* CPU reference softmax cross-entropy from NHWC logits and uint8 class maps (255 = ignore), with
+ * optional class weights and PyTorch's weighted mean. Tested by tests/test_ops_kernels.c
+ * (hand-worked values, ignore pixels, accumulation) and tests/test_parity_ops.c (F.cross_entropy). */
+#include <math.h>
+
+#include "ops/kernels.h"
+
+/* A pixel takes part when its class is a real one: 255 (ignore) and, defensively, any other value
+ * >= c are skipped (the tensor-level op rejects those before calling). */
+static int counted(uint8_t k, int c) { return k != 255 && k < c; }
+
+/* Total weight of the counted pixels, summed in double in pixel order. */
+static double total_weight(const uint8_t *cls, const float *w, size_t npix, int c) {
+  double tw = 0.0;
+  for (size_t p = 0; p < npix; p++)
+    if (counted(cls[p], c)) tw += w ? w[cls[p]] : 1.0;
+  return tw;
+}
+
+/* When no pixel counts (all ignored, or zero total weight) the loss is 0 and the gradient 0, where
+ * PyTorch would give NaN: a crop without labels must not poison a training run. */
+void ky_cpu_softmax_ce_fwd(float *loss, const float *x, const uint8_t *cls, const float *w, size_t npix, int c) {
+  double sum = 0.0, tw = total_weight(cls, w, npix, c);
+  for (size_t p = 0; p < npix; p++) {
+    if (!counted(cls[p], c)) continue;
+    const float *xp = x + p * c;
+    float m = xp[0];
+    for (int j = 1; j < c; j++) m = xp[j] > m ? xp[j] : m;
+    double se = 0.0;
+    for (int j = 0; j < c; j++) se += exp((double)xp[j] - m);
+    double nll = log(se) + m - xp[cls[p]];
+    sum += (w ? w[cls[p]] : 1.0) * nll;
+  }
+  *loss = tw > 0.0 ? (float)(sum / tw) : 0.0f;
+}
+
+/* dx[p, j] += dloss * w[y_p] / W * (softmax(x_p)_j - [j == y_p]) */
+void ky_cpu_softmax_ce_bwd(float *dx, const float *x, const uint8_t *cls, const float *w, float dloss,
+                           size_t npix, int c) {
+  double tw = total_weight(cls, w, npix, c);
+  if (!(tw > 0.0)) return;
+  for (size_t p = 0; p < npix; p++) {
+    if (!counted(cls[p], c)) continue;
+    const float *xp = x + p * c;
+    float *o = dx + p * c;
+    float m = xp[0];
+    for (int j = 1; j < c; j++) m = xp[j] > m ? xp[j] : m;
+    double se = 0.0;
+    for (int j = 0; j < c; j++) se += exp((double)xp[j] - m);
+    double k = (double)dloss * (w ? w[cls[p]] : 1.0) / tw;
+    for (int j = 0; j < c; j++) {
+      double sm = exp((double)xp[j] - m) / se;
+      o[j] += (float)(k * (sm - (j == cls[p] ? 1.0 : 0.0)));
+    }
+  }
+}
