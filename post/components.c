@@ -118,6 +118,7 @@ ky_status ky_post_relabel_sequential(int32_t *lab, int *count, int h, int w, int
   if (!map) return ky_error(KY_ERR_NOMEM, "%s: no memory for %d labels", __func__, max_label);
   for (size_t i = 0; i < n; i++) map[lab[i]] = 1;
   int32_t next = 0;
+  map[0] = 0;
   for (int v = 1; v <= max_label; v++) if (map[v]) map[v] = ++next;
   for (size_t i = 0; i < n; i++) lab[i] = map[lab[i]];
   free(map);

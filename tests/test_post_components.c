@@ -1,0 +1,141 @@
+/* Tests for post/components (skimage.measure.label numbering on binary and label images, 4 and 8
+ * connectivity; small-object removal; sequential relabelling) and post/morph (cv2 / scipy / skimage
+ * results, both erosion border rules). Fixtures: tests/fixtures/gen_candidates.py. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/image.h"
+#include "post/components.h"
+#include "post/morph.h"
+
+#define FIX "tests/fixtures/candidates/"
+
+/* Loads channel 0 of a PNG as int32 (8- or 16-bit). */
+static int32_t *load(const char *path, int *h, int *w) {
+  ky_image im;
+  if (ky_image_load(&im, path) != KY_OK) fail_msg("%s: %s", path, ky_last_error());
+  *h = im.h; *w = im.w;
+  int32_t *o = malloc((size_t)im.h * im.w * sizeof *o);
+  for (size_t i = 0; i < (size_t)im.h * im.w; i++)
+    o[i] = im.depth == 16 ? ((uint16_t *)im.data)[i * im.c] : ((uint8_t *)im.data)[i * im.c];
+  ky_image_free(&im);
+  return o;
+}
+
+static uint8_t *to_u8(const int32_t *x, size_t n) {
+  uint8_t *o = malloc(n);
+  for (size_t i = 0; i < n; i++) o[i] = x[i] != 0;
+  return o;
+}
+
+static void test_label_binary(void **st) {
+  int h, w, h2, w2;
+  int32_t *bin = load(FIX "comp_bin.png", &h, &w);
+  uint8_t *b = to_u8(bin, (size_t)h * w);
+  for (int conn = 4; conn <= 8; conn += 4) {
+    int32_t *want = load(conn == 4 ? FIX "comp_c4.png" : FIX "comp_c8.png", &h2, &w2);
+    int32_t *got = malloc((size_t)h * w * sizeof *got);
+    int cnt = 0;
+    assert_int_equal(ky_post_label_binary(got, &cnt, b, h, w, conn), KY_OK);
+    assert_memory_equal(got, want, (size_t)h * w * sizeof *got);
+    int32_t mx = 0;
+    assert_int_equal(ky_post_label_max(&mx, want, h, w), KY_OK);
+    assert_int_equal(cnt, mx);
+    assert_true(cnt > 5);
+    free(want); free(got);
+  }
+  free(bin); free(b);
+}
+
+static void test_label_image(void **st) {
+  int h, w, h2, w2;
+  int32_t *lab = load(FIX "comp_lab.png", &h, &w);
+  for (int conn = 4; conn <= 8; conn += 4) {
+    int32_t *want = load(conn == 4 ? FIX "comp_lab_c4.png" : FIX "comp_lab_c8.png", &h2, &w2);
+    int32_t *got = malloc((size_t)h * w * sizeof *got);
+    int cnt = 0;
+    assert_int_equal(ky_post_label_image(got, &cnt, lab, h, w, conn), KY_OK);
+    assert_memory_equal(got, want, (size_t)h * w * sizeof *got);
+    free(want); free(got);
+  }
+  assert_int_equal(ky_post_label_image(lab, &h2, lab, h, w, 8), KY_ERR_ARG);
+  assert_non_null(strstr(ky_last_error(), "different buffers"));
+  free(lab);
+}
+
+static void test_remove_small_and_relabel(void **st) {
+  int32_t lab[12] = {1, 1, 0, 3, 3, 3, 0, 5, 5, 5, 5, 0};
+  assert_int_equal(ky_post_remove_small(lab, 3, 4, 5, 3), KY_OK);   /* label 1 has 2 px */
+  int32_t want[12] = {0, 0, 0, 3, 3, 3, 0, 5, 5, 5, 5, 0};
+  assert_memory_equal(lab, want, sizeof want);
+  int cnt = 0;
+  assert_int_equal(ky_post_relabel_sequential(lab, &cnt, 3, 4, 5), KY_OK);
+  int32_t want2[12] = {0, 0, 0, 1, 1, 1, 0, 2, 2, 2, 2, 0};
+  assert_memory_equal(lab, want2, sizeof want2);
+  assert_int_equal(cnt, 2);
+  lab[0] = 9;
+  assert_int_equal(ky_post_relabel_sequential(lab, &cnt, 3, 4, 5), KY_ERR_ARG);
+  assert_non_null(strstr(ky_last_error(), "label 9, expected 0..5"));
+  uint8_t b[4] = {1, 0, 0, 1};
+  int32_t o[4];
+  assert_int_equal(ky_post_label_binary(o, &cnt, b, 2, 2, 6), KY_ERR_ARG);
+  assert_non_null(strstr(ky_last_error(), "connectivity is 6"));
+  assert_int_equal(ky_post_label_binary(o, &cnt, b, 2, 2, 8), KY_OK);
+  assert_int_equal(cnt, 1);
+  assert_int_equal(ky_post_label_binary(o, &cnt, b, 2, 2, 4), KY_OK);
+  assert_int_equal(cnt, 2);
+}
+
+static void check_morph(const char *name, int op, int k, int border) {
+  int h, w, h2, w2;
+  int32_t *in = load(FIX "morph_in.png", &h, &w);
+  char p[256];
+  snprintf(p, sizeof p, FIX "morph_%s.png", name);
+  int32_t *want = load(p, &h2, &w2);
+  size_t n = (size_t)h * w;
+  uint8_t *x = to_u8(in, n), *y = malloc(n);
+  ky_status s = op == 0 ? ky_post_dilate_square(y, x, h, w, k)
+              : op == 1 ? ky_post_erode_square(y, x, h, w, k, border)
+              : op == 2 ? ky_post_dilate_cross(y, x, h, w, k)
+                        : ky_post_erode_cross(y, x, h, w, k, border);
+  assert_int_equal(s, KY_OK);
+  size_t diff = 0;
+  for (size_t i = 0; i < n; i++) diff += y[i] != (want[i] != 0);
+  if (diff) fail_msg("morph %s: %zu pixels differ", name, diff);
+  free(in); free(want); free(x); free(y);
+}
+
+static void test_morph(void **st) {
+  check_morph("dil_sq7", 0, 7, 0);
+  check_morph("cvdil_sq7", 0, 7, 0);
+  check_morph("cverode_sq3", 1, 3, 1);
+  check_morph("sperode_sq3", 1, 3, 0);
+  check_morph("sperode_cr5", 3, 5, 0);
+  check_morph("spdil_cr5", 2, 5, 0);
+  uint8_t a[4] = {1, 1, 1, 1}, b[4];
+  assert_int_equal(ky_post_dilate_square(b, a, 2, 2, 4), KY_ERR_ARG);
+  assert_non_null(strstr(ky_last_error(), "size is 4"));
+  assert_int_equal(ky_post_erode_square(b, a, 2, 2, 3, 2), KY_ERR_ARG);
+  assert_non_null(strstr(ky_last_error(), "border is 2"));
+  /* in place: an all-ones image stays ones under border 1 and empties under border 0 */
+  assert_int_equal(ky_post_erode_square(a, a, 2, 2, 3, 1), KY_OK);
+  assert_int_equal(a[0] + a[1] + a[2] + a[3], 4);
+  assert_int_equal(ky_post_erode_square(a, a, 2, 2, 3, 0), KY_OK);
+  assert_int_equal(a[0] + a[1] + a[2] + a[3], 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_label_binary),
+      cmocka_unit_test(test_label_image),
+      cmocka_unit_test(test_remove_small_and_relabel),
+      cmocka_unit_test(test_morph),
+  };
+  return cmocka_run_group_tests_name("post_components", tests, NULL, NULL);
+}
