@@ -25,7 +25,7 @@ else
   LDSAN   :=
 endif
 
-CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-format-truncation -I. $(OPT) $(EXTRA_CFLAGS)
+CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-format-truncation -Wno-missing-field-initializers -I. $(OPT) $(EXTRA_CFLAGS)
 LDLIBS  := -lm -lpthread
 
 MODULES ?= core ops losses optim models data aug post
@@ -105,10 +105,14 @@ $(KARYON): $(APP_SRC:%.c=$(B)/%.o) $(LIB)
 $(B)/tests/%: $(B)/tests/%.o $(TEST_AUX_OBJ) $(LIB)
 	@mkdir -p $(B)/tests/lib
 	@cp -n /usr/lib/x86_64-linux-gnu/libcmocka.so.0* $(B)/tests/lib/ 2>/dev/null || true
-	$(Q)$(LINK) $(LDSAN) $^ -o $@ -lcmocka $(LDLIBS) -Wl,-rpath,'$$ORIGIN/lib'
+	$(Q)$(LINK) $(LDSAN) $(filter %.o,$^) $(filter %.a,$^) -o $@ -lcmocka $(LDLIBS) -Wl,-rpath,'$$ORIGIN/lib'
 
 $(B)/bench/%: $(B)/bench/%.o $(TEST_AUX_OBJ) $(LIB)
-	$(Q)$(LINK) $(LDSAN) $^ -o $@ $(LDLIBS)
+	$(Q)$(LINK) $(LDSAN) $(filter %.o,$^) $(filter %.a,$^) -o $@ $(LDLIBS)
+
+# The op-case table drives three programs: gradient checks, CPU-vs-CUDA checks, op benchmarks.
+OPTABLE_OBJ := $(B)/tests/optable_cases.o
+$(B)/tests/test_ops_gradcheck $(B)/tests/test_cuda_optable $(B)/bench/bench_ops: $(OPTABLE_OBJ)
 
 # Every suite runs, even after a failure; the summary line counts suites.
 test: check-deps banner $(TEST_BIN) $(KARYON)

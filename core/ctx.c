@@ -194,6 +194,36 @@ ky_status ky_tensor_grad(ky_ctx *ctx, ky_tensor **g, ky_tensor *t) {
   return KY_OK;
 }
 
+static ky_status run_tape(ky_ctx *ctx) {
+  for (ky_node *n = ctx->tape.last; n; n = n->prev) {
+    if (!n->out->grad) continue;   /* does not lead to the output */
+    ky_status s = n->backward(ctx, n);
+    if (s != KY_OK) return ky_error_context(s, "backward of %s: ", n->op);
+  }
+  return KY_OK;
+}
+
+ky_status ky_backward_from(ky_ctx *ctx, ky_tensor *y, const ky_tensor *dy) {
+  KY_CHECK_NULL(ctx, "ctx");
+  KY_TRY(ky_tensor_check(y, "backward", "y", KY_F32, 0));
+  KY_TRY(ky_tensor_check(dy, "backward", "dy", KY_F32, 0));
+  char a[96], b[96];
+  KY_CHECK(ky_tensor_numel(y) == ky_tensor_numel(dy) && y->dev == dy->dev, KY_ERR_SHAPE,
+           "backward: y %s and dy %s differ", ky_tensor_desc(y, a, sizeof a), ky_tensor_desc(dy, b, sizeof b));
+  KY_CHECK(y->requires_grad && y->node, KY_ERR_STATE,
+           "backward: y was computed without a tape (grad disabled, or nothing requires grad)");
+  ky_tensor *g;
+  KY_TRY(ky_tensor_grad(ctx, &g, y));
+  if (y->dev == KY_DEV_CUDA) {
+#ifdef KY_HAVE_CUDA
+    KY_TRY(ky_cuda_d2d(ctx->cu, g->data, dy->data, ky_tensor_bytes(g)));
+#endif
+  } else {
+    memcpy(g->data, dy->data, ky_tensor_bytes(g));
+  }
+  return run_tape(ctx);
+}
+
 ky_status ky_backward(ky_ctx *ctx, ky_tensor *loss) {
   KY_CHECK_NULL(ctx, "ctx");
   KY_TRY(ky_tensor_check(loss, "backward", "loss", KY_F32, 0));
@@ -204,10 +234,5 @@ ky_status ky_backward(ky_ctx *ctx, ky_tensor *loss) {
   ky_tensor *g;
   KY_TRY(ky_tensor_grad(ctx, &g, loss));
   KY_TRY(ky_tensor_fill(ctx, g, 1.0f));
-  for (ky_node *n = ctx->tape.last; n; n = n->prev) {
-    if (!n->out->grad) continue;   /* does not lead to the loss */
-    ky_status s = n->backward(ctx, n);
-    if (s != KY_OK) return ky_error_context(s, "backward of %s: ", n->op);
-  }
-  return KY_OK;
+  return run_tape(ctx);
 }

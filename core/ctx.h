@@ -54,6 +54,9 @@ ky_status ky_tape_record(ky_ctx *ctx, ky_node **node, const char *op,
 ky_status ky_tensor_grad(ky_ctx *ctx, ky_tensor **g, ky_tensor *t);
 /* Seeds d loss / d loss = 1 and runs every recorded node in reverse. loss: one element. */
 ky_status ky_backward(ky_ctx *ctx, ky_tensor *loss);
+/* Backward from any output y with a given upstream gradient dy (same shape, same device):
+ * what gradient checks and partial backward passes use. */
+ky_status ky_backward_from(ky_ctx *ctx, ky_tensor *y, const ky_tensor *dy);
 /* Convenience: grad_enabled = on; returns the previous setting. */
 int ky_ctx_set_grad(ky_ctx *ctx, int on);
 

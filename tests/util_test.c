@@ -1,0 +1,35 @@
+/* Shared test/bench helpers (see tests/util_test.h). */
+#define _GNU_SOURCE
+#include "tests/util_test.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *ky_test_tmpdir(const char *tag) {
+  char *p = malloc(256);
+  if (!p) return NULL;
+  snprintf(p, 256, "/tmp/karyon_%s_XXXXXX", tag);
+  if (!mkdtemp(p)) { free(p); return NULL; }
+  return p;
+}
+
+void ky_test_rmdir(const char *path) {
+  if (!path || strncmp(path, "/tmp/karyon_", 12) != 0) return;
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+  if (system(cmd) != 0) fprintf(stderr, "warning: could not remove %s\n", path);
+}
+
+double ky_test_max_err(const float *a, const float *b, size_t n, double atol, double rtol, size_t *worst) {
+  double m = 0;
+  size_t w = 0;
+  for (size_t i = 0; i < n; i++) {
+    double e = fabs((double)a[i] - b[i]) / (atol + rtol * fabs((double)b[i]));
+    if (isnan(a[i]) || isnan(b[i])) e = INFINITY;
+    if (e > m) { m = e; w = i; }
+  }
+  if (worst) *worst = w;
+  return m;
+}

@@ -1,0 +1,15 @@
+/* Small helpers shared by the test and bench programs (linked into every one): temporary folders,
+ * tolerant float comparison with a message naming the worst element. */
+#ifndef KY_TESTS_UTIL_H
+#define KY_TESTS_UTIL_H
+
+#include <stddef.h>
+
+/* mkdtemp under /tmp; returns a static-lifetime path owned by the caller (free()). */
+char *ky_test_tmpdir(const char *tag);
+/* rm -rf of a folder made by ky_test_tmpdir. */
+void ky_test_rmdir(const char *path);
+/* Max over i of |a-b| / (atol + rtol*|b|); *worst receives the index. NaN anywhere -> +inf. */
+double ky_test_max_err(const float *a, const float *b, size_t n, double atol, double rtol, size_t *worst);
+
+#endif
