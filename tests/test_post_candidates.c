@@ -13,6 +13,7 @@
 
 #include "core/image.h"
 #include "post/candidates.h"
+#include "post/select.h"
 
 #define FIX "tests/fixtures/candidates/"
 
@@ -118,12 +119,56 @@ static void test_empty_and_errors(void **st) {
   assert_non_null(strstr(ky_last_error(), "0x8"));
 }
 
+/* Selection hand cases on a 1x6 image: candidate 0 = pixels 0..2 split at level 1 into piece 1
+ * (pixel 0) and piece 2 (pixels 1, 2); candidate 1 = pixels 3, 4 with a single level-1 piece. */
+static void test_select(void **st) {
+  int32_t labels[6] = {1, 1, 1, 2, 2, 0}, l1[6] = {1, 2, 2, 3, 3, 0}, l2[6] = {0}, l3[6] = {0};
+  int64_t area[2] = {3, 2};
+  int bbox[2][4] = {{0, 0, 1, 3}, {0, 3, 1, 5}};
+  int bst[2] = {1, 0}, mr[2] = {2, 1}, par[3] = {0, 0, 1}, first1[2] = {0, 2}, cnt1[2] = {2, 1};
+  int first0[2] = {-1, -1}, cnt0[2] = {0, 0};
+  ky_candidates c;
+  memset(&c, 0, sizeof c);
+  c.h = 1; c.w = 6; c.n = 2; c.labels = labels; c.area = area; c.bbox = bbox; c.bst_j = bst; c.max_regs = mr;
+  c.n_pieces[0] = 3; c.lvl2[0] = l1; c.lvl2[1] = l2; c.lvl2[2] = l3;
+  c.piece_parent[0] = par;
+  c.first_piece[0] = first1; c.piece_count[0] = cnt1;
+  c.first_piece[1] = c.first_piece[2] = first0; c.piece_count[1] = c.piece_count[2] = cnt0;
+  ky_features f;
+  memset(&f, 0, sizeof f);
+  f.rows = 5; f.offset[0] = 0; f.offset[1] = 2; f.offset[2] = 5; f.offset[3] = 5;
+  uint16_t out[6];
+  int n = 0;
+  /* max piece 0.6 > 0.5 (mean 0.5 is not): split; piece 2 (0.4) is under thr 0.45. Candidate 1's
+   * single piece (0.95) is never a split: it stays whole with 0.9. */
+  double s1[5] = {0.5, 0.9, 0.6, 0.4, 0.95};
+  assert_int_equal(ky_post_select(out, &n, &c, &f, s1, 0.45), KY_OK);
+  uint16_t w1[6] = {1, 0, 0, 2, 2, 0};
+  assert_memory_equal(out, w1, sizeof w1);
+  assert_int_equal(n, 2);
+  /* pieces do not beat 0.7: candidate 0 kept whole; candidate 1 (0.2) under thr */
+  double s2[5] = {0.7, 0.2, 0.6, 0.4, 0.95};
+  assert_int_equal(ky_post_select(out, &n, &c, &f, s2, 0.3), KY_OK);
+  uint16_t w2[6] = {1, 1, 1, 0, 0, 0};
+  assert_memory_equal(out, w2, sizeof w2);
+  assert_int_equal(n, 1);
+  /* thr is strict: a score equal to it is dropped */
+  double s3[5] = {0.3, 0.31, 0.1, 0.1, 0.0};
+  assert_int_equal(ky_post_select(out, &n, &c, &f, s3, 0.3), KY_OK);
+  uint16_t w3[6] = {0, 0, 0, 1, 1, 0};
+  assert_memory_equal(out, w3, sizeof w3);
+  f.rows = 4;
+  assert_int_equal(ky_post_select(out, &n, &c, &f, s3, 0.3), KY_ERR_SHAPE);
+  assert_non_null(strstr(ky_last_error(), "4 rows, candidates have 5"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_with_extension),
       cmocka_unit_test(test_without_extension),
       cmocka_unit_test(test_ref_zeroing),
       cmocka_unit_test(test_empty_and_errors),
+      cmocka_unit_test(test_select),
   };
   return cmocka_run_group_tests_name("post_candidates", tests, NULL, NULL);
 }
