@@ -4,7 +4,8 @@
  *
  * Channel sums run in double, pixel by pixel in index order, over blocks of CB channels so that the
  * accumulators live on the stack (kernels never allocate). gamma / beta may be NULL (affine=False:
- * gamma = 1, beta = 0). */
+ * gamma = 1, beta = 0). The forward is y = (x - mean) * (gamma * invstd) + beta: centring first
+ * avoids the cancellation of x * scale + (beta - mean * scale) when |mean| >> std. */
 #include <math.h>
 
 #include "ops/kernels.h"
@@ -37,7 +38,7 @@ void ky_cpu_bn_fwd_train(float *y, float *save_mean, float *save_invstd, float *
         var[j] += d * d;
       }
     }
-    float scale[CB], shift[CB];
+    float m[CB], scale[CB], shift[CB];
     for (int j = 0; j < cb; j++) {
       double v = var[j] / (double)npix;
       double invstd = 1.0 / sqrt(v + (double)eps);
@@ -49,13 +50,14 @@ void ky_cpu_bn_fwd_train(float *y, float *save_mean, float *save_invstd, float *
       if (run_mean) run_mean[c0 + j] = (float)((1.0 - momentum) * run_mean[c0 + j] + momentum * mean[j]);
       if (run_var) run_var[c0 + j] = (float)((1.0 - momentum) * run_var[c0 + j] + momentum * unbiased);
       double g = gamma ? gamma[c0 + j] : 1.0, b = beta ? beta[c0 + j] : 0.0;
+      m[j] = (float)mean[j];
       scale[j] = (float)(g * invstd);
-      shift[j] = (float)(b - mean[j] * g * invstd);
+      shift[j] = (float)b;
     }
     for (size_t p = 0; p < npix; p++) {
       const float *xp = x + p * c + c0;
       float *yp = y + p * c + c0;
-      for (int j = 0; j < cb; j++) yp[j] = xp[j] * scale[j] + shift[j];
+      for (int j = 0; j < cb; j++) yp[j] = (xp[j] - m[j]) * scale[j] + shift[j];
     }
   }
 }
@@ -67,14 +69,14 @@ void ky_cpu_bn_fwd_eval(float *y, const float *x, const float *gamma, const floa
     float scale[CB], shift[CB];
     for (int j = 0; j < cb; j++) {
       double invstd = 1.0 / sqrt((double)run_var[c0 + j] + (double)eps);
-      double g = gamma ? gamma[c0 + j] : 1.0, b = beta ? beta[c0 + j] : 0.0;
-      scale[j] = (float)(g * invstd);
-      shift[j] = (float)(b - run_mean[c0 + j] * g * invstd);
+      scale[j] = (float)((gamma ? gamma[c0 + j] : 1.0) * invstd);
+      shift[j] = beta ? beta[c0 + j] : 0.0f;
     }
+    const float *m = run_mean + c0;
     for (size_t p = 0; p < npix; p++) {
       const float *xp = x + p * c + c0;
       float *yp = y + p * c + c0;
-      for (int j = 0; j < cb; j++) yp[j] = xp[j] * scale[j] + shift[j];
+      for (int j = 0; j < cb; j++) yp[j] = (xp[j] - m[j]) * scale[j] + shift[j];
     }
   }
 }
