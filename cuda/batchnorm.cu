@@ -1,0 +1,317 @@
+/* CUDA batch normalisation over NHWC (per-channel statistics over npix = N*H*W): training and
+ * evaluation forward, both backwards. Tested by tests/test_cuda_ops.c against the CPU reference
+ * (skips without a GPU).
+ * Determinism: reductions are two-stage with a partition that depends only on (npix, c): stage 1
+ * gives one partial per (pixel chunk, channel), each thread summing its pixels in a fixed order in
+ * float, the 8 rows of a block combined in double; stage 2 (one warp per channel) adds the chunk
+ * partials in a fixed shuffle tree. No atomics anywhere, so runs are bitwise identical.
+ * Variance: shifted sums (shift = the channel's value at pixel 0) avoid the cancellation of
+ * E[x^2] - E[x]^2 when the mean is large against the spread. */
+#include <math.h>
+
+#include "cuda/check.cuh"
+#include "cuda/reduce.cuh"
+
+namespace {
+
+const int TX = 32;  /* channels per block (one warp across channels: coalesced NHWC rows) */
+const int TY = 8;   /* pixel rows per block */
+
+size_t bn_chunk(size_t npix) {
+  size_t r = 512;  /* 64 pixels per thread */
+  const size_t max_chunks = 2048;
+  if ((npix + r - 1) / r > max_chunks) r = ((npix + max_chunks - 1) / max_chunks + TY - 1) / TY * TY;
+  return r;
+}
+
+/* MODE 0: sums of (x - x[0,c]) and its square.  MODE 1: sums of dy and dy * xhat with
+ * xhat = (x - mean[c]) * invstd[c]. part[(chunk * c + ch) * 2 + {0,1}]. */
+template <int MODE>
+__global__ void bn_partial(double *part, const float *x, const float *dy, const float *mean,
+                           const float *invstd, size_t npix, int c, size_t rows) {
+  __shared__ double sh[2][TY][TX + 1];
+  int tx = threadIdx.x, ty = threadIdx.y;
+  int ch = blockIdx.x * TX + tx;
+  size_t p0 = (size_t)blockIdx.y * rows, p1 = p0 + rows < npix ? p0 + rows : npix;
+  float s0 = 0.f, s1 = 0.f;
+  if (ch < c) {
+    if (MODE == 0) {
+      float k = x[ch];
+      for (size_t p = p0 + ty; p < p1; p += TY) {
+        float d = x[p * c + ch] - k;
+        s0 += d;
+        s1 += d * d;
+      }
+    } else {
+      float m = mean[ch], is = invstd[ch];
+      for (size_t p = p0 + ty; p < p1; p += TY) {
+        float g = dy[p * c + ch];
+        s0 += g;
+        s1 += g * ((x[p * c + ch] - m) * is);
+      }
+    }
+  }
+  sh[0][ty][tx] = s0;
+  sh[1][ty][tx] = s1;
+  __syncthreads();
+  if (ty == 0 && ch < c) {
+    double a = 0.0, b = 0.0;
+    for (int r = 0; r < TY; r++) {
+      a += sh[0][r][tx];
+      b += sh[1][r][tx];
+    }
+    size_t o = ((size_t)blockIdx.y * c + ch) * 2;
+    part[o] = a;
+    part[o + 1] = b;
+  }
+}
+
+/* One warp per channel: lanes take chunks lane, lane+32, ... then a fixed shuffle tree. */
+__device__ void chunk_sums(double *a, double *b, const double *part, size_t nchunks, int c, int ch) {
+  int lane = threadIdx.x & 31;
+  double sa = 0.0, sb = 0.0;
+  for (size_t j = lane; j < nchunks; j += 32) {
+    sa += part[(j * c + ch) * 2];
+    sb += part[(j * c + ch) * 2 + 1];
+  }
+  *a = ky_warp_sum(sa);
+  *b = ky_warp_sum(sb);
+}
+
+/* Training statistics -> save_mean/invstd, running stats, and the normalisation coefficients
+ * coef[0..c) = mean, coef[c..2c) = gamma * invstd, coef[2c..3c) = beta. */
+__global__ void bn_stats_final(float *coef, float *save_mean, float *save_invstd, float *run_mean,
+                               float *run_var, const double *part, size_t nchunks, const float *x,
+                               const float *gamma, const float *beta, size_t npix, int c, float eps,
+                               float momentum) {
+  int ch = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5);
+  if (ch >= c) return;  /* whole warps leave together */
+  double s0, s1;
+  chunk_sums(&s0, &s1, part, nchunks, c, ch);
+  if ((threadIdx.x & 31) != 0) return;
+  double n = (double)npix;
+  double dm = s0 / n;
+  double var = (s1 - s0 * dm) / n;
+  if (var < 0.0) var = 0.0;
+  double mean = (double)x[ch] + dm;
+  double invstd = 1.0 / sqrt(var + (double)eps);
+  if (save_mean) save_mean[ch] = (float)mean;
+  if (save_invstd) save_invstd[ch] = (float)invstd;
+  if (run_mean) run_mean[ch] = (float)((1.0 - momentum) * run_mean[ch] + momentum * mean);
+  if (run_var) {
+    double unbiased = npix > 1 ? var * n / (n - 1.0) : var;
+    run_var[ch] = (float)((1.0 - momentum) * run_var[ch] + momentum * unbiased);
+  }
+  coef[ch] = (float)mean;
+  coef[c + ch] = (float)((gamma ? gamma[ch] : 1.0f) * invstd);
+  coef[2 * c + ch] = beta ? beta[ch] : 0.f;
+}
+
+/* Evaluation coefficients: mean = run_mean, scale = gamma / sqrt(run_var + eps), shift = beta. */
+__global__ void bn_eval_coef(float *coef, const float *gamma, const float *beta, const float *run_mean,
+                             const float *run_var, int c, float eps) {
+  int ch = blockIdx.x * blockDim.x + threadIdx.x;
+  if (ch >= c) return;
+  double invstd = 1.0 / sqrt((double)run_var[ch] + (double)eps);
+  coef[ch] = run_mean[ch];
+  coef[c + ch] = (float)((gamma ? gamma[ch] : 1.0f) * invstd);
+  coef[2 * c + ch] = beta ? beta[ch] : 0.f;
+}
+
+/* y = (x - m[c]) * s[c] + b[c] over npix x c; channel tracked incrementally (no division per item). */
+__global__ void bn_apply(float *y, const float *x, const float *coef, size_t n, int c) {
+  const float *m = coef, *s = coef + c, *b = coef + 2 * c;
+  size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+  size_t stride = (size_t)gridDim.x * blockDim.x;
+  int ch = (int)(i % (size_t)c), step = (int)(stride % (size_t)c);
+  for (; i < n; i += stride) {
+    y[i] = (x[i] - m[ch]) * s[ch] + b[ch];
+    ch += step;
+    if (ch >= c) ch -= c;
+  }
+}
+
+/* Same with 16-byte accesses; c % 4 == 0 so a float4 never straddles a pixel. */
+__global__ void bn_apply4(float4 *y, const float4 *x, const float *coef, size_t n4, int c) {
+  const float *m = coef, *s = coef + c, *b = coef + 2 * c;
+  size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+  size_t stride = (size_t)gridDim.x * blockDim.x;
+  int c4 = c / 4;
+  int q = (int)(i % (size_t)c4), step = (int)(stride % (size_t)c4);
+  for (; i < n4; i += stride) {
+    int ch = q * 4;
+    float4 v = x[i], r;
+    r.x = (v.x - m[ch]) * s[ch] + b[ch];
+    r.y = (v.y - m[ch + 1]) * s[ch + 1] + b[ch + 1];
+    r.z = (v.z - m[ch + 2]) * s[ch + 2] + b[ch + 2];
+    r.w = (v.w - m[ch + 3]) * s[ch + 3] + b[ch + 3];
+    y[i] = r;
+    q += step;
+    if (q >= c4) q -= c4;
+  }
+}
+
+/* Backward coefficients from the stage-1 partials. coef layout (5 arrays of c): mean, invstd
+ * (both filled before), A, Bh, D with dx += A*dy + Bh*xhat + D. Train: A = g*is,
+ * Bh = -g*is*S(dy*xhat)/n, D = -g*is*S(dy)/n. Eval: the map is affine, Bh = D = 0. */
+__global__ void bn_bwd_final(float *coef, float *dgamma, float *dbeta, const double *part, size_t nchunks,
+                             const float *gamma, size_t npix, int c, int train) {
+  int ch = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5);
+  if (ch >= c) return;
+  double sdy, sdyx;
+  chunk_sums(&sdy, &sdyx, part, nchunks, c, ch);
+  if ((threadIdx.x & 31) != 0) return;
+  if (dgamma) dgamma[ch] += (float)sdyx;
+  if (dbeta) dbeta[ch] += (float)sdy;
+  double g = gamma ? gamma[ch] : 1.0, is = coef[c + ch], n = (double)npix;
+  coef[2 * c + ch] = (float)(g * is);
+  coef[3 * c + ch] = train ? (float)(-g * is * sdyx / n) : 0.f;
+  coef[4 * c + ch] = train ? (float)(-g * is * sdy / n) : 0.f;
+}
+
+__global__ void bn_dx(float *dx, const float *dy, const float *x, const float *coef, size_t n, int c) {
+  const float *m = coef, *is = coef + c, *A = coef + 2 * c, *Bh = coef + 3 * c, *D = coef + 4 * c;
+  size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+  size_t stride = (size_t)gridDim.x * blockDim.x;
+  int ch = (int)(i % (size_t)c), step = (int)(stride % (size_t)c);
+  for (; i < n; i += stride) {
+    float xh = (x[i] - m[ch]) * is[ch];
+    dx[i] += A[ch] * dy[i] + Bh[ch] * xh + D[ch];
+    ch += step;
+    if (ch >= c) ch -= c;
+  }
+}
+
+/* Evaluation backward: coef[0..c) = run_mean, coef[c..2c) = 1 / sqrt(run_var + eps). */
+__global__ void bn_eval_stats(float *coef, const float *run_mean, const float *run_var, int c, float eps) {
+  int ch = blockIdx.x * blockDim.x + threadIdx.x;
+  if (ch >= c) return;
+  coef[ch] = run_mean[ch];
+  coef[c + ch] = (float)(1.0 / sqrt((double)run_var[ch] + (double)eps));
+}
+
+/* Copies mean/invstd into the coefficient block (so train and eval share bn_partial / bn_dx). */
+__global__ void bn_copy_stats(float *coef, const float *mean, const float *invstd, int c) {
+  int ch = blockIdx.x * blockDim.x + threadIdx.x;
+  if (ch >= c) return;
+  coef[ch] = mean[ch];
+  coef[c + ch] = invstd[ch];
+}
+
+ky_status check_common(ky_cuda *cu, const void *out, const float *x, size_t npix, int c, const char *fn) {
+  KY_CHECK(cu != NULL, KY_ERR_ARG, "%s: CUDA context is NULL", fn);
+  KY_CHECK(c > 0, KY_ERR_SHAPE, "%s: channel count must be positive, got %d", fn, c);
+  KY_CHECK(npix > 0, KY_ERR_SHAPE, "%s: npix must be positive, got 0", fn);
+  KY_CHECK(out != NULL && x != NULL, KY_ERR_ARG, "%s: %s is NULL", fn, out ? "x" : "output");
+  return KY_OK;
+}
+
+/* Stage 1 + workspace for the partials (after `coef_floats` floats of coefficients). */
+template <int MODE>
+ky_status partials(ky_cuda *cu, double **part, size_t *nchunks, float **coef, size_t coef_floats,
+                   const float *x, const float *dy, size_t npix, int c, const float *mean,
+                   const float *invstd) {
+  size_t rows = bn_chunk(npix);
+  *nchunks = (npix + rows - 1) / rows;
+  size_t coef_bytes = (coef_floats * sizeof(float) + 255) / 256 * 256;
+  void *ws;
+  KY_TRY(ky_cuda_workspace(cu, &ws, coef_bytes + *nchunks * (size_t)c * 2 * sizeof(double)));
+  *coef = (float *)ws;
+  *part = (double *)((char *)ws + coef_bytes);
+  dim3 grid((unsigned)((c + TX - 1) / TX), (unsigned)*nchunks), block(TX, TY);
+  bn_partial<MODE><<<grid, block, 0, cu->stream>>>(*part, x, dy, mean, invstd, npix, c, rows);
+  return KY_OK;
+}
+
+ky_status apply(ky_cuda *cu, float *y, const float *x, const float *coef, size_t npix, int c) {
+  size_t n = npix * (size_t)c;
+  if (c % 4 == 0 && ky_cuda_aligned16(y) && ky_cuda_aligned16(x))
+    bn_apply4<<<ky_cuda_grid(cu, n / 4, 256), 256, 0, cu->stream>>>((float4 *)y, (const float4 *)x, coef, n / 4, c);
+  else
+    bn_apply<<<ky_cuda_grid(cu, n, 256), 256, 0, cu->stream>>>(y, x, coef, n, c);
+  return KY_OK;
+}
+
+}  // namespace
+
+extern "C" ky_status ky_cuda_bn_fwd_train(ky_cuda *cu, float *y, float *save_mean, float *save_invstd,
+                                          float *run_mean, float *run_var, const float *x, const float *gamma,
+                                          const float *beta, size_t npix, int c, float eps, float momentum) {
+  KY_TRY(check_common(cu, y, x, npix, c, __func__));
+  KY_CHECK(eps >= 0.f, KY_ERR_ARG, "%s: eps must be >= 0, got %g", __func__, eps);
+  double *part;
+  size_t nchunks;
+  float *coef;
+  KY_TRY(partials<0>(cu, &part, &nchunks, &coef, 3 * (size_t)c, x, NULL, npix, c, NULL, NULL));
+  KY_CUDA_LAUNCH_CHECK(cu);
+  bn_stats_final<<<(c + 7) / 8, 256, 0, cu->stream>>>(coef, save_mean, save_invstd, run_mean, run_var, part,
+                                                      nchunks, x, gamma, beta, npix, c, eps, momentum);
+  KY_CUDA_LAUNCH_CHECK(cu);
+  apply(cu, y, x, coef, npix, c);
+  KY_CUDA_LAUNCH_CHECK(cu);
+  return KY_OK;
+}
+
+extern "C" ky_status ky_cuda_bn_fwd_eval(ky_cuda *cu, float *y, const float *x, const float *gamma, const float *beta,
+                                         const float *run_mean, const float *run_var, size_t npix, int c, float eps) {
+  KY_TRY(check_common(cu, y, x, npix, c, __func__));
+  KY_CHECK(run_mean != NULL && run_var != NULL, KY_ERR_ARG, "%s: running statistics are NULL", __func__);
+  void *ws;
+  KY_TRY(ky_cuda_workspace(cu, &ws, 3 * (size_t)c * sizeof(float)));
+  float *coef = (float *)ws;
+  bn_eval_coef<<<(c + 255) / 256, 256, 0, cu->stream>>>(coef, gamma, beta, run_mean, run_var, c, eps);
+  KY_CUDA_LAUNCH_CHECK(cu);
+  apply(cu, y, x, coef, npix, c);
+  KY_CUDA_LAUNCH_CHECK(cu);
+  return KY_OK;
+}
+
+extern "C" ky_status ky_cuda_bn_bwd_train(ky_cuda *cu, float *dx, float *dgamma, float *dbeta, const float *dy,
+                                          const float *x, const float *gamma, const float *save_mean,
+                                          const float *save_invstd, size_t npix, int c) {
+  KY_TRY(check_common(cu, dy, x, npix, c, __func__));
+  KY_CHECK(save_mean != NULL && save_invstd != NULL, KY_ERR_ARG, "%s: saved statistics are NULL", __func__);
+  if (!dx && !dgamma && !dbeta) return KY_OK;
+  double *part;
+  size_t nchunks;
+  float *coef;
+  KY_TRY(partials<1>(cu, &part, &nchunks, &coef, 5 * (size_t)c, x, dy, npix, c, save_mean, save_invstd));
+  KY_CUDA_LAUNCH_CHECK(cu);
+  bn_copy_stats<<<(c + 255) / 256, 256, 0, cu->stream>>>(coef, save_mean, save_invstd, c);
+  KY_CUDA_LAUNCH_CHECK(cu);
+  bn_bwd_final<<<(c + 7) / 8, 256, 0, cu->stream>>>(coef, dgamma, dbeta, part, nchunks, gamma, npix, c, 1);
+  KY_CUDA_LAUNCH_CHECK(cu);
+  if (dx) {
+    size_t n = npix * (size_t)c;
+    bn_dx<<<ky_cuda_grid(cu, n, 256), 256, 0, cu->stream>>>(dx, dy, x, coef, n, c);
+    KY_CUDA_LAUNCH_CHECK(cu);
+  }
+  return KY_OK;
+}
+
+extern "C" ky_status ky_cuda_bn_bwd_eval(ky_cuda *cu, float *dx, float *dgamma, float *dbeta, const float *dy,
+                                         const float *x, const float *gamma, const float *run_mean,
+                                         const float *run_var, size_t npix, int c, float eps) {
+  KY_TRY(check_common(cu, dy, x, npix, c, __func__));
+  KY_CHECK(run_mean != NULL && run_var != NULL, KY_ERR_ARG, "%s: running statistics are NULL", __func__);
+  if (!dx && !dgamma && !dbeta) return KY_OK;
+  size_t rows = bn_chunk(npix), nchunks = (npix + rows - 1) / rows;
+  size_t coef_bytes = (5 * (size_t)c * sizeof(float) + 255) / 256 * 256;
+  void *ws;
+  KY_TRY(ky_cuda_workspace(cu, &ws, coef_bytes + nchunks * (size_t)c * 2 * sizeof(double)));
+  float *coef = (float *)ws;
+  double *part = (double *)((char *)ws + coef_bytes);
+  bn_eval_stats<<<(c + 255) / 256, 256, 0, cu->stream>>>(coef, run_mean, run_var, c, eps);
+  KY_CUDA_LAUNCH_CHECK(cu);
+  dim3 grid((unsigned)((c + TX - 1) / TX), (unsigned)nchunks), block(TX, TY);
+  bn_partial<1><<<grid, block, 0, cu->stream>>>(part, x, dy, coef, coef + c, npix, c, rows);
+  KY_CUDA_LAUNCH_CHECK(cu);
+  bn_bwd_final<<<(c + 7) / 8, 256, 0, cu->stream>>>(coef, dgamma, dbeta, part, nchunks, gamma, npix, c, 0);
+  KY_CUDA_LAUNCH_CHECK(cu);
+  if (dx) {
+    size_t n = npix * (size_t)c;
+    bn_dx<<<ky_cuda_grid(cu, n, 256), 256, 0, cu->stream>>>(dx, dy, x, coef, n, c);
+    KY_CUDA_LAUNCH_CHECK(cu);
+  }
+  return KY_OK;
+}
