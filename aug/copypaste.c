@@ -1,0 +1,196 @@
+/* Nuclei copy-paste with ring blending (reference 5.2). Tested by tests/test_aug_copypaste.c. */
+#include "aug/copypaste.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/targets.h"
+
+typedef struct {
+  int x0, y0, x1, y1; /* inclusive bounding box */
+  int64_t count;
+  int all_body;
+} box;
+
+typedef struct {
+  int w, h;
+  uint8_t *mask; /* [h, w] */
+  uint8_t *rgb;  /* [h, w, 3] */
+} patch;
+
+/* Donor patch as it is in the image now. */
+static int patch_take(patch *p, const uint8_t *rgb, const uint16_t *labels, int w, const box *b, uint16_t id) {
+  p->w = b->x1 - b->x0 + 1;
+  p->h = b->y1 - b->y0 + 1;
+  p->mask = malloc((size_t)p->w * p->h);
+  p->rgb = malloc((size_t)p->w * p->h * 3);
+  if (!p->mask || !p->rgb) return 0;
+  for (int y = 0; y < p->h; y++)
+    for (int x = 0; x < p->w; x++) {
+      size_t s = (size_t)(b->y0 + y) * w + b->x0 + x, d = (size_t)y * p->w + x;
+      p->mask[d] = labels[s] == id;
+      memcpy(p->rgb + 3 * d, rgb + 3 * s, 3);
+    }
+  return 1;
+}
+
+/* Horizontal flip, then np.rot90(patch, k). */
+static int patch_orient(patch *p, int flip, int k) {
+  int ow = (k & 1) ? p->h : p->w, oh = (k & 1) ? p->w : p->h;
+  uint8_t *m = malloc((size_t)ow * oh), *c = malloc((size_t)ow * oh * 3);
+  if (!m || !c) { free(m); free(c); return 0; }
+  for (int i = 0; i < oh; i++)
+    for (int j = 0; j < ow; j++) {
+      int sy, sx;
+      if (k == 0) { sy = i; sx = j; }
+      else if (k == 1) { sy = j; sx = p->w - 1 - i; }
+      else if (k == 2) { sy = p->h - 1 - i; sx = p->w - 1 - j; }
+      else { sy = p->h - 1 - j; sx = i; }
+      if (flip) sx = p->w - 1 - sx;
+      size_t s = (size_t)sy * p->w + sx, d = (size_t)i * ow + j;
+      m[d] = p->mask[s];
+      memcpy(c + 3 * d, p->rgb + 3 * s, 3);
+    }
+  free(p->mask); free(p->rgb);
+  p->mask = m; p->rgb = c; p->w = ow; p->h = oh;
+  return 1;
+}
+
+static int cmp_u8(const void *a, const void *b) { return *(const uint8_t *)a - *(const uint8_t *)b; }
+
+/* Pastes p at (px, py) with label id, then blends the ring. */
+static int paste(uint8_t *rgb, uint16_t *labels, int h, int w, const patch *p, int px, int py, uint16_t id) {
+  /* Local window: the patch plus the 2-px reach of the 5x5 morphology. */
+  int wx0 = px - 2 < 0 ? 0 : px - 2, wy0 = py - 2 < 0 ? 0 : py - 2;
+  int wx1 = px + p->w + 2 > w ? w : px + p->w + 2, wy1 = py + p->h + 2 > h ? h : py + p->h + 2;
+  int ww = wx1 - wx0, wh = wy1 - wy0;
+  uint8_t *m = calloc((size_t)ww * wh, 1), *ring = calloc((size_t)ww * wh, 1), *img = malloc((size_t)ww * wh * 3);
+  if (!m || !ring || !img) { free(m); free(ring); free(img); return 0; }
+  for (int y = 0; y < p->h; y++)
+    for (int x = 0; x < p->w; x++) {
+      if (!p->mask[(size_t)y * p->w + x]) continue;
+      size_t g = (size_t)(py + y) * w + px + x;
+      labels[g] = id;
+      memcpy(rgb + 3 * g, p->rgb + 3 * ((size_t)y * p->w + x), 3);
+      m[(size_t)(py + y - wy0) * ww + px + x - wx0] = 1;
+    }
+  /* ring = (mask and not eroded) or (dilated and not mask); neighbours outside the image do not
+   * count (OpenCV's default morphology border). */
+  for (int y = 0; y < wh; y++)
+    for (int x = 0; x < ww; x++) {
+      int any = 0, all = 1;
+      for (int dy = -2; dy <= 2; dy++)
+        for (int dx = -2; dx <= 2; dx++) {
+          int yy = y + dy, xx = x + dx, gy = yy + wy0, gx = xx + wx0;
+          if (gy < 0 || gy >= h || gx < 0 || gx >= w) continue;
+          int v = (yy >= 0 && yy < wh && xx >= 0 && xx < ww) ? m[(size_t)yy * ww + xx] : 0;
+          any |= v;
+          all &= v;
+        }
+      int in = m[(size_t)y * ww + x];
+      ring[(size_t)y * ww + x] = (uint8_t)((in && !all) || (!in && any));
+    }
+  for (int y = 0; y < wh; y++) memcpy(img + (size_t)y * ww * 3, rgb + ((size_t)(y + wy0) * w + wx0) * 3, (size_t)ww * 3);
+  /* skimage rank median with a mask: over the masked 3x3 neighbours, the value at sorted index n/2. */
+  for (int y = 0; y < wh; y++)
+    for (int x = 0; x < ww; x++) {
+      if (!ring[(size_t)y * ww + x]) continue;
+      for (int c = 0; c < 3; c++) {
+        uint8_t v[9];
+        int n = 0;
+        for (int dy = -1; dy <= 1; dy++)
+          for (int dx = -1; dx <= 1; dx++) {
+            int yy = y + dy, xx = x + dx;
+            if (yy < 0 || yy >= wh || xx < 0 || xx >= ww || !ring[(size_t)yy * ww + xx]) continue;
+            v[n++] = img[((size_t)yy * ww + xx) * 3 + c];
+          }
+        qsort(v, (size_t)n, 1, cmp_u8);
+        rgb[((size_t)(y + wy0) * w + x + wx0) * 3 + c] = v[n / 2];
+      }
+    }
+  free(m); free(ring); free(img);
+  return 1;
+}
+
+ky_status ky_aug_copy_paste(uint8_t *rgb, uint16_t *labels, int h, int w, int crop_x0, int crop_y0, int crop,
+                            float p, ky_rng *rng) {
+  KY_CHECK_NULL(rgb, "rgb");
+  KY_CHECK_NULL(labels, "labels");
+  KY_CHECK_NULL(rng, "rng");
+  KY_CHECK(h > 0 && w > 0, KY_ERR_SHAPE, "ky_aug_copy_paste: image must be non-empty, got %dx%d", h, w);
+  KY_CHECK(crop >= 1 && crop_x0 >= 0 && crop_y0 >= 0 && crop_x0 < w && crop_y0 < h, KY_ERR_ARG,
+           "ky_aug_copy_paste: crop window (x0 %d, y0 %d, size %d) must start inside the %dx%d image",
+           crop_x0, crop_y0, crop, h, w);
+  KY_CHECK(p >= 0.f && p <= 1.f, KY_ERR_ARG, "ky_aug_copy_paste: p must be in [0, 1], got %g", p);
+  if (!(ky_rng_uniform(rng) < p)) return KY_OK;
+
+  size_t n = (size_t)h * w;
+  int maxid = 0;
+  for (size_t i = 0; i < n; i++) maxid = labels[i] > maxid ? labels[i] : maxid;
+  if (maxid == 0) return KY_OK;
+  uint8_t *body = malloc(n);
+  box *bx = malloc(((size_t)maxid + 1) * sizeof *bx);
+  int *pool = malloc(((size_t)maxid + 1) * sizeof *pool);
+  if (!body || !bx || !pool) {
+    free(body); free(bx); free(pool);
+    return ky_error(KY_ERR_NOMEM, "ky_aug_copy_paste: no memory for a %dx%d image", h, w);
+  }
+  ky_status st = ky_targets_make(body, NULL, NULL, labels, h, w);
+  if (st != KY_OK) {
+    free(body); free(bx); free(pool);
+    return ky_error_context(st, "ky_aug_copy_paste: ");
+  }
+  for (int i = 0; i <= maxid; i++) bx[i] = (box){w, h, -1, -1, 0, 1};
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++) {
+      size_t i = (size_t)y * w + x;
+      int id = labels[i];
+      if (!id) continue;
+      box *b = &bx[id];
+      if (x < b->x0) b->x0 = x;
+      if (y < b->y0) b->y0 = y;
+      if (x > b->x1) b->x1 = x;
+      if (y > b->y1) b->y1 = y;
+      b->count++;
+      if (!body[i]) b->all_body = 0;
+    }
+  free(body);
+  int np = 0;
+  for (int id = 1; id <= maxid; id++) {
+    const box *b = &bx[id];
+    if (b->count && b->all_body && b->x0 > 0 && b->y0 > 0 && b->x1 < w - 1 && b->y1 < h - 1) pool[np++] = id;
+  }
+  if (np == 0) { free(bx); free(pool); return KY_OK; }
+  int copies = (int)ky_rng_int(rng, 1, (np < 5 ? np : 5) + 1);
+  patch ps[5];
+  memset(ps, 0, sizeof ps);
+  for (int i = 0; i < copies && st == KY_OK; i++) {
+    int id = pool[ky_rng_int(rng, 0, np)];
+    if (!patch_take(&ps[i], rgb, labels, w, &bx[id], (uint16_t)id))
+      st = ky_error(KY_ERR_NOMEM, "ky_aug_copy_paste: no memory for a donor patch");
+  }
+  for (int i = 0; i < copies && st == KY_OK; i++) {
+    int flip = ky_rng_bernoulli(rng, .5f), k = (int)ky_rng_int(rng, 0, 4);
+    if (!patch_orient(&ps[i], flip, k)) { st = ky_error(KY_ERR_NOMEM, "ky_aug_copy_paste: no memory"); break; }
+    const patch *q = &ps[i];
+    int ylo = crop_y0 - q->h / 2, yhi = crop_y0 + crop - q->h / 2;
+    int xlo = crop_x0 - q->w / 2, xhi = crop_x0 + crop - q->w / 2;
+    ylo = ylo < 0 ? 0 : ylo; xlo = xlo < 0 ? 0 : xlo;
+    yhi = yhi > h - q->h ? h - q->h : yhi; xhi = xhi > w - q->w ? w - q->w : xhi;
+    int py = (int)ky_rng_int(rng, ylo, yhi + 1), px = (int)ky_rng_int(rng, xlo, xhi + 1);
+    /* A rotated patch wider than a non-square image, or no id left: nothing to paste. */
+    if (yhi < ylo || xhi < xlo || maxid >= 65535) continue;
+    maxid++;
+    if (!paste(rgb, labels, h, w, q, px, py, (uint16_t)maxid))
+      st = ky_error(KY_ERR_NOMEM, "ky_aug_copy_paste: no memory for the seam");
+  }
+  for (int i = 0; i < 5; i++) { free(ps[i].mask); free(ps[i].rgb); }
+  free(bx); free(pool);
+  return st;
+}
+
+ky_status ky_aug_copy_paste_hook(void *ctx, uint8_t *rgb, uint16_t *labels, int h, int w, int y0, int x0,
+                                 int crop, ky_rng *rng) {
+  KY_CHECK(ctx != NULL, KY_ERR_ARG, "ky_aug_copy_paste_hook: ctx (pointer to the probability) is NULL");
+  return ky_aug_copy_paste(rgb, labels, h, w, x0, y0, crop, *(const float *)ctx, rng);
+}

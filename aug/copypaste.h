@@ -1,0 +1,26 @@
+/* Nuclei copy-paste (reference 5.2, Victor's "copy_cells"): whole isolated nuclei are copied, flipped /
+ * rotated, pasted over the crop window with new label ids and their seams blended by a masked median.
+ * Tested by tests/test_aug_copypaste.c (whole pastes, unique ids, determinism, targets). */
+#ifndef KY_AUG_COPYPASTE_H
+#define KY_AUG_COPYPASTE_H
+
+#include <stdint.h>
+#include "core/rng.h"
+#include "core/status.h"
+
+/* On the whole (padded) image before the crop: rgb uint8 [h, w, 3], labels uint16 [h, w], in place.
+ * With probability p: donors are label ids all of whose pixels are body (ky_targets_make) and whose
+ * bounding box does not touch the 1-px frame; n ~ U{1..min(5, donors)} copies, each of a random donor
+ * (taken from the image as it was on entry), flipped horizontally with p .5, turned by np.rot90 k in
+ * 0..3, placed with its top-left in [x0 - pw/2, x0 + crop - pw/2] x [y0 - ph/2, y0 + crop - ph/2]
+ * clipped to the image, pasted with id max + 1 (overwriting), and the ring
+ * (mask ^ erode5x5(mask)) | (dilate5x5(mask) ^ mask) replaced per channel by the median of the ring
+ * pixels in its 3x3 neighbourhood. Draw order: p, n, the n donors, then per copy flip, k, y, x.
+ * Targets must be remade from the new labels after the crop (the loader does). */
+ky_status ky_aug_copy_paste(uint8_t *rgb, uint16_t *labels, int h, int w, int crop_x0, int crop_y0, int crop,
+                            float p, ky_rng *rng);
+/* The loader's ky_precrop_fn signature (data/loader.h); ctx points to the float probability p. */
+ky_status ky_aug_copy_paste_hook(void *ctx, uint8_t *rgb, uint16_t *labels, int h, int w, int y0, int x0,
+                                 int crop, ky_rng *rng);
+
+#endif
