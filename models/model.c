@@ -27,7 +27,7 @@ ky_model_config ky_model_config_default(void) {
 /* Fills the host copy of the parameter block by the init table, in registration order. */
 static ky_status init_params(ky_model *m) {
   size_t total = m->ps.total;
-  float *h = malloc((total ? total : 1) * sizeof *h);
+  float *h = calloc(total ? total : 1, sizeof *h);  /* padding between views stays 0 */
   if (!h) return ky_error(KY_ERR_NOMEM, "model %s: %zu floats for initialisation", m->name, total);
   ky_rng rng = ky_rng_make(m->cfg.seed, KY_RNG_STREAM_INIT);
   for (int i = 0; i < m->ps.n; i++) {
@@ -41,7 +41,7 @@ static ky_status init_params(ky_model *m) {
   free(h);
   KY_TRY(s);
   /* running_mean 0, running_var 1: buffers come in (mean, var) pairs */
-  h = malloc((m->bufs.total ? m->bufs.total : 1) * sizeof *h);
+  h = calloc(m->bufs.total ? m->bufs.total : 1, sizeof *h);
   if (!h) return ky_error(KY_ERR_NOMEM, "model %s: %zu buffer floats", m->name, m->bufs.total);
   for (int i = 0; i < m->bufs.n; i++) {
     const ky_param *p = &m->bufs.p[i];

@@ -59,10 +59,11 @@ ky_status ky_model_summarize(ky_model_summary *s, const ky_model *m, int n, int 
     ky_model_summary_free(s);
     return ky_error_context(st, "summary of %s: ", m->name);
   }
-  s->params = (int64_t)m->ps.total;
-  s->buffers = (int64_t)m->bufs.total;
-  size_t f, e;
-  ky_params_range(&m->ps, 0, m->n_enc_params, &f, &e);
-  s->enc_params = (int64_t)(e - f);
+  /* Sum of sizes: the flat blocks pad every view to 64 floats. */
+  for (int i = 0; i < m->ps.n; i++) {
+    s->params += (int64_t)m->ps.p[i].numel;
+    if (i < m->n_enc_params) s->enc_params += (int64_t)m->ps.p[i].numel;
+  }
+  for (int i = 0; i < m->bufs.n; i++) s->buffers += (int64_t)m->bufs.p[i].numel;
   return KY_OK;
 }
