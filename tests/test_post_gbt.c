@@ -1,0 +1,311 @@
+/* Tests for post/gbt: accuracy against xgboost on the gen_gbt.py fixture, determinism, early
+ * stopping, the §7.5 ensemble recipe, save -> load bit-identity and malformed model files. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/fileio.h"
+#include "post/gbt.h"
+
+#define NF 10
+
+typedef struct {
+  float *x[3], *y[3];   /* train, valid, test */
+  int n[3];
+  double xgb_plain, xgb_sub, constant;
+} fixture;
+
+static fixture FX;
+
+static int load_fixture(void **st) {
+  char *text;
+  size_t len;
+  if (ky_file_read_all("tests/fixtures/gbt/data.csv", &text, &len) != KY_OK) return -1;
+  for (int s = 0; s < 3; s++) {
+    FX.x[s] = malloc(sizeof(float) * 2000 * NF);
+    FX.y[s] = malloc(sizeof(float) * 2000);
+    FX.n[s] = 0;
+  }
+  char *save = NULL;
+  strtok_r(text, "\n", &save);
+  for (char *line = strtok_r(NULL, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+    float v[NF + 1];
+    char *p = line;
+    for (int k = 0; k <= NF; k++) { v[k] = strtof(p, &p); p++; }
+    int s = atoi(p);
+    memcpy(FX.x[s] + (size_t)FX.n[s] * NF, v, sizeof(float) * NF);
+    FX.y[s][FX.n[s]++] = v[NF];
+  }
+  free(text);
+  if (ky_file_read_all("tests/fixtures/gbt/xgboost.txt", &text, &len) != KY_OK) return -1;
+  char *a = strstr(text, "plain "), *b = strstr(text, "subsampled "), *c = strstr(text, "constant ");
+  if (!a || !b || !c) return -1;
+  FX.xgb_plain = atof(a + 6);
+  FX.xgb_sub = atof(b + 11);
+  FX.constant = atof(c + 9);
+  free(text);
+  return FX.n[0] == 1200 && FX.n[1] == 400 && FX.n[2] == 400 ? 0 : -1;
+}
+
+static int free_fixture(void **st) {
+  for (int s = 0; s < 3; s++) { free(FX.x[s]); free(FX.y[s]); }
+  return 0;
+}
+
+static double rmse(const double *pred, const float *y, int n) {
+  double s = 0;
+  for (int i = 0; i < n; i++) s += (pred[i] - y[i]) * (pred[i] - y[i]);
+  return sqrt(s / n);
+}
+
+static void matched_params(ky_gbt_params *p) {
+  ky_gbt_params_default(p);
+  p->num_rounds = 200;
+  p->num_leaves = 31;
+  p->min_data_in_leaf = 20;
+  p->lambda_l2 = 1.0;
+  p->learning_rate = 0.1;
+  p->max_bins = 255;
+}
+
+static void test_rmse_matches_xgboost(void **st) {
+  ky_gbt_params p;
+  matched_params(&p);
+  ky_gbt_model m;
+  assert_int_equal(ky_gbt_train(&m, &p, FX.x[0], FX.y[0], FX.n[0], NF, NULL, NULL, 0), KY_OK);
+  assert_int_equal(m.n_trees, 200);
+  double *pred = malloc(sizeof(double) * FX.n[2]);
+  assert_int_equal(ky_gbt_predict(&m, pred, FX.x[2], FX.n[2], NF), KY_OK);
+  double r = rmse(pred, FX.y[2], FX.n[2]);
+  print_message("      gbt test RMSE %.4f, xgboost %.4f (constant predictor %.4f)\n", r, FX.xgb_plain, FX.constant);
+  assert_true(r <= 1.02 * FX.xgb_plain);
+  ky_gbt_free(&m);
+  /* Row and feature subsampling: other random draws than xgboost's, so 5% is allowed. */
+  p.bagging_fraction = 0.8;
+  p.bagging_freq = 1;
+  p.feature_fraction = 0.7;
+  assert_int_equal(ky_gbt_train(&m, &p, FX.x[0], FX.y[0], FX.n[0], NF, NULL, NULL, 0), KY_OK);
+  assert_int_equal(ky_gbt_predict(&m, pred, FX.x[2], FX.n[2], NF), KY_OK);
+  r = rmse(pred, FX.y[2], FX.n[2]);
+  print_message("      subsampled: gbt %.4f, xgboost %.4f\n", r, FX.xgb_sub);
+  assert_true(r <= 1.05 * FX.xgb_sub);
+  ky_gbt_free(&m);
+  free(pred);
+}
+
+static void test_deterministic_and_save_load_bitwise(void **st) {
+  ky_gbt_params p;
+  matched_params(&p);
+  p.num_rounds = 60;
+  p.bagging_fraction = 0.9;
+  p.bagging_freq = 2;
+  p.feature_fraction = 0.6;
+  p.seed = 77;
+  ky_gbt_model a, b;
+  assert_int_equal(ky_gbt_train(&a, &p, FX.x[0], FX.y[0], FX.n[0], NF, NULL, NULL, 0), KY_OK);
+  assert_int_equal(ky_gbt_train(&b, &p, FX.x[0], FX.y[0], FX.n[0], NF, NULL, NULL, 0), KY_OK);
+  int n = FX.n[2];
+  double *pa = malloc(sizeof(double) * n), *pb = malloc(sizeof(double) * n);
+  assert_int_equal(ky_gbt_predict(&a, pa, FX.x[2], n, NF), KY_OK);
+  assert_int_equal(ky_gbt_predict(&b, pb, FX.x[2], n, NF), KY_OK);
+  assert_memory_equal(pa, pb, sizeof(double) * n);
+  /* Another seed gives another model. */
+  ky_gbt_free(&b);
+  p.seed = 78;
+  assert_int_equal(ky_gbt_train(&b, &p, FX.x[0], FX.y[0], FX.n[0], NF, NULL, NULL, 0), KY_OK);
+  assert_int_equal(ky_gbt_predict(&b, pb, FX.x[2], n, NF), KY_OK);
+  assert_true(memcmp(pa, pb, sizeof(double) * n) != 0);
+  ky_gbt_free(&b);
+
+  char dir[] = "/tmp/ky_gbt_XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char path[256];
+  snprintf(path, sizeof path, "%s/model.txt", dir);
+  assert_int_equal(ky_gbt_save(&a, path), KY_OK);
+  ky_gbt_ensemble e;
+  assert_int_equal(ky_gbt_ensemble_load(&e, path), KY_OK);
+  assert_int_equal(e.n, 1);
+  assert_int_equal(ky_gbt_ensemble_predict(&e, pb, FX.x[2], n, NF), KY_OK);
+  assert_memory_equal(pa, pb, sizeof(double) * n);
+  ky_gbt_ensemble_free(&e);
+  remove(path);
+  rmdir(dir);
+  ky_gbt_free(&a);
+  free(pa);
+  free(pb);
+}
+
+static void test_early_stopping_keeps_best_round(void **st) {
+  ky_gbt_params p;
+  matched_params(&p);
+  p.num_rounds = 400;
+  p.learning_rate = 0.3;
+  p.early_stopping = 5;
+  ky_gbt_model m;
+  assert_int_equal(ky_gbt_train(&m, &p, FX.x[0], FX.y[0], FX.n[0], NF, FX.x[1], FX.y[1], FX.n[1]), KY_OK);
+  assert_true(m.n_trees > 5 && m.n_trees < 400);
+  int n = FX.n[1];
+  double *pv = malloc(sizeof(double) * n);
+  assert_int_equal(ky_gbt_predict(&m, pv, FX.x[1], n, NF), KY_OK);
+  double l2 = 0;
+  for (int i = 0; i < n; i++) l2 += (pv[i] - FX.y[1][i]) * (pv[i] - FX.y[1][i]);
+  l2 /= n;
+  assert_true(fabs(l2 - m.best_valid_l2) <= 1e-9 * l2);
+  /* One more tree (the next round) does not beat it: the kept round is a minimum. */
+  ky_gbt_params q = p;
+  q.num_rounds = m.n_trees + 1;
+  q.early_stopping = 0;
+  ky_gbt_model m2;
+  assert_int_equal(ky_gbt_train(&m2, &q, FX.x[0], FX.y[0], FX.n[0], NF, FX.x[1], FX.y[1], FX.n[1]), KY_OK);
+  assert_int_equal(m2.n_trees, m.n_trees);  /* valid set given: truncated to the best round */
+  ky_gbt_free(&m);
+  ky_gbt_free(&m2);
+  free(pv);
+}
+
+static void test_ensemble_recipe(void **st) {
+  int n = FX.n[0] + FX.n[1];
+  float *x = malloc(sizeof(float) * n * NF), *y = malloc(sizeof(float) * n);
+  int *groups = malloc(sizeof(int) * n);
+  memcpy(x, FX.x[0], sizeof(float) * FX.n[0] * NF);
+  memcpy(x + (size_t)FX.n[0] * NF, FX.x[1], sizeof(float) * FX.n[1] * NF);
+  memcpy(y, FX.y[0], sizeof(float) * FX.n[0]);
+  memcpy(y + FX.n[0], FX.y[1], sizeof(float) * FX.n[1]);
+  for (int i = 0; i < n; i++) groups[i] = 1000 + (i / 10) * 7;   /* 160 "images" of 10 rows */
+  ky_gbt_params base;
+  ky_gbt_params_default(&base);
+  base.num_rounds = 400;
+  base.early_stopping = 5;
+  ky_gbt_ensemble e;
+  assert_int_equal(ky_gbt_ensemble_train(&e, &base, x, y, groups, n, NF, 2, 3, 5), KY_OK);
+  assert_int_equal(e.n, 6);
+  for (int b = 0; b < e.n; b++) {
+    const ky_gbt_model *m = &e.boosters[b];
+    int maxleaves = 0;
+    for (int t = 0; t < m->n_trees; t++) {
+      int l = m->tree_leaf[t + 1] - m->tree_leaf[t];
+      if (l > maxleaves) maxleaves = l;
+    }
+    assert_true(maxleaves >= 2 && maxleaves <= 49);   /* num_leaves ~ randint[6, 50) */
+    assert_true(m->n_trees >= 1 && m->n_trees <= 400);
+  }
+  int nt = FX.n[2];
+  double *pe = malloc(sizeof(double) * nt), *pb = malloc(sizeof(double) * nt);
+  assert_int_equal(ky_gbt_ensemble_predict(&e, pe, FX.x[2], nt, NF), KY_OK);
+  /* The mean of the boosters. */
+  for (int i = 0; i < nt; i++) {
+    double s = 0;
+    for (int b = 0; b < e.n; b++) s += ky_gbt_predict_row(&e.boosters[b], FX.x[2] + (size_t)i * NF);
+    assert_true(fabs(s / e.n - pe[i]) < 1e-12);
+  }
+  double r = rmse(pe, FX.y[2], nt);
+  print_message("      ensemble of %d: test RMSE %.4f (xgboost single %.4f)\n", e.n, r, FX.xgb_plain);
+  assert_true(r < 1.15 * FX.xgb_plain);
+  /* Same seed -> same ensemble, through a file too. */
+  char dir[] = "/tmp/ky_gbt_XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char path[256];
+  snprintf(path, sizeof path, "%s/ens.txt", dir);
+  assert_int_equal(ky_gbt_ensemble_save(&e, path), KY_OK);
+  ky_gbt_ensemble e2;
+  assert_int_equal(ky_gbt_ensemble_load(&e2, path), KY_OK);
+  assert_int_equal(ky_gbt_ensemble_predict(&e2, pb, FX.x[2], nt, NF), KY_OK);
+  assert_memory_equal(pe, pb, sizeof(double) * nt);
+  ky_gbt_ensemble_free(&e2);
+  remove(path);
+  rmdir(dir);
+  /* Too few groups for the folds. */
+  for (int i = 0; i < n; i++) groups[i] = i % 2;
+  assert_int_equal(ky_gbt_ensemble_train(&e2, &base, x, y, groups, n, NF, 1, 3, 5), KY_ERR_ARG);
+  assert_non_null(strstr(ky_last_error(), "2 distinct groups, need at least 3"));
+  ky_gbt_ensemble_free(&e);
+  free(x); free(y); free(groups); free(pe); free(pb);
+}
+
+static void write_text(const char *path, const char *text) {
+  assert_int_equal(ky_file_write_atomic(path, text, strlen(text)), KY_OK);
+}
+
+static void test_malformed_model_files(void **st) {
+  char dir[] = "/tmp/ky_gbt_XXXXXX";
+  assert_non_null(mkdtemp(dir));
+  char path[256];
+  snprintf(path, sizeof path, "%s/m.txt", dir);
+  ky_gbt_ensemble e;
+  const char *good =
+      "karyon-gbt 1\nfeatures 2\nboosters 1\nbooster 0 trees 1 base_score 0.5\n"
+      "tree 0 nodes 1 leaves 2\nnode 1 0.25 -1 -2\nleaf -1 1\nend\n";
+  write_text(path, good);
+  assert_int_equal(ky_gbt_ensemble_load(&e, path), KY_OK);
+  float r0[2] = {0, 0.2f}, r1[2] = {0, 0.3f};
+  assert_true(ky_gbt_ensemble_predict_row(&e, r0) == -0.5);
+  assert_true(ky_gbt_ensemble_predict_row(&e, r1) == 1.5);
+  ky_gbt_ensemble_free(&e);
+  struct { const char *text, *msg; } bad[] = {
+    {"karyon-gbt 2\n", "m.txt:1: expected the header"},
+    {"karyon-gbt 1\nfeatures x\n", "m.txt:2: expected \"features"},
+    {"karyon-gbt 1\nfeatures 2\nboosters 1\nbooster 0 trees 1 base_score 0.5\n"
+     "tree 0 nodes 1 leaves 2\nnode 2 0.25 -1 -2\nleaf -1 1\nend\n", "m.txt:6: node feature 2, expected 0..1"},
+    {"karyon-gbt 1\nfeatures 2\nboosters 1\nbooster 0 trees 1 base_score 0.5\n"
+     "tree 0 nodes 1 leaves 2\nnode 1 0.25 -1 -3\nleaf -1 1\nend\n", "m.txt:6: node 0 children -1 -3 out of range"},
+    {"karyon-gbt 1\nfeatures 2\nboosters 1\nbooster 0 trees 1 base_score 0.5\n"
+     "tree 0 nodes 1 leaves 2\nnode 1 0.25 -1 -2\nleaf -1 zz\nend\n", "m.txt:7: leaf value 2 of tree 0"},
+    {"karyon-gbt 1\nfeatures 2\nboosters 1\nbooster 0 trees 1 base_score 0.5\n"
+     "tree 0 nodes 1 leaves 2\nnode 1 0.25 -1 -2\n", "m.txt:7: file ends before the leaf values"},
+    {"karyon-gbt 1\nfeatures 2\nboosters 1\nbooster 0 trees 1 base_score 0.5\n"
+     "tree 0 nodes 1 leaves 2\nnode 1 0.25 -1 -2\nleaf -1 1\n", "m.txt:8: expected \"end\""},
+    {"karyon-gbt 1\nfeatures 2\nboosters 1\nbooster 0 trees 2 base_score 0.5\n"
+     "tree 0 nodes 0 leaves 1\nleaf 3\ntree 5 nodes 0 leaves 1\n", "m.txt:7: expected \"tree 1 nodes"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    write_text(path, bad[i].text);
+    assert_int_equal(ky_gbt_ensemble_load(&e, path), KY_ERR_FORMAT);
+    if (!strstr(ky_last_error(), bad[i].msg)) print_error("case %zu: %s\n", i, ky_last_error());
+    assert_non_null(strstr(ky_last_error(), bad[i].msg));
+  }
+  remove(path);
+  assert_int_equal(ky_gbt_ensemble_load(&e, path), KY_ERR_IO);
+  rmdir(dir);
+}
+
+static void test_bad_input(void **st) {
+  ky_gbt_params p;
+  ky_gbt_params_default(&p);
+  float x[4] = {0, 1, NAN, 3}, y[2] = {0, 1};
+  ky_gbt_model m;
+  assert_int_equal(ky_gbt_train(&m, &p, x, y, 2, 2, NULL, NULL, 0), KY_ERR_NUMERIC);
+  assert_non_null(strstr(ky_last_error(), "x[2] is nan"));
+  x[2] = 2;
+  p.num_leaves = 1;
+  assert_int_equal(ky_gbt_train(&m, &p, x, y, 2, 2, NULL, NULL, 0), KY_ERR_ARG);
+  assert_non_null(strstr(ky_last_error(), "num_leaves = 1"));
+  p.num_leaves = 4;
+  assert_int_equal(ky_gbt_train(&m, &p, x, y, 2, 2, NULL, NULL, 3), KY_ERR_ARG);
+  assert_non_null(strstr(ky_last_error(), "3 validation rows"));
+  /* Too few rows to split: a constant model at the mean. */
+  assert_int_equal(ky_gbt_train(&m, &p, x, y, 2, 2, NULL, NULL, 0), KY_OK);
+  assert_true(ky_gbt_predict_row(&m, x) == 0.5);
+  double out[2];
+  assert_int_equal(ky_gbt_predict(&m, out, x, 2, 3), KY_ERR_SHAPE);
+  assert_non_null(strstr(ky_last_error(), "3 features, the model expects 2"));
+  ky_gbt_free(&m);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_rmse_matches_xgboost),
+    cmocka_unit_test(test_deterministic_and_save_load_bitwise),
+    cmocka_unit_test(test_early_stopping_keeps_best_round),
+    cmocka_unit_test(test_ensemble_recipe),
+    cmocka_unit_test(test_malformed_model_files),
+    cmocka_unit_test(test_bad_input),
+  };
+  return cmocka_run_group_tests_name("post_gbt", tests, load_fixture, free_fixture);
+}
