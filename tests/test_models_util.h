@@ -43,14 +43,28 @@ static inline void tm_rule(const char *name, int ndim, const int64_t *shape, flo
   else { *scale = 0.1f; *offset = 0; }  /* bias, running_mean */
 }
 
-/* Writes the model's full state with hash values (PyTorch layout) to path. extra != NULL adds
- * torchvision's fc.weight [1000, 512] / fc.bias like a real ImageNet file. */
-static inline ky_status tm_write_hash_state(const ky_model *m, const char *path, int with_fc) {
+/* Options for tm_write_state: which tensors go into the file and how. */
+typedef struct {
+  int with_fc;              /* add torchvision-like fc.weight / fc.bias */
+  int encoder_only;         /* only conv1 / bn1 / layerN.* (an ImageNet encoder file) */
+  const char *drop;         /* leave this tensor out */
+  const char *as_f64;       /* store this tensor as F64 */
+  const char *nbt_as_f32;   /* store this num_batches_tracked as F32 */
+} tm_state_opts;
+
+static inline int tm_is_encoder(const char *name) {
+  return !strncmp(name, "conv1.", 6) || !strncmp(name, "bn1.", 4) ||
+         (!strncmp(name, "layer", 5) && name[5] >= '1' && name[5] <= '4' && name[6] == '.');
+}
+
+/* Writes the model's state with hash values (PyTorch layout) to path. */
+static inline ky_status tm_write_state(const ky_model *m, const char *path, const tm_state_opts *o) {
   int n = ky_model_state_count(m);
   ky_st_writer w;
   ky_st_writer_init(&w);
   void **bufs = calloc((size_t)n + 2, sizeof *bufs);
   static const int64_t zero = 0;
+  static const float fzero = 0;
   ky_status s = KY_OK;
   for (int i = 0; i < n && s == KY_OK; i++) {
     const char *name;
@@ -59,17 +73,31 @@ static inline ky_status tm_write_hash_state(const ky_model *m, const char *path,
     int64_t shape[4];
     s = ky_model_state_entry(m, i, &name, &dt, &nd, shape);
     if (s != KY_OK) break;
-    if (dt == KY_I64) { s = ky_st_writer_add(&w, name, KY_I64, 0, shape, &zero); continue; }
+    if (o && o->encoder_only && !tm_is_encoder(name)) continue;
+    if (o && o->drop && !strcmp(o->drop, name)) continue;
+    if (dt == KY_I64) {
+      if (o && o->nbt_as_f32 && !strcmp(o->nbt_as_f32, name)) s = ky_st_writer_add(&w, name, KY_F32, 0, shape, &fzero);
+      else s = ky_st_writer_add(&w, name, KY_I64, 0, shape, &zero);
+      continue;
+    }
     size_t numel = 1;
     for (int d = 0; d < nd; d++) numel *= (size_t)shape[d];
-    float *b = malloc(numel * sizeof *b), sc;
+    float sc;
     double off;
-    bufs[i] = b;
     tm_rule(name, nd, shape, &sc, &off);
+    if (o && o->as_f64 && !strcmp(o->as_f64, name)) {
+      double *b = malloc(numel * sizeof *b);
+      bufs[i] = b;
+      for (size_t j = 0; j < numel; j++) b[j] = tm_hash_value(name, j, sc, off);
+      s = ky_st_writer_add(&w, name, KY_F64, nd, shape, b);
+      continue;
+    }
+    float *b = malloc(numel * sizeof *b);
+    bufs[i] = b;
     for (size_t j = 0; j < numel; j++) b[j] = tm_hash_value(name, j, sc, off);
     s = ky_st_writer_add(&w, name, KY_F32, nd, shape, b);
   }
-  if (s == KY_OK && with_fc) {
+  if (s == KY_OK && o && o->with_fc) {
     int64_t fw[2] = {10, 8}, fb = 10;
     float *a = calloc(80, sizeof *a), *b = calloc(10, sizeof *b);
     bufs[n] = a; bufs[n + 1] = b;
@@ -81,6 +109,12 @@ static inline ky_status tm_write_hash_state(const ky_model *m, const char *path,
   for (int i = 0; i < n + 2; i++) free(bufs[i]);
   free(bufs);
   return s;
+}
+
+static inline ky_status tm_write_hash_state(const ky_model *m, const char *path, int with_fc) {
+  tm_state_opts o = {0};
+  o.with_fc = with_fc;
+  return tm_write_state(m, path, &o);
 }
 
 /* Hash input [n, h, w, c] (NHWC flat order, scale 1) and class map (u mod 3) on the host. */
