@@ -61,13 +61,13 @@ size_t ky_cpu_conv2d_work_floats(const ky_conv_shape *s) {
  * registers or scalars elsewhere. aligned(4): loads and stores need no 32-byte alignment. */
 typedef float v8f __attribute__((vector_size(32), aligned(4)));
 
-static inline v8f madd8(v8f a, v8f b, v8f c) {
+/* acc + a*b. A macro, not a function: a vector-typed return would warn about the ABI on builds
+ * without AVX. -std=c11 forbids contracting a*b+c into an FMA, so ask for it explicitly. */
 #ifdef __FMA__
-  return __builtin_ia32_vfmaddps256(a, b, c); /* -std=c11 forbids contracting a*b+c into an FMA */
+#define MADD8(a, b, acc) __builtin_ia32_vfmaddps256((a), (b), (acc))
 #else
-  return a * b + c;
+#define MADD8(a, b, acc) ((a) * (b) + (acc))
 #endif
-}
 
 /* c[MR x NR] (row stride ldc) += a[kc][MR] * b[kc][NR], keeping the 6 x 16 block of C in 12 vector
  * registers (no edge cases in here: the caller handles partial blocks). */
@@ -80,8 +80,8 @@ static void micro_kernel(int kc, const float *restrict a, const float *restrict 
     v8f b0 = *(const v8f *)(b + (size_t)k * NR), b1 = *(const v8f *)(b + (size_t)k * NR + 8);
     for (int i = 0; i < MR; i++) {
       v8f ai = (v8f){0} + ak[i]; /* broadcast */
-      acc[i][0] = madd8(ai, b0, acc[i][0]);
-      acc[i][1] = madd8(ai, b1, acc[i][1]);
+      acc[i][0] = MADD8(ai, b0, acc[i][0]);
+      acc[i][1] = MADD8(ai, b1, acc[i][1]);
     }
   }
   for (int i = 0; i < MR; i++) {
