@@ -58,6 +58,9 @@ void ky_cpu_bn_fwd_train(float *y, float *save_mean, float *save_invstd, float *
 void ky_cpu_bn_fwd_eval(float *y, const float *x, const float *gamma, const float *beta,
                         const float *run_mean, const float *run_var, size_t npix, int c, float eps);
 /* Backward of the training form: dx += ..., dgamma += ..., dbeta += ... (any may be NULL). */
+/* Decided (CPU reference): gamma / beta may be NULL in every BN kernel (affine=False: 1 and 0);
+ * run_mean / run_var may be NULL (no update); with npix == 1 the running variance takes the biased
+ * variance (0). Forward computes (x - mean) * (gamma * invstd) + beta, centring first. */
 void ky_cpu_bn_bwd_train(float *dx, float *dgamma, float *dbeta, const float *dy, const float *x,
                          const float *gamma, const float *save_mean, const float *save_invstd,
                          size_t npix, int c);
@@ -67,6 +70,7 @@ void ky_cpu_bn_bwd_eval(float *dx, float *dgamma, float *dbeta, const float *dy,
                         size_t npix, int c, float eps);
 
 /* ---- elementwise ------------------------------------------------------------------------- */
+/* Decided: relu(x) = x > 0 ? x : 0, so relu(NaN) = 0 (PyTorch propagates NaN). */
 void ky_cpu_relu_fwd(float *y, const float *x, size_t n);
 void ky_cpu_relu_bwd(float *dx, const float *dy, const float *y, size_t n);      /* dx += dy*(y>0) */
 void ky_cpu_sigmoid_fwd(float *y, const float *x, size_t n);
@@ -82,9 +86,11 @@ typedef struct {
   int k, stride, pad; /* square window; padding counts as -inf */
   int oh, ow;         /* (h + 2*pad - k) / stride + 1 */
 } ky_pool_shape;
+/* Decided: returns 0 unless pad <= k/2 (PyTorch's rule: every window holds a real pixel). */
 int ky_pool_shape_finish(ky_pool_shape *s);
 /* argmax[n,oh,ow,c] = index (ih*w + iw) of the chosen input pixel within its image plane;
- * ties go to the first in row-major window order (as PyTorch). */
+ * ties go to the first in row-major window order (as PyTorch). Decided: a NaN beats any number and
+ * a later NaN beats an earlier one (PyTorch's `v > max || isnan(v)`). */
 void ky_cpu_maxpool_fwd(float *y, int32_t *argmax, const float *x, const ky_pool_shape *s);
 void ky_cpu_maxpool_bwd(float *dx, const float *dy, const int32_t *argmax, const ky_pool_shape *s);
 /* y[n,c] = mean over H*W of x[n,h,w,c] */
@@ -93,6 +99,7 @@ void ky_cpu_gap_bwd(float *dx, const float *dy, int n, int hw, int c);
 
 /* ---- channel concat: y[p, :] = [x0[p, 0:c0], x1[p, 0:c1], ...] for p < npix ---------------- */
 void ky_cpu_concat_fwd(float *y, const float *const *xs, const int *cs, int k, size_t npix);
+/* Decided: dxs[i] == NULL skips input i (it needs no gradient). */
 void ky_cpu_concat_bwd(float *const *dxs, const float *dy, const int *cs, int k, size_t npix);
 
 /* ---- upsampling (input N x H x W x C; output N x fH x fW x C) ----------------------------- */
@@ -115,7 +122,9 @@ void ky_cpu_bce_logits_bwd(float *dx, const float *x, const float *t, float dlos
 
 /* Softmax cross-entropy from logits x (npix x c) and class indices cls (npix, values < c;
  * 255 = ignore). Optional per-class weights w (NULL = 1). loss = sum_p w[y_p]*nll_p / sum_p w[y_p]
- * (PyTorch's weighted mean). */
+ * (PyTorch's weighted mean). Decided: when no pixel counts (all ignored, or zero total weight)
+ * the loss and its gradient are 0, where PyTorch gives NaN; a class >= c other than 255 is skipped
+ * like 255 (the tensor-level op rejects it first). */
 void ky_cpu_softmax_ce_fwd(float *loss, const float *x, const uint8_t *cls, const float *w, size_t npix, int c);
 void ky_cpu_softmax_ce_bwd(float *dx, const float *x, const uint8_t *cls, const float *w, float dloss,
                            size_t npix, int c);
@@ -126,7 +135,9 @@ void ky_cpu_softmax_ce_bwd(float *dx, const float *x, const uint8_t *cls, const 
  * dice[g] = clamp((2*sum_pt + eps) / (sum_p + sum_t + eps), 0, 1). */
 void ky_cpu_dice_fwd(float *dice, double *sums, const float *p, int pc, int pch, const float *t, int tc, int tch,
                      int n, size_t hw, float eps, int per_image);
-/* dp[.., pch] += ddice[g] * d dice[g] / dp  (zero where the clamp is active) */
+/* dp[.., pch] += ddice[g] * d dice[g] / dp  (zero where the clamp is active).
+ * Decided: "active" means the raw value is strictly outside [0, 1]; at exactly 0 or 1 the gradient
+ * passes (torch.clamp's backward), e.g. dice = 1 for p == t binary still has a gradient. */
 void ky_cpu_dice_bwd(float *dp, const float *ddice, const double *sums, const float *p, int pc, int pch,
                      const float *t, int tc, int tch, int n, size_t hw, float eps, int per_image);
 
@@ -139,8 +150,10 @@ typedef struct {
   float beta1, beta2, eps;
   float weight_decay;  /* decoupled (AdamW-style): p -= lr * wd * p */
   int amsgrad;         /* vmax must be non-NULL when set */
-  int64_t step;        /* 1-based step count, for bias correction */
+  int64_t step;        /* 1-based step count, for bias correction (decided: step < 1 acts as 1) */
 } ky_adam_args;
+/* Decided: amsgrad set with vmax == NULL runs plain Adam. Scalars (bias corrections, lr / bc1) are
+ * formed in double and applied in float, as PyTorch 1.13's single-tensor Adam / AdamW. */
 void ky_cpu_adam(float *p, float *m, float *v, float *vmax, const float *g, size_t n, const ky_adam_args *a);
 
 typedef struct {
@@ -148,6 +161,7 @@ typedef struct {
   int nesterov;
   int64_t step;        /* first step initialises the momentum buffer to g */
 } ky_sgd_args;
+/* Decided: step <= 1 is the first step (buf = d, no dampening); with momentum 0, buf may be NULL. */
 void ky_cpu_sgd(float *p, float *buf, const float *g, size_t n, const ky_sgd_args *a);
 
 /* Sum of squares in double (for global-norm clipping); scaling uses ky_cpu_scale_fwd in place. */
