@@ -58,7 +58,7 @@ ky_status ky_arena_alloc(ky_arena *a, void **p, size_t bytes) {
     a->cur->off = 0;
   }
   if (!a->cur || a->cur->off + bytes > a->cur->size) {
-    ky_arena_chunk *c;
+    ky_arena_chunk *c = NULL;
     KY_TRY(chunk_new(a, &c, bytes > a->chunk_size ? bytes : a->chunk_size));
     c->next = a->chunks;
     a->chunks = c;

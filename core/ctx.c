@@ -185,7 +185,7 @@ ky_status ky_tape_record(ky_ctx *ctx, ky_node **node, const char *op,
 
 ky_status ky_tensor_grad(ky_ctx *ctx, ky_tensor **g, ky_tensor *t) {
   if (!t->grad) {
-    ky_tensor *gt;
+    ky_tensor *gt = NULL;
     KY_TRY(ky_tensor_new(ctx, &gt, KY_F32, t->ndim, t->shape));
     KY_TRY(memset0(ctx, gt->data, ky_tensor_bytes(gt)));
     t->grad = gt;
@@ -212,7 +212,7 @@ ky_status ky_backward_from(ky_ctx *ctx, ky_tensor *y, const ky_tensor *dy) {
            "backward: y %s and dy %s differ", ky_tensor_desc(y, a, sizeof a), ky_tensor_desc(dy, b, sizeof b));
   KY_CHECK(y->requires_grad && y->node, KY_ERR_STATE,
            "backward: y was computed without a tape (grad disabled, or nothing requires grad)");
-  ky_tensor *g;
+  ky_tensor *g = NULL;
   KY_TRY(ky_tensor_grad(ctx, &g, y));
   if (y->dev == KY_DEV_CUDA) {
 #ifdef KY_HAVE_CUDA
@@ -231,7 +231,7 @@ ky_status ky_backward(ky_ctx *ctx, ky_tensor *loss) {
            ky_tensor_numel(loss));
   KY_CHECK(loss->requires_grad && loss->node, KY_ERR_STATE,
            "backward: the loss was computed without a tape (grad disabled, or nothing requires grad)");
-  ky_tensor *g;
+  ky_tensor *g = NULL;
   KY_TRY(ky_tensor_grad(ctx, &g, loss));
   KY_TRY(ky_tensor_fill(ctx, g, 1.0f));
   return run_tape(ctx);

@@ -1,5 +1,7 @@
 /* Shared test/bench helpers (see tests/util_test.h). */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "tests/util_test.h"
 
 #include <math.h>
