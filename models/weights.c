@@ -85,9 +85,17 @@ static ky_status copy_entry(const ky_model *m, float *dst, const ky_param *p, co
     return ky_error(KY_ERR_SHAPE, "tensor '%s' has shape %s in the file, the model expects %s", nm, a, b);
   }
   KY_CHECK(e->dtype == dt, KY_ERR_FORMAT, "tensor '%s' is %s in the file, expected F32", nm, ky_dtype_name(e->dtype));
-  const float *src = ky_st_data(f, e);
-  if (nd == 4) oihw_to_ohwi(dst + p->offset, src, t->shape[0], t->shape[3], t->shape[1], t->shape[2]);
-  else memcpy(dst + p->offset, src, p->numel * sizeof(float));
+  const void *src = ky_st_data(f, e);
+  if (nd != 4) {
+    memcpy(dst + p->offset, src, p->numel * sizeof(float));
+    return KY_OK;
+  }
+  /* Tensor data in a safetensors file need not be 4-byte aligned: convert from an aligned copy. */
+  float *tmp = malloc(p->numel * sizeof *tmp);
+  if (!tmp) return ky_error(KY_ERR_NOMEM, "tensor '%s': %zu floats", nm, p->numel);
+  memcpy(tmp, src, p->numel * sizeof *tmp);
+  oihw_to_ohwi(dst + p->offset, tmp, t->shape[0], t->shape[3], t->shape[1], t->shape[2]);
+  free(tmp);
   return KY_OK;
 }
 
