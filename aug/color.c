@@ -22,7 +22,7 @@ ky_status ky_aug_rgb_to_gray(uint8_t *gray, const uint8_t *rgb, int h, int w) {
   size_t n = (size_t)h * w;
   for (size_t i = 0; i < n; i++) {
     const uint8_t *p = rgb + 3 * i;
-    gray[i] = (uint8_t)((p[0] * 4899 + p[1] * 9617 + p[2] * 1868 + (1 << 13)) >> 14);
+    gray[i] = (uint8_t)((p[0] * 9798 + p[1] * 19235 + p[2] * 3735 + (1 << 14)) >> 15);
   }
   return KY_OK;
 }
@@ -31,8 +31,9 @@ ky_status ky_aug_rgb_to_gray(uint8_t *gray, const uint8_t *rgb, int h, int w) {
  * cube-root LUT), the inverse is its float formula. */
 enum { LAB_SHIFT = 12, GAMMA_SHIFT = 3, LAB_SHIFT2 = LAB_SHIFT + GAMMA_SHIFT, CBRT_TAB = 256 * 3 / 2 * (1 << GAMMA_SHIFT) };
 
-static float srgb_to_linear(float x) {
-  return x <= 0.04045f ? x * (1.f / 12.92f) : (float)pow((x + 0.055) / 1.055, 2.4);
+/* Tables in double precision: OpenCV builds them with (exact) soft-float arithmetic. */
+static double srgb_to_linear(double x) {
+  return x <= 0.04045 ? x / 12.92 : pow((x + 0.055) / 1.055, 2.4);
 }
 
 typedef struct {
@@ -46,13 +47,13 @@ static void lab_tabs_init(lab_tabs *t) {
                               0.072169, 0.019334, 0.119193, 0.950227};
   static const double white[3] = {0.950456, 1.0, 1.088754};
   for (int i = 0; i < 256; i++) {
-    float v = 255.f * (1 << GAMMA_SHIFT) * srgb_to_linear(i * (1.f / 255.f));
-    t->gamma[i] = (uint16_t)lrintf(v);
+    double v = 255.0 * (1 << GAMMA_SHIFT) * srgb_to_linear(i / 255.0);
+    t->gamma[i] = (uint16_t)lrint(v);
   }
   for (int i = 0; i < CBRT_TAB; i++) {
-    float x = i * (1.f / (255.f * (1 << GAMMA_SHIFT)));
-    float f = x < 0.008856f ? x * 7.787f + 0.13793103448275862f : cbrtf(x);
-    long v = lrintf((1 << LAB_SHIFT2) * f);
+    double x = i / (255.0 * (1 << GAMMA_SHIFT));
+    double f = x < 0.008856 ? x * 7.787 + 16.0 / 116.0 : cbrt(x);
+    long v = lrint((1 << LAB_SHIFT2) * f);
     t->cbrt[i] = (uint16_t)(v > 65535 ? 65535 : v);
   }
   for (int i = 0; i < 9; i++) t->coef[i] = (int)lrint((1 << LAB_SHIFT) * m[i] / white[i / 3]);
@@ -187,9 +188,10 @@ ky_status ky_aug_hsv_to_rgb(uint8_t *rgb, const uint8_t *hsv, int h, int w) {
       g = tab[sector_data[sector][1]];
       r = tab[sector_data[sector][2]];
     }
-    rgb[3 * i] = sat_u8f(r * 255.f);
-    rgb[3 * i + 1] = sat_u8f(g * 255.f);
-    rgb[3 * i + 2] = sat_u8f(b * 255.f);
+    /* OpenCV's vectorised 8-bit path (every pixel but a row's tail) truncates. */
+    rgb[3 * i] = sat_u8((int)(r * 255.f));
+    rgb[3 * i + 1] = sat_u8((int)(g * 255.f));
+    rgb[3 * i + 2] = sat_u8((int)(b * 255.f));
   }
   return KY_OK;
 }
@@ -205,8 +207,10 @@ ky_status ky_aug_clahe_plane(uint8_t *plane, int h, int w, float clip, int tiles
   CHECK_IMG(plane, h, w);
   KY_CHECK(tiles >= 1 && tiles <= 64, KY_ERR_ARG, "ky_aug_clahe_plane: tiles must be in 1..64, got %d", tiles);
   KY_CHECK(clip >= 0.f && isfinite(clip), KY_ERR_ARG, "ky_aug_clahe_plane: clip must be >= 0, got %g", clip);
-  /* OpenCV pads bottom/right by tiles - (size % tiles) (reflect-101) when not divisible. */
-  int he = h % tiles ? h + tiles - h % tiles : h, we = w % tiles ? w + tiles - w % tiles : w;
+  /* OpenCV pads bottom/right by tiles - (size % tiles) (reflect-101) when either side is not
+   * divisible; a divisible side then grows by a whole `tiles` too. */
+  int pad = h % tiles || w % tiles;
+  int he = pad ? h + tiles - h % tiles : h, we = pad ? w + tiles - w % tiles : w;
   int th = he / tiles, tw = we / tiles;
   KY_CHECK(th >= 1 && tw >= 1, KY_ERR_SHAPE, "ky_aug_clahe_plane: %dx%d image is too small for %d tiles", h, w, tiles);
   int total = th * tw;

@@ -8,7 +8,7 @@
 
 /* Images are interleaved RGB uint8 [h, w, 3]; planes are uint8 [h, w]. */
 
-/* cv2.COLOR_RGB2GRAY, fixed point (0.299, 0.587, 0.114 in 14 bits). */
+/* cv2.COLOR_RGB2GRAY, fixed point (0.299, 0.587, 0.114 in 15 bits). */
 ky_status ky_aug_rgb_to_gray(uint8_t *gray, const uint8_t *rgb, int h, int w);
 /* cv2.COLOR_RGB2LAB / COLOR_LAB2RGB for uint8 (L*255/100, a+128, b+128, sRGB D65). May alias. */
 ky_status ky_aug_rgb_to_lab(uint8_t *lab, const uint8_t *rgb, int h, int w);
