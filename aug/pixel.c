@@ -99,16 +99,21 @@ ky_status ky_aug_motion_kernel(float *kernel, int k, int x0, int y0, int x1, int
   KY_CHECK(x0 >= 0 && x0 < k && y0 >= 0 && y0 < k && x1 >= 0 && x1 < k && y1 >= 0 && y1 < k, KY_ERR_ARG,
            "ky_aug_motion_kernel: line (%d,%d)-(%d,%d) leaves the %dx%d kernel", x0, y0, x1, y1, k, k);
   memset(kernel, 0, (size_t)k * k * sizeof *kernel);
-  /* Bresenham: one pixel per step along the major axis (8-connected). */
-  int dx = abs(x1 - x0), dy = -abs(y1 - y0), sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1, err = dx + dy;
-  int n = 0;
-  for (int x = x0, y = y0;;) {
+  /* cv2.line's 8-connected iterator: drawn left to right; one pixel per major-axis step, a minor
+   * step whenever the error term is negative before the update. */
+  if (x1 < x0) {
+    int t = x0; x0 = x1; x1 = t;
+    t = y0; y0 = y1; y1 = t;
+  }
+  int dx = x1 - x0, dy = abs(y1 - y0), sy = y1 < y0 ? -1 : 1;
+  int ymajor = dy > dx, A = ymajor ? dy : dx, B = ymajor ? dx : dy;
+  int err = A - 2 * B, n = A + 1;
+  for (int i = 0, x = x0, y = y0; i <= A; i++) {
     kernel[y * k + x] = 1.f;
-    n++;
-    if (x == x1 && y == y1) break;
-    int e2 = 2 * err;
-    if (e2 >= dy) { err += dy; x += sx; }
-    if (e2 <= dx) { err += dx; y += sy; }
+    int minor = err < 0;
+    err += -2 * B + (minor ? 2 * A : 0);
+    if (ymajor) { y += sy; x += minor; }
+    else { x += 1; y += minor ? sy : 0; }
   }
   for (int i = 0; i < k * k; i++) kernel[i] /= (float)n;
   return KY_OK;
