@@ -83,6 +83,43 @@ ky_status ky_batch_set_item(ky_batch *b, int i, const uint8_t *rgb, const uint16
   return s;
 }
 
+ky_status ky_batch_full_image(ky_batch *out, const uint8_t *rgb, const uint16_t *labels, int h, int w,
+                              ky_norm norm, ky_pad pad, ky_pad_mode mode, int with_sigmoid) {
+  KY_CHECK_NULL(out, "out");
+  memset(out, 0, sizeof *out);
+  KY_CHECK_NULL(rgb, "rgb");
+  KY_CHECK(h > 0 && w > 0, KY_ERR_SHAPE, "ky_batch_full_image: bad image size %dx%d", w, h);
+  KY_CHECK(pad.top >= 0 && pad.bottom >= 0 && pad.left >= 0 && pad.right >= 0, KY_ERR_ARG,
+           "ky_batch_full_image: negative padding (%d, %d, %d, %d)", pad.top, pad.bottom, pad.left, pad.right);
+  int hp = h + pad.top + pad.bottom, wp = w + pad.left + pad.right;
+  size_t np = (size_t)h * w;
+  KY_TRY(ky_batch_alloc(out, 1, hp, wp, labels && with_sigmoid));
+  float *x = malloc(np * 3 * sizeof *x);
+  uint8_t *body = NULL, *sep = NULL, *full = NULL, *cls = NULL;
+  float *sig = NULL;
+  ky_status s = KY_OK;
+  if (!x) s = ky_error(KY_ERR_NOMEM, "ky_batch_full_image: out of memory for %dx%d", w, h);
+  if (s == KY_OK) s = ky_normalize_u8(x, rgb, (int64_t)np, norm);
+  if (s == KY_OK) s = ky_pad_image(out->x, x, h, w, 3, (int)sizeof *x, pad, mode);
+  if (s == KY_OK && labels) {
+    body = malloc(np); sep = malloc(np); full = malloc(np); cls = malloc(np);
+    if (with_sigmoid) sig = malloc(np * 3 * sizeof *sig);
+    if (!body || !sep || !full || !cls || (with_sigmoid && !sig))
+      s = ky_error(KY_ERR_NOMEM, "ky_batch_full_image: out of memory for %dx%d", w, h);
+    if (s == KY_OK) s = ky_targets_make(body, sep, full, labels, h, w);
+    if (s == KY_OK) s = ky_targets_classes(cls, body, sep, (int64_t)np);
+    if (s == KY_OK) s = ky_pad_image(out->cls, cls, h, w, 1, 1, pad, mode);
+    if (s == KY_OK && with_sigmoid) s = ky_targets_sigmoid(sig, body, sep, full, (int64_t)np);
+    if (s == KY_OK && with_sigmoid) s = ky_pad_image(out->sig, sig, h, w, 3, (int)sizeof *sig, pad, mode);
+  } else if (s == KY_OK) {
+    free(out->cls);
+    out->cls = NULL;
+  }
+  free(x); free(body); free(sep); free(full); free(cls); free(sig);
+  if (s != KY_OK) ky_batch_free(out);
+  return s;
+}
+
 ky_status ky_sampler_epoch(int *perm, int n, uint64_t seed, int64_t epoch) {
   KY_CHECK_NULL(perm, "perm");
   KY_CHECK(n > 0, KY_ERR_ARG, "ky_sampler_epoch: %d items, expected at least 1", n);

@@ -34,6 +34,13 @@ ky_status ky_crop(uint8_t *rgb_out, uint16_t *lab_out, const uint8_t *rgb, const
  * augmentation of the labels). */
 ky_status ky_batch_set_item(ky_batch *b, int i, const uint8_t *rgb, const uint16_t *labels, ky_norm norm);
 
+/* A whole image for validation/inference, padded by `pad` (ky_pad_rule_*) with `mode` as the
+ * reference pads both the image and its target image: out is allocated as a 1-item batch of
+ * [1, h + top + bottom, w + left + right]. labels may be NULL (no targets: cls and sig stay
+ * NULL). The targets are made on the unpadded labels and then padded like the image. */
+ky_status ky_batch_full_image(ky_batch *out, const uint8_t *rgb, const uint16_t *labels, int h, int w,
+                              ky_norm norm, ky_pad pad, ky_pad_mode mode, int with_sigmoid);
+
 /* Epoch sampler: the sample stream is the concatenation of epochs; epoch e is a permutation of
  * 0..n-1 drawn from ky_rng_make(seed, KY_RNG_STREAM_SAMPLER + (e << 8)). perm: [n]. */
 ky_status ky_sampler_epoch(int *perm, int n, uint64_t seed, int64_t epoch);

@@ -276,6 +276,40 @@ static void test_worker_error_reaches_consumer(void **st) {
   ky_loader_stop(l);
 }
 
+static void test_full_image_for_validation(void **st) {
+  const ky_dsb_sample *sm = &g_set.samples[2];  /* 320 x 256 */
+  int h = sm->h, w = sm->w;
+  ky_pad pad = ky_pad_rule_selim(h, w);
+  ky_batch b;
+  assert_int_equal(ky_batch_full_image(&b, sm->rgb, sm->labels, h, w, KY_NORM_CAFFE, pad, KY_PAD_SYMMETRIC, 1), KY_OK);
+  assert_int_equal(b.n, 1);
+  assert_int_equal(b.h, h + 32);
+  assert_int_equal(b.w, w + 32);
+  size_t np = (size_t)h * w;
+  uint8_t *body = malloc(np), *sep = malloc(np), *cls = malloc(np);
+  assert_int_equal(ky_targets_make(body, sep, NULL, sm->labels, h, w), KY_OK);
+  assert_int_equal(ky_targets_classes(cls, body, sep, (int64_t)np), KY_OK);
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++) {
+      size_t q = (size_t)(y + 16) * b.w + x + 16, p = (size_t)y * w + x;
+      assert_int_equal(b.cls[q], cls[p]);
+      assert_true(b.x[3 * q] == (float)sm->rgb[3 * p + 2] - 103.939f);
+    }
+  /* Symmetric mirror: padded row 15 repeats image row 0, row 14 repeats row 1. */
+  assert_int_equal(b.cls[(size_t)15 * b.w + 20], cls[4]);
+  assert_true(b.x[3 * ((size_t)14 * b.w + 20)] == b.x[3 * ((size_t)17 * b.w + 20)]);
+  assert_true(b.sig[3 * ((size_t)14 * b.w + 20) + 2] == b.sig[3 * ((size_t)17 * b.w + 20) + 2]);
+  ky_batch_free(&b);
+  free(body); free(sep); free(cls);
+  /* Test images: no labels, no targets. */
+  assert_int_equal(ky_batch_full_image(&b, sm->rgb, NULL, h, w, KY_NORM_DPN, ky_pad_rule_albu(h, w), KY_PAD_SYMMETRIC, 1), KY_OK);
+  assert_null(b.cls);
+  assert_null(b.sig);
+  assert_int_equal(b.h, h + 32);
+  assert_int_equal(b.w, w + 32);
+  ky_batch_free(&b);
+}
+
 static void test_config_errors(void **st) {
   ky_loader *l;
   ky_loader_config c = base_config(1, 0);
@@ -301,6 +335,7 @@ int main(void) {
       cmocka_unit_test(test_crop_pads_small_images),
       cmocka_unit_test(test_hooks),
       cmocka_unit_test(test_worker_error_reaches_consumer),
+      cmocka_unit_test(test_full_image_for_validation),
       cmocka_unit_test(test_config_errors),
   };
   return cmocka_run_group_tests_name("data_loader", tests, setup, teardown);
