@@ -35,15 +35,15 @@ static void set_neighbours(ws_grid *g, int connectivity) {
 }
 
 static ky_status grid_init(ws_grid *g, const int32_t *labels, const uint8_t *mask, int h, int w,
-                           int connectivity, int want_u32) {
+                           int connectivity, int want_u32, int want_u8) {
   memset(g, 0, sizeof *g);
   g->pw = w + 2;
   g->np = (size_t)(h + 2) * (w + 2);
   g->mask = calloc(g->np, 1);
   g->out = calloc(g->np, sizeof *g->out);
   if (want_u32) g->elev = calloc(g->np, sizeof *g->elev);
-  else g->elev8 = calloc(g->np, 1);
-  if (!g->mask || !g->out || (want_u32 ? !g->elev : !g->elev8)) {
+  if (want_u8) g->elev8 = calloc(g->np, 1);
+  if (!g->mask || !g->out || (want_u32 && !g->elev) || (want_u8 && !g->elev8)) {
     grid_free(g);
     return ky_error(KY_ERR_NOMEM, "watershed: no memory for a %dx%d image", h, w);
   }
@@ -90,6 +90,91 @@ static inline int diff_neighbours(ws_grid *g, int32_t idx) {
   return 0;
 }
 
+/* ---- buckets: 256 FIFO queues; FIFO order is age order because ages only grow ---- */
+
+typedef struct { int32_t idx, lab; } ws_entry;   /* lab < 0 marks a marker (age 0) */
+typedef struct { ws_entry *a; size_t head, n, cap; } ws_bucket;
+
+static int bucket_push(ws_bucket *b, int32_t idx, int32_t lab) {
+  if (b->n == b->cap) {
+    if (b->head > 0 && b->head * 2 >= b->n) {   /* reuse the consumed front */
+      memmove(b->a, b->a + b->head, (b->n - b->head) * sizeof *b->a);
+      b->n -= b->head; b->head = 0;
+    } else {
+      size_t cap = b->cap ? b->cap * 2 : 256;
+      ws_entry *a = realloc(b->a, cap * sizeof *a);
+      if (!a) return 0;
+      b->a = a; b->cap = cap;
+    }
+  }
+  b->a[b->n].idx = idx; b->a[b->n].lab = lab; b->n++;
+  return 1;
+}
+
+static void buckets_free(ws_bucket *bk) {
+  if (!bk) return;
+  for (int i = 0; i < 256; i++) free(bk[i].a);
+  free(bk);
+}
+
+static inline int bucket_put(ws_bucket *b, int32_t idx, int32_t lab) {
+  if (b->n < b->cap) { b->a[b->n].idx = idx; b->a[b->n].lab = lab; b->n++; return 1; }
+  return bucket_push(b, idx, lab);
+}
+
+/* Runs the flood from filled buckets (lowest non-empty one is `cur`) to the end; frees bk. The
+ * line / no-line loops are written apart: without lines a pixel is labelled when pushed, so a pop
+ * never tests anything. */
+static ky_status bucket_run(ws_grid *g, ws_bucket *bk, int cur, int line) {
+  const uint8_t *el = g->elev8;
+  const uint8_t *mask = g->mask;
+  int32_t *out = g->out;
+  const int nnb = g->nnb;
+  int nb[8];
+  memcpy(nb, g->nb, sizeof nb);
+  ky_status s = KY_OK;
+  while (cur < 256) {
+    ws_bucket *b = &bk[cur];
+    if (b->head == b->n) { b->head = b->n = 0; cur++; continue; }
+    ws_entry e = b->a[b->head++];
+    int32_t lab = e.lab < 0 ? -e.lab : e.lab;
+    if (line) {
+      if (out[e.idx] && e.lab > 0) continue;
+      if (diff_neighbours(g, e.idx)) continue;
+      out[e.idx] = lab;
+    }
+    int low = cur;
+    for (int k = 0; k < nnb; k++) {
+      int32_t q = e.idx + nb[k];
+      if (!mask[q] || out[q]) continue;
+      if (!line) out[q] = lab;
+      int v = el[q];
+      if (!bucket_put(&bk[v], q, lab)) { s = ky_error(KY_ERR_NOMEM, "watershed: no memory for the bucket queue"); goto done; }
+      if (v < low) low = v;
+    }
+    cur = low;
+  }
+done:
+  buckets_free(bk);
+  return s;
+}
+
+static ky_status flood_buckets(ws_grid *g, int line) {
+  ws_bucket *bk = calloc(256, sizeof *bk);
+  if (!bk) return ky_error(KY_ERR_NOMEM, "watershed: no memory for buckets");
+  int cur = 256;
+  for (size_t p = 0; p < g->np; p++)
+    if (g->out[p]) {
+      int v = g->elev8[p];
+      if (!bucket_push(&bk[v], (int32_t)p, -g->out[p])) {
+        buckets_free(bk);
+        return ky_error(KY_ERR_NOMEM, "watershed: no memory for the bucket queue");
+      }
+      if (v < cur) cur = v;
+    }
+  return bucket_run(g, bk, cur, line);
+}
+
 /* ---- exact path: binary heap with skimage's sift rules (heap_general.pxi) ---- */
 
 typedef struct { ws_item *a; size_t n, cap; } ws_heap;
@@ -130,18 +215,46 @@ static ws_item heap_pop(ws_heap *hp) {
   return top;
 }
 
-static ky_status flood_heap(ws_grid *g, int line) {
+static int cmp_item(const void *a, const void *b) {
+  uint64_t x = ((const ws_item *)a)->key, y = ((const ws_item *)b)->key;
+  return (x > y) - (x < y);
+}
+
+/* Once no marker is left in the heap every key is unique (ages are), so the heap pops in sorted
+ * key order from then on, which is what FIFO buckets give: the uint8 path hands over to them. */
+static ky_status hand_over(ws_grid *g, ws_heap *hp, int line) {
+  ws_bucket *bk = calloc(256, sizeof *bk);
+  if (!bk) return ky_error(KY_ERR_NOMEM, "watershed: no memory for buckets");
+  qsort(hp->a, hp->n, sizeof *hp->a, cmp_item);
+  int cur = 256;
+  for (size_t i = 0; i < hp->n; i++) {
+    int v = (int)(hp->a[i].key >> 32);
+    if (!bucket_push(&bk[v], hp->a[i].idx, hp->a[i].lab)) {
+      buckets_free(bk);
+      return ky_error(KY_ERR_NOMEM, "watershed: no memory for the bucket queue");
+    }
+    if (v < cur) cur = v;
+  }
+  return bucket_run(g, bk, cur, line);
+}
+
+/* u8: hand over to buckets when the last marker has left the heap. */
+static ky_status flood_heap(ws_grid *g, int line, int u8) {
   ws_heap hp = {0};
   uint64_t age = 1;
+  size_t markers = 0;
   ky_status s = KY_OK;
   for (size_t p = 0; p < g->np; p++)
     if (g->out[p]) {
       ws_item it = {(uint64_t)g->elev[p] << 32, (int32_t)p, g->out[p]};
       if (!heap_push(&hp, it)) goto nomem;
+      markers++;
     }
   while (hp.n) {
+    if (u8 && markers == 0) { s = hand_over(g, &hp, line); goto done; }
     ws_item e = heap_pop(&hp);
     int marker = (e.key & 0xffffffffu) == 0;
+    markers -= marker;
     if (line) {
       if (g->out[e.idx] && !marker) continue;
       if (diff_neighbours(g, e.idx)) continue;
@@ -174,10 +287,14 @@ ky_status ky_post_watershed_u8(int32_t *labels, const uint8_t *elev, const uint8
                                int connectivity, int line) {
   KY_TRY(check_args(__func__, labels, elev, h, w, connectivity, line));
   ws_grid g;
-  KY_TRY(grid_init(&g, labels, mask, h, w, connectivity, 1));
+  KY_TRY(grid_init(&g, labels, mask, h, w, connectivity, 1, 1));
   for (int r = 0; r < h; r++)
-    for (int c = 0; c < w; c++) g.elev[(size_t)(r + 1) * g.pw + c + 1] = elev[(size_t)r * w + c];
-  ky_status s = flood_heap(&g, line);
+    for (int c = 0; c < w; c++) {
+      size_t p = (size_t)(r + 1) * g.pw + c + 1;
+      g.elev8[p] = elev[(size_t)r * w + c];
+      g.elev[p] = g.elev8[p];
+    }
+  ky_status s = flood_heap(&g, line, 1);
   if (s == KY_OK) grid_store(labels, &g, h, w);
   grid_free(&g);
   return s;
@@ -189,75 +306,12 @@ ky_status ky_post_watershed_f32(int32_t *labels, const float *elev, const uint8_
   for (size_t i = 0; i < (size_t)h * w; i++)
     KY_CHECK(elev[i] - elev[i] == 0.0f, KY_ERR_NUMERIC, "%s: elevation at pixel %zu is not finite", __func__, i);
   ws_grid g;
-  KY_TRY(grid_init(&g, labels, mask, h, w, connectivity, 1));
+  KY_TRY(grid_init(&g, labels, mask, h, w, connectivity, 1, 0));
   for (int r = 0; r < h; r++)
     for (int c = 0; c < w; c++) g.elev[(size_t)(r + 1) * g.pw + c + 1] = float_key(elev[(size_t)r * w + c]);
-  ky_status s = flood_heap(&g, line);
+  ky_status s = flood_heap(&g, line, 0);
   if (s == KY_OK) grid_store(labels, &g, h, w);
   grid_free(&g);
-  return s;
-}
-
-/* ---- fast path: 256 FIFO buckets; FIFO order is age order because ages only grow ---- */
-
-typedef struct { int32_t idx, lab; } ws_entry;   /* lab < 0 marks a marker (age 0) */
-typedef struct { ws_entry *a; size_t head, n, cap; } ws_bucket;
-
-static int bucket_push(ws_bucket *b, int32_t idx, int32_t lab) {
-  if (b->n == b->cap) {
-    if (b->head > 0 && b->head * 2 >= b->n) {   /* reuse the consumed front */
-      memmove(b->a, b->a + b->head, (b->n - b->head) * sizeof *b->a);
-      b->n -= b->head; b->head = 0;
-    } else {
-      size_t cap = b->cap ? b->cap * 2 : 256;
-      ws_entry *a = realloc(b->a, cap * sizeof *a);
-      if (!a) return 0;
-      b->a = a; b->cap = cap;
-    }
-  }
-  b->a[b->n].idx = idx; b->a[b->n].lab = lab; b->n++;
-  return 1;
-}
-
-static ky_status flood_buckets(ws_grid *g, int line) {
-  ws_bucket *bk = calloc(256, sizeof *bk);
-  if (!bk) return ky_error(KY_ERR_NOMEM, "watershed: no memory for buckets");
-  ky_status s = KY_OK;
-  int cur = 256;
-  for (size_t p = 0; p < g->np; p++)
-    if (g->out[p]) {
-      int v = g->elev8[p];
-      if (!bucket_push(&bk[v], (int32_t)p, -g->out[p])) goto nomem;
-      if (v < cur) cur = v;
-    }
-  const uint8_t *el = g->elev8;
-  while (cur < 256) {
-    ws_bucket *b = &bk[cur];
-    if (b->head == b->n) { b->head = b->n = 0; cur++; continue; }
-    ws_entry e = b->a[b->head++];
-    int32_t lab = e.lab < 0 ? -e.lab : e.lab;
-    if (line) {
-      if (g->out[e.idx] && e.lab > 0) continue;
-      if (diff_neighbours(g, e.idx)) continue;
-      g->out[e.idx] = lab;
-    }
-    int low = cur;
-    for (int k = 0; k < g->nnb; k++) {
-      int32_t nb = e.idx + g->nb[k];
-      if (!g->mask[nb] || g->out[nb]) continue;
-      if (!line) g->out[nb] = lab;
-      int v = el[nb];
-      if (!bucket_push(&bk[v], nb, lab)) goto nomem;
-      if (v < low) low = v;
-    }
-    cur = low;
-  }
-  goto done;
-nomem:
-  s = ky_error(KY_ERR_NOMEM, "watershed: no memory for the bucket queue");
-done:
-  for (int i = 0; i < 256; i++) free(bk[i].a);
-  free(bk);
   return s;
 }
 
@@ -265,7 +319,7 @@ ky_status ky_post_watershed_u8_fast(int32_t *labels, const uint8_t *elev, const 
                                     int connectivity, int line) {
   KY_TRY(check_args(__func__, labels, elev, h, w, connectivity, line));
   ws_grid g;
-  KY_TRY(grid_init(&g, labels, mask, h, w, connectivity, 0));
+  KY_TRY(grid_init(&g, labels, mask, h, w, connectivity, 0, 1));
   for (int r = 0; r < h; r++)
     memcpy(g.elev8 + (size_t)(r + 1) * g.pw + 1, elev + (size_t)r * w, (size_t)w);
   ky_status s = flood_buckets(&g, line);
