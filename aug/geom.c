@@ -419,13 +419,22 @@ ky_status ky_aug_smooth_field(float *f, int h, int w, float sigma) {
   KY_CHECK_NULL(f, "f");
   KY_CHECK(h > 0 && w > 0, KY_ERR_SHAPE, "ky_aug_smooth_field: field must be non-empty, got %dx%d", h, w);
   KY_CHECK(sigma >= 0 && isfinite(sigma), KY_ERR_ARG, "ky_aug_smooth_field: sigma must be >= 0, got %g", sigma);
-  /* Three boxes of width 2r+1 have variance 3((2r+1)^2 - 1)/12 = sigma^2. */
-  int r = (int)lrint((sqrt(4.0 * sigma * sigma + 1.0) - 1.0) / 2.0);
-  if (r < 1) return KY_OK;
-  int mx = h > w ? h : w;
-  double *buf = malloc((size_t)(mx + 2 * r + 1) * sizeof *buf);
+  if (sigma < 0.5f) return KY_OK;
+  /* Three boxes whose variances ((width^2 - 1) / 12 each) add up to sigma^2: m passes of odd width
+   * wl and 3 - m of wl + 2 (Kovesi's choice), so the match is exact up to rounding m. */
+  const int n = 3;
+  double s2 = (double)sigma * sigma, ideal = sqrt(12.0 * s2 / n + 1.0);
+  int wl = (int)floor(ideal);
+  if (wl % 2 == 0) wl--;
+  int m = (int)lrint((12.0 * s2 - n * wl * wl - 4.0 * n * wl - 3.0 * n) / (-4.0 * wl - 4.0));
+  m = m < 0 ? 0 : m > n ? n : m;
+  int rmax = (wl + 2) / 2, mx = h > w ? h : w;
+  if (wl < 1) wl = 1;
+  double *buf = malloc((size_t)(mx + 2 * rmax + 1) * sizeof *buf);
   if (!buf) return ky_error(KY_ERR_NOMEM, "ky_aug_smooth_field: no memory");
-  for (int pass = 0; pass < 3; pass++) {
+  for (int pass = 0; pass < n; pass++) {
+    int r = (pass < m ? wl : wl + 2) / 2;
+    if (r < 1) continue;
     for (int y = 0; y < h; y++) box_line(f + (size_t)y * w, 1, w, r, buf);
     for (int x = 0; x < w; x++) box_line(f + x, (size_t)w, h, r, buf);
   }
