@@ -1,13 +1,15 @@
 /* Weight import/export: encoder names and shapes equal torchvision's resnet34 / resnet50
  * state_dict (fixture lists from gen_models.py), save -> load gives bitwise identical outputs,
  * ImageNet-style encoder files (fc.*, num_batches_tracked) load with a report, and missing keys,
- * wrong shapes, wrong dtypes and malformed files fail with messages naming the tensor / file.
+ * wrong shapes, wrong dtypes and malformed files fail with messages naming the tensor / file;
+ * initialisation follows torchvision / PyTorch (Kaiming normal fan_out / fan_in, BN 1 / 0).
  * Run by `make test`. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -286,6 +288,49 @@ static void test_malformed_files(void **st) {
   ky_model_free(m);
 }
 
+/* mean and standard deviation of a parameter's values */
+static void stats(ky_model *m, const char *name, double *mean, double *sd) {
+  ky_param *p = ky_params_find(ky_model_params(m), name);
+  if (!p) fail_msg("no parameter %s", name);
+  const float *d = ky_model_params(m)->data + p->offset;
+  double s = 0, s2 = 0;
+  for (size_t i = 0; i < p->numel; i++) { s += d[i]; s2 += (double)d[i] * d[i]; }
+  *mean = s / p->numel;
+  *sd = sqrt(s2 / p->numel - *mean * *mean);
+}
+
+/* torchvision's encoder init (Kaiming normal, fan_out, ReLU gain), PyTorch's kaiming_normal_
+ * default for the decoder (fan_in), zero biases, BN 1 / 0, running statistics 0 / 1; seeded. */
+static void test_init(void **st) {
+  ky_model *m = create("unet_resnet34", 0.5f, 3, 0, 5, 0);
+  double mu, sd;
+  stats(m, "layer3.0.conv2.weight", &mu, &sd);  /* fan_out = 128 * 9, 147456 values */
+  assert_true(fabs(mu) < 0.02 * sqrt(2.0 / 1152));
+  assert_true(fabs(sd / sqrt(2.0 / 1152) - 1) < 0.01);
+  stats(m, "conv1.weight", &mu, &sd);  /* fan_out = 32 * 49, 4704 values */
+  assert_true(fabs(sd / sqrt(2.0 / 1568) - 1) < 0.05);
+  stats(m, "decoder.0.fuse.weight", &mu, &sd);  /* fan_in = 256 * 9 */
+  assert_true(fabs(sd / sqrt(2.0 / 2304) - 1) < 0.01);
+  stats(m, "decoder.0.fuse.bias", &mu, &sd);
+  assert_true(mu == 0 && sd == 0);
+  stats(m, "layer2.1.bn1.weight", &mu, &sd);
+  assert_true(mu == 1 && sd == 0);
+  stats(m, "layer2.1.bn1.bias", &mu, &sd);
+  assert_true(mu == 0 && sd == 0);
+  ky_params *bs = ky_model_buffers(m);
+  ky_param *rv = ky_params_find(bs, "layer4.2.bn2.running_var"), *rm = ky_params_find(bs, "layer4.2.bn2.running_mean");
+  assert_true(bs->data[rv->offset] == 1.0f && bs->data[rv->offset + rv->numel - 1] == 1.0f);
+  assert_true(bs->data[rm->offset] == 0.0f);
+  /* same seed, same weights; another seed, other weights */
+  ky_model *m2 = create("unet_resnet34", 0.5f, 3, 0, 5, 0), *m3 = create("unet_resnet34", 0.5f, 3, 0, 6, 0);
+  size_t bytes = ky_model_params(m)->total * sizeof(float);
+  assert_memory_equal(ky_model_params(m)->data, ky_model_params(m2)->data, bytes);
+  assert_true(memcmp(ky_model_params(m)->data, ky_model_params(m3)->data, bytes) != 0);
+  ky_model_free(m);
+  ky_model_free(m2);
+  ky_model_free(m3);
+}
+
 static int setup(void **st) { return mkdtemp(g_dir) ? 0 : -1; }
 static int teardown(void **st) { return rmdir(g_dir); }
 
@@ -293,7 +338,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_torchvision_names),     cmocka_unit_test(test_round_trip),
       cmocka_unit_test(test_imagenet_encoder_file), cmocka_unit_test(test_bad_shape_and_dtype),
-      cmocka_unit_test(test_malformed_files),
+      cmocka_unit_test(test_malformed_files),       cmocka_unit_test(test_init),
   };
   return cmocka_run_group_tests_name("models_weights", tests, setup, teardown);
 }
