@@ -29,6 +29,10 @@ void ky_gbt_params_default(ky_gbt_params *p);
  * a child index < 0 names leaf ~child of that tree (leaf values at tree_leaf[t] + leaf). A tree
  * with no internal node is a single leaf. Rows go left when x[feature] <= threshold (NaN goes
  * right). */
+/* Prediction layout: one 16-byte node; child[1] is taken when x <= thr. thr is the double
+ * threshold rounded down to float, which gives the same decision for every float input. */
+typedef struct { float thr; int32_t feature; int32_t child[2]; } ky_gbt_node;
+
 typedef struct {
   int n_features, n_trees;
   double base_score;           /* mean training label (boost from average) */
@@ -36,6 +40,7 @@ typedef struct {
   int32_t *feature, *left, *right; /* [n_nodes] */
   double *threshold;           /* [n_nodes] */
   double *leaf_value;          /* [n_leaves], learning rate already applied */
+  ky_gbt_node *nodes;          /* [n_nodes], built by train and load */
   int best_round;              /* rounds kept (early stopping truncates to the best) */
   double best_valid_l2;        /* validation mean squared error at best_round (NaN: no valid set) */
 } ky_gbt_model;
