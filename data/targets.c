@@ -43,7 +43,8 @@ ky_status ky_targets_relabel8(int32_t *out, int *n, const uint16_t *labels, int 
 }
 
 /* dst = binary dilation of src (non-zero) by a (2r+1) square, clipped at the image edge (which
- * is what scipy's grey dilation gives for a symmetric footprint). cnt: [w] scratch of int. */
+ * is what scipy's grey dilation gives for a symmetric footprint): running counts along rows, then
+ * along columns. */
 static ky_status dilate_square(uint8_t *dst, const uint8_t *src, int h, int w, int r) {
   size_t np = (size_t)h * w;
   uint8_t *row = malloc(np);
@@ -155,7 +156,8 @@ ky_status ky_targets_watershed_lines(uint8_t *lines, const uint8_t *f, const int
   KY_CHECK_NULL(lines, "lines");
   KY_CHECK_NULL(f, "f");
   KY_CHECK_NULL(markers, "markers");
-  KY_CHECK(h > 0 && w > 0 && (int64_t)(h + 2) * (w + 2) < INT32_MAX / 2, KY_ERR_SHAPE,
+  /* Each pixel is pushed at most 4 times, so int32 ages and indices stay in range. */
+  KY_CHECK(h > 0 && w > 0 && (int64_t)(h + 2) * (w + 2) < INT32_MAX / 8, KY_ERR_SHAPE,
            "ky_targets_watershed_lines: bad size %dx%d", w, h);
   /* One pixel of zero mask around the image, as skimage pads, so neighbours never go out. */
   int pw = w + 2, ph = h + 2;
@@ -260,7 +262,7 @@ static int window_has_two(const int32_t *lab, int h, int w, int y, int x, int r)
 
 ky_status ky_targets_make(uint8_t *body, uint8_t *sep, uint8_t *full, const uint16_t *labels, int h, int w) {
   KY_CHECK_NULL(labels, "labels");
-  KY_CHECK(h > 0 && w > 0 && (int64_t)(h + 2) * (w + 2) < INT32_MAX / 2, KY_ERR_SHAPE,
+  KY_CHECK(h > 0 && w > 0 && (int64_t)(h + 2) * (w + 2) < INT32_MAX / 8, KY_ERR_SHAPE,
            "ky_targets_make: bad label map size %dx%d", w, h);
   size_t np = (size_t)h * w;
   if (full)
