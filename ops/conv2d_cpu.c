@@ -18,7 +18,7 @@ enum {
   MR = 6,     /* rows of C per micro-kernel call (6 x 2 AVX2 vectors = 12 accumulators) */
   NR = 16,    /* columns of C per micro-kernel call */
   KC = 256,   /* depth of one pass over packed A / B, so a B panel slice stays in L1 */
-  TILE = 240, /* output pixels per im2col tile (a multiple of MR) */
+  TILE = 240, /* output pixels per im2col tile (a multiple of MR and of NR) */
 };
 
 static inline size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
@@ -36,8 +36,17 @@ int ky_conv_shape_finish(ky_conv_shape *s) {
 }
 
 /* Scratch for each pass (floats); ky_cpu_conv2d_work_floats returns the largest. */
+/* Few output channels (the 3-class logits conv): W^T would fill NR-wide panels mostly with zeros,
+ * so the forward computes y^T = W * col^T instead, with K on the MR side of the micro-kernel. */
+static int fwd_transposed(const ky_conv_shape *s) {
+  return round_up((size_t)s->k, MR) * 4 < round_up((size_t)s->k, NR) * 3;
+}
+
 static size_t work_fwd(const ky_conv_shape *s, size_t r) {
-  return round_up((size_t)s->k, NR) * r /* packed W^T */ + (size_t)TILE * r /* packed col */ + r /* row */;
+  if (fwd_transposed(s))
+    return round_up((size_t)s->k, MR) * r /* packed W */ + (size_t)TILE * r /* packed col^T */ +
+           (size_t)s->k * TILE /* y^T tile */ + (size_t)NR * r /* rows */;
+  return round_up((size_t)s->k, NR) * r /* packed W^T */ + (size_t)TILE * r /* packed col */ + (size_t)MR * r;
 }
 static size_t work_dgrad(const ky_conv_shape *s, size_t r) {
   return round_up(r, NR) * (size_t)s->k /* packed W */ + (size_t)TILE * s->k /* packed dy */ +
@@ -211,27 +220,68 @@ static void col2im_row(float *restrict dx, const float *restrict drow, const ky_
   }
 }
 
+/* One packed panel of L output pixels starting at p: panel[q*L + l] = im2col row of pixel p + l,
+ * zeros for lanes l >= nvalid. The L rows are gathered first (rows: [L][R] scratch), then
+ * interleaved, so both the reads and the writes run sequentially. */
+static void im2col_panel(float *restrict panel, int lanes, float *restrict rows, const float *x,
+                         const ky_conv_shape *s, size_t p, int nvalid) {
+  int r = s->kh * s->kw * s->c;
+  const float *src[NR];
+  for (int l = 0; l < lanes; l++) {
+    if (l < nvalid) {
+      src[l] = im2col_row(rows + (size_t)l * r, x, s, p + l);
+    } else {
+      memset(rows + (size_t)l * r, 0, (size_t)r * sizeof *rows);
+      src[l] = rows + (size_t)l * r;
+    }
+  }
+  for (int q = 0; q < r; q++)
+    for (int l = 0; l < lanes; l++) panel[(size_t)q * lanes + l] = src[l][q];
+}
+
 /* ---- the three passes --------------------------------------------------------------------- */
+
+/* y^T[K x P] = W[K x R] * col^T[R x P] per pixel tile: W packed in MR-row panels once, the tile's
+ * im2col rows written as NR-pixel panels ([R][NR] each), then the K x np result transposed into y. */
+static void fwd_small_k(float *y, const float *x, const float *w, const float *b, const ky_conv_shape *s,
+                        int relu, float *work) {
+  int r = s->kh * s->kw * s->c, k = s->k;
+  size_t npix = (size_t)s->n * s->oh * s->ow;
+  float *ap = work;                                    /* [ceil(K/MR)][R][MR]   W */
+  float *bp = ap + round_up((size_t)k, MR) * r;        /* [TILE/NR][R][NR]      col^T tile */
+  float *yt = bp + (size_t)TILE * r;                   /* [K][TILE]             y^T tile */
+  float *rows = yt + (size_t)k * TILE;                 /* [NR][R] */
+  pack_a_rows(ap, w, (size_t)r, k, r);
+  for (size_t p0 = 0; p0 < npix; p0 += TILE) {
+    int np = npix - p0 < TILE ? (int)(npix - p0) : TILE;
+    for (int i = 0; i < np; i += NR) im2col_panel(bp + (size_t)(i / NR) * r * NR, NR, rows, x, s, p0 + i, np - i);
+    memset(yt, 0, (size_t)k * TILE * sizeof *yt);
+    gemm_packed(yt, TILE, ap, bp, k, np, r);
+    for (int i = 0; i < np; i++) {
+      float *yr = y + (p0 + i) * k;
+      for (int j = 0; j < k; j++) {
+        float v = yt[(size_t)j * TILE + i] + (b ? b[j] : 0.0f);
+        yr[j] = relu && v < 0.0f ? 0.0f : v;
+      }
+    }
+  }
+}
 
 void ky_cpu_conv2d_fwd(float *y, const float *x, const float *w, const float *b, const ky_conv_shape *s,
                        int relu, float *work) {
+  if (fwd_transposed(s)) {
+    fwd_small_k(y, x, w, b, s, relu, work);
+    return;
+  }
   int r = s->kh * s->kw * s->c, k = s->k;
   size_t npix = (size_t)s->n * s->oh * s->ow;
   float *wp = work;                                    /* [ceil(K/NR)][R][NR]  W^T */
   float *ap = wp + round_up((size_t)k, NR) * r;        /* [TILE/MR][R][MR]     col tile */
-  float *row = ap + (size_t)TILE * r;                  /* [R] */
+  float *rows = ap + (size_t)TILE * r;                 /* [MR][R] */
   pack_b(wp, w, 1, (size_t)r, r, k);
   for (size_t p0 = 0; p0 < npix; p0 += TILE) {
     int np = npix - p0 < TILE ? (int)(npix - p0) : TILE;
-    for (int i = 0; i < (int)round_up((size_t)np, MR); i++) {
-      float *panel = ap + (size_t)(i / MR) * r * MR + i % MR;
-      if (i < np) {
-        const float *src = im2col_row(row, x, s, p0 + i);
-        for (int q = 0; q < r; q++) panel[(size_t)q * MR] = src[q];
-      } else {
-        for (int q = 0; q < r; q++) panel[(size_t)q * MR] = 0.0f;
-      }
-    }
+    for (int i = 0; i < np; i += MR) im2col_panel(ap + (size_t)(i / MR) * r * MR, MR, rows, x, s, p0 + i, np - i);
     float *yt = y + p0 * k; /* [np][K] */
     for (int i = 0; i < np; i++) {
       float *yr = yt + (size_t)i * k;

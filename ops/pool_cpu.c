@@ -17,8 +17,13 @@ int ky_pool_shape_finish(ky_pool_shape *s) {
   return 1;
 }
 
+/* Channels are the inner loop (NHWC), in blocks of CB kept on the stack: each window pixel is one
+ * contiguous read of CB values. */
 void ky_cpu_maxpool_fwd(float *y, int32_t *argmax, const float *x, const ky_pool_shape *s) {
+  enum { CB = 64 };
   size_t c = (size_t)s->c, plane = (size_t)s->h * s->w;
+  float best[CB];
+  int32_t best_i[CB];
   for (int n = 0; n < s->n; n++) {
     const float *xn = x + (size_t)n * plane * c;
     for (int oy = 0; oy < s->oh; oy++) {
@@ -30,21 +35,28 @@ void ky_cpu_maxpool_fwd(float *y, int32_t *argmax, const float *x, const ky_pool
         if (x0 < 0) x0 = 0;
         if (x1 > s->w) x1 = s->w;
         size_t o = (((size_t)n * s->oh + oy) * s->ow + ox) * c;
-        for (size_t ch = 0; ch < c; ch++) {
+        for (size_t c0 = 0; c0 < c; c0 += CB) {
+          size_t cb = c - c0 < CB ? c - c0 : CB;
           /* First window element wins ties; a NaN wins over numbers (the last NaN, as PyTorch). */
-          int32_t best_i = (int32_t)(y0 * s->w + x0);
-          float best = -INFINITY;
+          for (size_t j = 0; j < cb; j++) {
+            best[j] = -INFINITY;
+            best_i[j] = (int32_t)(y0 * s->w + x0);
+          }
           for (int iy = y0; iy < y1; iy++)
             for (int ix = x0; ix < x1; ix++) {
               int32_t i = (int32_t)(iy * s->w + ix);
-              float v = xn[(size_t)i * c + ch];
-              if (v > best || isnan(v)) {
-                best = v;
-                best_i = i;
+              const float *xp = xn + (size_t)i * c + c0;
+              for (size_t j = 0; j < cb; j++) {
+                float v = xp[j];
+                int take = v > best[j] || v != v; /* v != v: NaN */
+                best[j] = take ? v : best[j];
+                best_i[j] = take ? i : best_i[j];
               }
             }
-          y[o + ch] = best;
-          argmax[o + ch] = best_i;
+          for (size_t j = 0; j < cb; j++) {
+            y[o + c0 + j] = best[j];
+            argmax[o + c0 + j] = best_i[j];
+          }
         }
       }
     }

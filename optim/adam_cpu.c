@@ -17,10 +17,10 @@ void ky_cpu_adam(float *p, float *m, float *v, float *vmax, const float *g, size
   float b1 = a->beta1, one_b1 = (float)(1.0 - a->beta1);
   float b2 = a->beta2, one_b2 = (float)(1.0 - a->beta2);
   float step_size = (float)((double)a->lr / bc1), bc2_sqrt = (float)sqrt(bc2), eps = a->eps;
-  int ams = a->amsgrad && vmax;
+  int ams = a->amsgrad && vmax, decoupled = a->weight_decay != 0.0f;
   for (size_t i = 0; i < n; i++) {
     float gi = g[i];
-    float pi = a->weight_decay != 0.0f ? p[i] * decay : p[i];
+    float pi = decoupled ? p[i] * decay : p[i];
     float mi = m[i] * b1 + one_b1 * gi;
     float vi = v[i] * b2 + one_b2 * gi * gi;
     m[i] = mi;
