@@ -47,19 +47,25 @@ static ky_status grid_init(ws_grid *g, const int32_t *labels, const uint8_t *mas
     grid_free(g);
     return ky_error(KY_ERR_NOMEM, "watershed: no memory for a %dx%d image", h, w);
   }
+  /* Outside the mask (and on the padding) out holds -1, so "already labelled or not floodable" is
+   * one test; grid_store turns it back into 0. */
+  for (size_t p = 0; p < g->np; p++) g->out[p] = -1;
   for (int r = 0; r < h; r++)
     for (int c = 0; c < w; c++) {
       size_t p = (size_t)(r + 1) * g->pw + c + 1, q = (size_t)r * w + c;
       g->mask[p] = mask ? mask[q] != 0 : 1;
-      g->out[p] = g->mask[p] ? labels[q] : 0;   /* skimage: markers * mask */
+      g->out[p] = g->mask[p] ? labels[q] : -1;   /* skimage: markers * mask */
     }
   set_neighbours(g, connectivity);
   return KY_OK;
 }
 
 static void grid_store(int32_t *labels, const ws_grid *g, int h, int w) {
-  for (int r = 0; r < h; r++)
-    memcpy(labels + (size_t)r * w, g->out + (size_t)(r + 1) * g->pw + 1, (size_t)w * sizeof *labels);
+  for (int r = 0; r < h; r++) {
+    const int32_t *src = g->out + (size_t)(r + 1) * g->pw + 1;
+    int32_t *dst = labels + (size_t)r * w;
+    for (int c = 0; c < w; c++) dst[c] = src[c] > 0 ? src[c] : 0;
+  }
 }
 
 static ky_status check_args(const char *fn, const int32_t *labels, const void *elev, int h, int w,
@@ -125,11 +131,11 @@ static inline int bucket_put(ws_bucket *b, int32_t idx, int32_t lab) {
 /* Runs the flood from filled buckets (lowest non-empty one is `cur`) to the end; frees bk. The
  * line / no-line loops are written apart: without lines a pixel is labelled when pushed, so a pop
  * never tests anything. */
-static ky_status bucket_run(ws_grid *g, ws_bucket *bk, int cur, int line) {
+static inline __attribute__((always_inline)) ky_status bucket_loop(ws_grid *g, ws_bucket *bk, int cur,
+                                                                    const int line, const int nnb) {
   const uint8_t *el = g->elev8;
   const uint8_t *mask = g->mask;
   int32_t *out = g->out;
-  const int nnb = g->nnb;
   int nb[8];
   memcpy(nb, g->nb, sizeof nb);
   ky_status s = KY_OK;
@@ -146,7 +152,7 @@ static ky_status bucket_run(ws_grid *g, ws_bucket *bk, int cur, int line) {
     int low = cur;
     for (int k = 0; k < nnb; k++) {
       int32_t q = e.idx + nb[k];
-      if (!mask[q] || out[q]) continue;
+      if (out[q] || (line && !mask[q])) continue;   /* lines clear mask but leave out at 0 */
       if (!line) out[q] = lab;
       int v = el[q];
       if (!bucket_put(&bk[v], q, lab)) { s = ky_error(KY_ERR_NOMEM, "watershed: no memory for the bucket queue"); goto done; }
@@ -159,12 +165,18 @@ done:
   return s;
 }
 
+/* Constant line / neighbourhood arguments let the compiler unroll the neighbour loop. */
+static ky_status bucket_run(ws_grid *g, ws_bucket *bk, int cur, int line) {
+  if (g->nnb == 4) return line ? bucket_loop(g, bk, cur, 1, 4) : bucket_loop(g, bk, cur, 0, 4);
+  return line ? bucket_loop(g, bk, cur, 1, 8) : bucket_loop(g, bk, cur, 0, 8);
+}
+
 static ky_status flood_buckets(ws_grid *g, int line) {
   ws_bucket *bk = calloc(256, sizeof *bk);
   if (!bk) return ky_error(KY_ERR_NOMEM, "watershed: no memory for buckets");
   int cur = 256;
   for (size_t p = 0; p < g->np; p++)
-    if (g->out[p]) {
+    if (g->out[p] > 0) {
       int v = g->elev8[p];
       if (!bucket_push(&bk[v], (int32_t)p, -g->out[p])) {
         buckets_free(bk);
@@ -245,7 +257,7 @@ static ky_status flood_heap(ws_grid *g, int line, int u8) {
   size_t markers = 0;
   ky_status s = KY_OK;
   for (size_t p = 0; p < g->np; p++)
-    if (g->out[p]) {
+    if (g->out[p] > 0) {
       ws_item it = {(uint64_t)g->elev[p] << 32, (int32_t)p, g->out[p]};
       if (!heap_push(&hp, it)) goto nomem;
       markers++;
@@ -262,7 +274,7 @@ static ky_status flood_heap(ws_grid *g, int line, int u8) {
     }
     for (int k = 0; k < g->nnb; k++) {
       int32_t nb = e.idx + g->nb[k];
-      if (!g->mask[nb] || g->out[nb]) continue;
+      if (g->out[nb] || (line && !g->mask[nb])) continue;
       age++;
       if (age > 0x7fffffffu) { s = ky_error(KY_ERR_SHAPE, "watershed: more than 2^31 queue entries"); goto done; }
       if (!line) g->out[nb] = g->out[e.idx];
