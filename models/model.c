@@ -170,18 +170,18 @@ void ky_model_freeze_encoder(ky_model *m, int on) {
 int ky_model_encoder_frozen(const ky_model *m) { return m ? m->frozen : 0; }
 
 void ky_model_encoder_range(const ky_model *m, size_t *first, size_t *end, int *n_tensors) {
-  size_t f, e;
-  ky_params_range(&m->ps, 0, m->n_enc_params, &f, &e);
+  size_t f = 0, e = 0;
+  if (m) ky_params_range(&m->ps, 0, m->n_enc_params, &f, &e);
   if (first) *first = f;
   if (end) *end = e;
-  if (n_tensors) *n_tensors = m->n_enc_params;
+  if (n_tensors) *n_tensors = m ? m->n_enc_params : 0;
 }
 
 void ky_model_trainable_range(const ky_model *m, size_t *first, size_t *end) {
   size_t ef;
   ky_model_encoder_range(m, &ef, first, NULL);
-  if (!m->frozen) *first = 0;
-  *end = m->ps.total;
+  if (!m || !m->frozen) *first = 0;
+  *end = m ? m->ps.total : 0;
 }
 
 ky_params *ky_model_params(ky_model *m) { return m ? &m->ps : NULL; }
@@ -191,17 +191,18 @@ const char *ky_model_name(const ky_model *m) { return m ? m->name : ""; }
 int64_t ky_model_bn_steps(const ky_model *m) { return m ? m->bn_steps : 0; }
 
 void ky_model_tap_channels(const ky_model *m, int ch[5]) {
-  for (int i = 0; i < 5; i++) ch[i] = m->enc.tap_ch[i];
+  for (int i = 0; i < 5; i++) ch[i] = m ? m->enc.tap_ch[i] : 0;
 }
 
 void ky_model_describe(const ky_model *m, char *buf, size_t len) {
+  if (!m) { snprintf(buf, len, "(null model)"); return; }
   snprintf(buf, len, "%s in=%d classes=%d width=%.9g decoder_bn=%d", m->name, m->cfg.in_channels, m->cfg.classes,
            (double)m->cfg.width, m->cfg.decoder_bn);
 }
 
 /* ---- exported state (PyTorch layout) ----------------------------------------------------- */
 
-int ky_model_state_count(const ky_model *m) { return m->ps.n + m->bufs.n + m->b.n_bn; }
+int ky_model_state_count(const ky_model *m) { return m ? m->ps.n + m->bufs.n + m->b.n_bn : 0; }
 
 ky_status ky_model_state_entry(const ky_model *m, int i, const char **name, ky_dtype *dtype, int *ndim,
                                int64_t shape[4]) {
