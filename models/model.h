@@ -73,6 +73,8 @@ enum {
   KY_LOAD_ALLOW_MISSING = 1,   /* missing tensors keep their values */
   KY_LOAD_ENCODER_ONLY = 2,    /* only the encoder must be complete (ImageNet weights) */
   KY_LOAD_STRICT = 4,          /* unexpected tensors are an error too */
+  KY_LOAD_ADAPT_STEM = 8,      /* a 4-channel model takes a 3-channel conv1.weight: channels 0-2 =
+                                  0.9 x RGB filters, channel 3 = 0.1 x G filter (reference 2.3) */
 };
 
 typedef struct {

@@ -65,36 +65,51 @@ static int is_encoder_name(const ky_model *m, const char *name) {
          (!strncmp(name, "layer", 5) && name[5] >= '1' && name[5] <= '4' && name[6] == '.');
 }
 
-static ky_status copy_entry(const ky_model *m, float *dst, const ky_param *p, const ky_st_file *f, const ky_st_entry *e) {
+/* Victor's rule for a 4-channel stem from 3-channel ImageNet weights (reference section 2.3):
+ * channels 0-2 get 0.9 x the RGB filters, channel 3 gets 0.1 x the G filter. src OIHW [o, 3, k, k]. */
+static void adapt_stem(float *dst_ohwi, const float *src, int o, int kh, int kw) {
+  for (int a = 0; a < o; a++)
+    for (int y = 0; y < kh; y++)
+      for (int x = 0; x < kw; x++) {
+        float *d = dst_ohwi + (((size_t)a * kh + y) * kw + x) * 4;
+        for (int c = 0; c < 3; c++) d[c] = 0.9f * src[(((size_t)a * 3 + c) * kh + y) * kw + x];
+        d[3] = 0.1f * src[(((size_t)a * 3 + 1) * kh + y) * kw + x];
+      }
+}
+
+static ky_status copy_entry(float *dst, const ky_param *p, const ky_st_file *f, const ky_st_entry *e, int flags) {
   int64_t want[4];
-  const char *nm;
-  ky_dtype dt;
-  int nd;
-  (void)m;
   const ky_tensor *t = p->t;
+  const char *nm = p->name;
+  int nd = t->ndim;
   /* expected PyTorch shape */
-  nm = p->name; dt = KY_F32; nd = t->ndim;
   if (nd == 4) { want[0] = t->shape[0]; want[1] = t->shape[3]; want[2] = t->shape[1]; want[3] = t->shape[2]; }
   else for (int d = 0; d < nd; d++) want[d] = t->shape[d];
   int same = e->ndim == nd;
   for (int d = 0; same && d < nd; d++) same = e->shape[d] == want[d];
-  if (!same) {
+  int adapt = !same && (flags & KY_LOAD_ADAPT_STEM) && !strcmp(nm, "conv1.weight") && nd == 4 && e->ndim == 4 &&
+              want[1] == 4 && e->shape[1] == 3 && e->shape[0] == want[0] && e->shape[2] == want[2] &&
+              e->shape[3] == want[3];
+  if (!same && !adapt) {
     char a[96], b[96];
     shape_str(a, sizeof a, e->ndim, e->shape);
     shape_str(b, sizeof b, nd, want);
     return ky_error(KY_ERR_SHAPE, "tensor '%s' has shape %s in the file, the model expects %s", nm, a, b);
   }
-  KY_CHECK(e->dtype == dt, KY_ERR_FORMAT, "tensor '%s' is %s in the file, expected F32", nm, ky_dtype_name(e->dtype));
+  KY_CHECK(e->dtype == KY_F32, KY_ERR_FORMAT, "tensor '%s' is %s in the file, expected F32", nm,
+           ky_dtype_name(e->dtype));
   const void *src = ky_st_data(f, e);
   if (nd != 4) {
     memcpy(dst + p->offset, src, p->numel * sizeof(float));
     return KY_OK;
   }
   /* Tensor data in a safetensors file need not be 4-byte aligned: convert from an aligned copy. */
-  float *tmp = malloc(p->numel * sizeof *tmp);
-  if (!tmp) return ky_error(KY_ERR_NOMEM, "tensor '%s': %zu floats", nm, p->numel);
-  memcpy(tmp, src, p->numel * sizeof *tmp);
-  oihw_to_ohwi(dst + p->offset, tmp, t->shape[0], t->shape[3], t->shape[1], t->shape[2]);
+  size_t n = ky_st_numel(e);
+  float *tmp = malloc(n * sizeof *tmp);
+  if (!tmp) return ky_error(KY_ERR_NOMEM, "tensor '%s': %zu floats", nm, n);
+  memcpy(tmp, src, n * sizeof *tmp);
+  if (adapt) adapt_stem(dst + p->offset, tmp, t->shape[0], t->shape[1], t->shape[2]);
+  else oihw_to_ohwi(dst + p->offset, tmp, t->shape[0], t->shape[3], t->shape[1], t->shape[2]);
   free(tmp);
   return KY_OK;
 }
@@ -113,7 +128,7 @@ static ky_status load_impl(ky_model *m, const ky_st_file *f, int flags, ky_load_
       continue;
     }
     used[e - f->e] = 1;
-    s = copy_entry(m, i < m->ps.n ? hp : hb, p, f, e);
+    s = copy_entry(i < m->ps.n ? hp : hb, p, f, e, flags);
     if (s == KY_OK) rep->n_loaded++;
   }
   int64_t steps = -1;

@@ -264,6 +264,38 @@ static void test_bad_shape_and_dtype(void **st) {
   remove(p);
 }
 
+/* 3-channel ImageNet stem into a 4-channel model: 0.9 x RGB, 0.1 x G for channel 4. */
+static void test_adapt_stem(void **st) {
+  ky_model *m3 = create("unet_resnet34", 0.25f, 3, 0, 0, 0), *m4 = create("unet_resnet34", 0.25f, 4, 0, 0, 0);
+  const char *p = tmp_path("stem.safetensors");
+  tm_state_opts o = {.with_fc = 1, .encoder_only = 1};
+  assert_int_equal(tm_write_state(m3, p, &o), KY_OK);
+  assert_int_equal(ky_model_load(m4, p, KY_LOAD_ENCODER_ONLY, NULL), KY_ERR_SHAPE);
+  assert_int_equal(ky_model_load(m4, p, KY_LOAD_ENCODER_ONLY | KY_LOAD_ADAPT_STEM, NULL), KY_OK);
+  ky_param *pp = ky_params_find(ky_model_params(m4), "conv1.weight");
+  const float *w = ky_model_params(m4)->data + pp->offset;  /* OHWI [16, 7, 7, 4] */
+  int64_t shape[4] = {16, 3, 7, 7};
+  float sc;
+  double off;
+  tm_rule("conv1.weight", 4, shape, &sc, &off);
+  for (int a = 0; a < 16; a += 5)
+    for (int y = 0; y < 7; y += 3)
+      for (int x = 0; x < 7; x += 2) {
+        const float *d = w + ((a * 7 + y) * 7 + x) * 4;
+        for (int c = 0; c < 3; c++)
+          assert_true(d[c] == 0.9f * tm_hash_value("conv1.weight", ((a * 3 + c) * 7 + y) * 7 + x, sc, off));
+        assert_true(d[3] == 0.1f * tm_hash_value("conv1.weight", ((a * 3 + 1) * 7 + y) * 7 + x, sc, off));
+      }
+  /* only the stem adapts: a 3-channel model still rejects a wrong layer shape */
+  ky_model *w2 = create("unet_resnet34", 0.5f, 4, 0, 0, 0);
+  assert_int_equal(ky_model_load(w2, p, KY_LOAD_ENCODER_ONLY | KY_LOAD_ADAPT_STEM, NULL), KY_ERR_SHAPE);
+  assert_non_null(strstr(ky_last_error(), "conv1.weight"));
+  ky_model_free(w2);
+  ky_model_free(m3);
+  ky_model_free(m4);
+  remove(p);
+}
+
 static void test_malformed_files(void **st) {
   ky_model *m = create("unet_resnet18", 0.125f, 3, 0, 0, 0);
   const char *p = tmp_path("trunc.safetensors");
@@ -339,6 +371,7 @@ int main(void) {
       cmocka_unit_test(test_torchvision_names),     cmocka_unit_test(test_round_trip),
       cmocka_unit_test(test_imagenet_encoder_file), cmocka_unit_test(test_bad_shape_and_dtype),
       cmocka_unit_test(test_malformed_files),       cmocka_unit_test(test_init),
+      cmocka_unit_test(test_adapt_stem),
   };
   return cmocka_run_group_tests_name("models_weights", tests, setup, teardown);
 }
