@@ -172,28 +172,130 @@ int ky_convex_hull(ky_point *hull, const ky_point *p, int n) {
   return k;
 }
 
-/* Orders the strict hull like cv2.convexHull(contour, clockwise=True) on a traced contour: the
- * contour's own cyclic direction, starting at the contour's first hull vertex. */
-static int opencv_hull_order(ky_point *hull, int m, const ky_point *p, int n) {
-  ky_point *tmp = malloc(sizeof *tmp * (size_t)m);
-  int *idx = malloc(sizeof *idx * (size_t)m);
-  if (!tmp || !idx) { free(tmp); free(idx); return 0; }
-  /* Position of each hull vertex in the contour (first occurrence). */
-  for (int i = 0; i < m; i++) {
-    idx[i] = -1;
-    for (int j = 0; j < n && idx[i] < 0; j++) if (p[j].x == hull[i].x && p[j].y == hull[i].y) idx[i] = j;
+/* ---- cv2.convexHull(points, clockwise=False) as OpenCV 4.6 orders it ----
+ * minAreaRect's result on ties depends on where the hull starts and which way it runs, so the hull
+ * is rebuilt the way OpenCV builds it: Sklansky's scan over the points sorted by (x, y, input
+ * order), upper half then lower half, then a cyclic shift that makes the input indices run
+ * monotonically when they can. */
+
+/* ord: indices of p sorted by (x, y, index). Scans ord[start..end] (either direction), keeping the
+ * turns whose sign is sign2, skipping steps whose y-direction sign is nsign. Returns the stack size;
+ * stack holds positions in ord. */
+static int sklansky(const ky_point *p, const int *ord, int start, int end, int *stack, int nsign, int sign2) {
+  int incr = end > start ? 1 : -1;
+  int pprev = start, pcur = pprev + incr, pnext = pcur + incr, size = 3;
+  if (start == end || (p[ord[start]].x == p[ord[end]].x && p[ord[start]].y == p[ord[end]].y)) {
+    stack[0] = start;
+    return 1;
   }
-  int first = 0;
-  for (int i = 1; i < m; i++) if (idx[i] > idx[first]) first = i;
-  /* Follow the direction in which contour indices fall from the last vertex. */
-  int fwd = idx[(first + 1) % m] < idx[first] ? 1 : -1;
-  if (m > 2 && idx[(first + 1) % m] < idx[first] && idx[(first + m - 1) % m] < idx[first])
-    fwd = idx[(first + 1) % m] > idx[(first + m - 1) % m] ? 1 : -1;
-  for (int i = 0; i < m; i++) tmp[i] = hull[((first + fwd * i) % m + m) % m];
-  memcpy(hull, tmp, sizeof *hull * (size_t)m);
-  free(tmp);
-  free(idx);
-  return 1;
+  stack[0] = pprev;
+  stack[1] = pcur;
+  stack[2] = pnext;
+  end += incr;
+  while (pnext != end) {
+    long long cury = p[ord[pcur]].y, nexty = p[ord[pnext]].y, by = nexty - cury;
+    int sby = (by > 0) - (by < 0);
+    if (sby != nsign) {
+      long long ax = p[ord[pcur]].x - p[ord[pprev]].x, bx = p[ord[pnext]].x - p[ord[pcur]].x;
+      long long ay = cury - p[ord[pprev]].y;
+      long long conv = ay * bx - ax * by;
+      int sc = (conv > 0) - (conv < 0);
+      if (sc == sign2 && (ax != 0 || ay != 0)) {
+        pprev = pcur;
+        pcur = pnext;
+        pnext += incr;
+        stack[size++] = pnext;
+      } else if (pprev == start) {
+        pcur = pnext;
+        stack[1] = pcur;
+        pnext += incr;
+        stack[2] = pnext;
+      } else {
+        stack[size - 2] = pnext;
+        pcur = pprev;
+        pprev = stack[size - 4];
+        size--;
+      }
+    } else {
+      pnext += incr;
+      stack[size - 1] = pnext;
+    }
+  }
+  return size - 1;
+}
+
+static int cmp_ord(const void *a, const void *b, void *ctx) {
+  const ky_point *p = ctx;
+  int i = *(const int *)a, j = *(const int *)b;
+  if (p[i].x != p[j].x) return p[i].x < p[j].x ? -1 : 1;
+  if (p[i].y != p[j].y) return p[i].y < p[j].y ? -1 : 1;
+  return (i > j) - (i < j);
+}
+
+/* Fills hull[] with indices into p (counter-clockwise for y up, as cv2.convexHull with
+ * clockwise=False returns them); returns the count, 0 on allocation failure. */
+static int opencv_hull_ccw(int *hull, const ky_point *p, int n) {
+  int *ord = malloc(sizeof *ord * (size_t)n);
+  int *s1 = malloc(sizeof *s1 * (size_t)(n + 3)), *s2 = malloc(sizeof *s2 * (size_t)(n + 3));
+  int *tmp = malloc(sizeof *tmp * (size_t)(n + 3));
+  if (!ord || !s1 || !s2 || !tmp) { free(ord); free(s1); free(s2); free(tmp); return 0; }
+  for (int i = 0; i < n; i++) ord[i] = i;
+  qsort_r(ord, (size_t)n, sizeof *ord, cmp_ord, (void *)p);
+  int miny = 0, maxy = 0, nout = 0;
+  for (int i = 1; i < n; i++) {
+    if (p[ord[miny]].y > p[ord[i]].y) miny = i;
+    if (p[ord[maxy]].y < p[ord[i]].y) maxy = i;
+  }
+  if (p[ord[0]].x == p[ord[n - 1]].x && p[ord[0]].y == p[ord[n - 1]].y) {
+    hull[nout++] = 0;
+  } else {
+    /* Upper half; for counter-clockwise output the right-hand chain comes first. */
+    int c1 = sklansky(p, ord, 0, maxy, s1, -1, 1);
+    int c2 = sklansky(p, ord, n - 1, maxy, s2, -1, -1);
+    int *tl = s2, *tr = s1, tlc = c2, trc = c1;
+    for (int i = 0; i < tlc - 1; i++) hull[nout++] = ord[tl[i]];
+    for (int i = trc - 1; i > 0; i--) hull[nout++] = ord[tr[i]];
+    int stop = trc > 2 ? tr[1] : tlc > 2 ? tl[tlc - 2] : -1;
+    /* Lower half. */
+    int blc = sklansky(p, ord, 0, miny, s1, 1, -1);
+    int brc = sklansky(p, ord, n - 1, miny, s2, 1, 1);
+    int *bl = s1, *br = s2;
+    if (stop >= 0) {
+      int check = blc > 2 ? bl[1] : blc + brc > 2 ? br[2 - blc] : -1;
+      if (check == stop || (check >= 0 && p[ord[check]].x == p[ord[stop]].x && p[ord[check]].y == p[ord[stop]].y)) {
+        /* All points on one line: the lower half mirrors the upper one. */
+        if (blc > 2) blc = 2;
+        if (brc > 2) brc = 2;
+      }
+    }
+    for (int i = 0; i < blc - 1; i++) hull[nout++] = ord[bl[i]];
+    for (int i = brc - 1; i > 0; i--) hull[nout++] = ord[br[i]];
+    if (nout >= 3) {
+      int min_i = 0, max_i = 0, lt = 0;
+      for (int i = 1; i < nout; i++) {
+        lt += hull[i - 1] < hull[i];
+        if (lt > 1 && lt <= i - 2) break;
+        if (hull[i] < hull[min_i]) min_i = i;
+        if (hull[i] > hull[max_i]) max_i = i;
+      }
+      int dist = abs(max_i - min_i);
+      if ((dist == 1 || dist == nout - 1) && (lt <= 1 || lt >= nout - 2)) {
+        int asc = (max_i + 1) % nout == min_i;
+        int i0 = asc ? min_i : max_i, j = i0, i;
+        if (i0 > 0) {
+          for (i = 0; i < nout; i++) {
+            int cur = tmp[i] = hull[j];
+            int nj = j + 1 < nout ? j + 1 : 0;
+            if (i < nout - 1 && (asc != (cur < hull[nj]))) break;
+            j = nj;
+          }
+          if (i == nout) memcpy(hull, tmp, sizeof *hull * (size_t)nout);
+        }
+      }
+    }
+  }
+  free(ord); free(s1); free(s2); free(tmp);
+  return nout;
 }
 
 /* OpenCV's rotating calipers (MINAREARECT), in float as OpenCV computes it, so that ties between
@@ -286,20 +388,19 @@ ky_status ky_min_area_rect(double *short_side, double *long_side, double *angle,
   KY_CHECK_NULL(angle, "angle");
   KY_CHECK_NULL(p, "points");
   KY_CHECK(n > 0, KY_ERR_ARG, "ky_min_area_rect: %d points, expected at least 1", n);
-  ky_point *hull = malloc(sizeof *hull * (size_t)n);
+  int *hull = malloc(sizeof *hull * (size_t)(2 * n + 2));
   float *buf = malloc(sizeof *buf * (size_t)n * 5);
   if (!hull || !buf) { free(hull); free(buf); return ky_error(KY_ERR_NOMEM, "ky_min_area_rect: %d points", n); }
-  int m = ky_convex_hull(hull, p, n);
+  int m = opencv_hull_ccw(hull, p, n);
+  if (m == 0) { free(hull); free(buf); return ky_error(KY_ERR_NOMEM, "ky_min_area_rect: hull of %d points", n); }
   *short_side = *long_side = *angle = 0;
   if (m == 2) {
-    /* OpenCV orders a two-point hull from the lexicographically largest point down. */
-    double dx = hull[0].x - hull[1].x, dy = hull[0].y - hull[1].y;
+    double dx = p[hull[1]].x - p[hull[0]].x, dy = p[hull[1]].y - p[hull[0]].y;
     *long_side = (float)sqrt(dx * dx + dy * dy);
     *angle = (float)((float)atan2(dy, dx) * 180 / M_PI);
   } else if (m >= 3) {
-    if (!opencv_hull_order(hull, m, p, n)) { free(hull); free(buf); return ky_error(KY_ERR_NOMEM, "ky_min_area_rect: hull order"); }
     float *hx = buf + 3 * n, *hy = buf + 4 * n, out[6];
-    for (int i = 0; i < m; i++) { hx[i] = (float)hull[i].x; hy[i] = (float)hull[i].y; }
+    for (int i = 0; i < m; i++) { hx[i] = (float)p[hull[i]].x; hy[i] = (float)p[hull[i]].y; }
     rotating_calipers(out, hx, hy, m, buf);
     float wdt = (float)sqrt((double)out[2] * out[2] + (double)out[3] * out[3]);
     float hgt = (float)sqrt((double)out[4] * out[4] + (double)out[5] * out[5]);

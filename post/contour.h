@@ -26,14 +26,13 @@ int ky_contour_is_convex(const ky_point *p, int n);
  * (1 for a single distinct point, 2 for collinear points). */
 int ky_convex_hull(ky_point *hull, const ky_point *p, int n);
 
-/* cv2.minAreaRect as OpenCV 4.6 (this machine's cv2) computes it for a traced contour: OpenCV's
- * float32 rotating calipers over the hull in the order cv2 4.6 feeds it, "area <= min" so the last
- * of equal-area orientations wins. Angles come out in [0, 90] for >= 3 hull vertices (cv2 3.x, which
- * the reference ran, walked the hull the other way and reported [-90, 0); we reproduce 4.6, the one
- * we can check). With 2 hull vertices (collinear points) the rectangle has height 0 and the angle is
- * that of the segment from the lexicographically largest point to the smallest; one point: zeros.
- * Known difference: for self-touching contours OpenCV may start its hull elsewhere, so a tie
- * between equal-area orientations (squares) can come out 90 or 180 degrees apart. */
+/* cv2.minAreaRect as OpenCV 4.6 (this machine's cv2) computes it: the hull built and ordered like
+ * cv2.convexHull(points, clockwise=False) (Sklansky scan plus OpenCV's cyclic shift), then OpenCV's
+ * float32 rotating calipers, "area <= min" so the last of equal-area orientations wins. Angles come
+ * out in [0, 90] for >= 3 hull vertices. cv2 3.x, which the reference ran, fed the calipers the
+ * clockwise hull and reported [-90, 0); we reproduce 4.6, the version we can check against. With 2
+ * hull vertices (collinear points) the rectangle has height 0 and the angle is that of the segment
+ * from hull[0] to hull[1] (atan2, degrees); with one point, all zero. p: the contour, in order. */
 ky_status ky_min_area_rect(double *short_side, double *long_side, double *angle,
                            const ky_point *p, int n);
 
