@@ -200,6 +200,25 @@ void ky_model_describe(const ky_model *m, char *buf, size_t len) {
            (double)m->cfg.width, m->cfg.decoder_bn);
 }
 
+ky_status ky_model_parse_desc(char *name, size_t name_len, ky_model_config *cfg, const char *desc) {
+  KY_CHECK_NULL(name, "name");
+  KY_CHECK_NULL(cfg, "cfg");
+  KY_CHECK_NULL(desc, "desc");
+  char nm[64], tail;
+  int in, classes, dbn;
+  float width;
+  int k = sscanf(desc, "%63s in=%d classes=%d width=%f decoder_bn=%d %c", nm, &in, &classes, &width, &dbn, &tail);
+  KY_CHECK(k == 5, KY_ERR_FORMAT,
+           "model description '%s': expected '<name> in=<k> classes=<c> width=<w> decoder_bn=<0|1>'", desc);
+  KY_CHECK(strlen(nm) < name_len, KY_ERR_ARG, "model description '%s': name too long", desc);
+  snprintf(name, name_len, "%s", nm);
+  cfg->in_channels = in;
+  cfg->classes = classes;
+  cfg->width = width;
+  cfg->decoder_bn = dbn;
+  return KY_OK;
+}
+
 /* ---- exported state (PyTorch layout) ----------------------------------------------------- */
 
 int ky_model_state_count(const ky_model *m) { return m ? m->ps.n + m->bufs.n + m->b.n_bn : 0; }

@@ -61,6 +61,10 @@ int64_t ky_model_bn_steps(const ky_model *m);
 /* "unet_resnet34 in=3 classes=3 width=1 decoder_bn=0": enough to re-create the model. */
 void ky_model_describe(const ky_model *m, char *buf, size_t len);
 
+/* Inverse of ky_model_describe: fills name (>= 32 bytes) and cfg's in_channels, classes, width,
+ * decoder_bn; other cfg fields are left as they are. */
+ky_status ky_model_parse_desc(char *name, size_t name_len, ky_model_config *cfg, const char *desc);
+
 /* The exported state in PyTorch's layout: parameters, buffers, and one I64 num_batches_tracked
  * per batch norm. Entry i: name, dtype (KY_F32 or KY_I64), ndim and shape (OIHW for conv weights). */
 int ky_model_state_count(const ky_model *m);
@@ -87,6 +91,9 @@ typedef struct {
  * and both shapes; dtype other than F32 (I64 for num_batches_tracked): KY_ERR_FORMAT. */
 ky_status ky_model_load(ky_model *m, const char *path, int flags, ky_load_report *rep);
 void ky_load_report_free(ky_load_report *rep);
+/* Creates the model that a file from ky_model_save or ky_checkpoint_save describes (its
+ * "karyon.model" metadata) on dev and loads its weights and buffers (all must be present). */
+ky_status ky_model_open(ky_model **m, const char *path, ky_device dev, struct ky_cuda *cu);
 /* Writes weights + buffers (+ num_batches_tracked) in PyTorch layout, atomically, so that
  * `model.load_state_dict(safetensors.torch.load_file(path))` works. */
 ky_status ky_model_save(const ky_model *m, const char *path);

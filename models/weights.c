@@ -268,3 +268,29 @@ ky_status ky_model_save(const ky_model *m, const char *path) {
   if (s != KY_OK) return ky_error_context(s, "saving %s to %s: ", m->name, path);
   return KY_OK;
 }
+
+ky_status ky_model_open(ky_model **out, const char *path, ky_device dev, struct ky_cuda *cu) {
+  KY_CHECK_NULL(out, "m");
+  *out = NULL;
+  KY_CHECK_NULL(path, "path");
+  ky_st_file f;
+  memset(&f, 0, sizeof f);
+  ky_status s = ky_st_read(&f, path);
+  const char *desc = s == KY_OK ? ky_st_meta(&f, "karyon.model") : NULL;
+  if (s == KY_OK && !desc) s = ky_error(KY_ERR_FORMAT, "no 'karyon.model' metadata (not written by karyon?)");
+  char name[64];
+  ky_model_config cfg = ky_model_config_default();
+  cfg.dev = dev;
+  cfg.cu = cu;
+  ky_model *m = NULL;
+  if (s == KY_OK) s = ky_model_parse_desc(name, sizeof name, &cfg, desc);
+  if (s == KY_OK) s = ky_model_create(&m, name, &cfg);
+  if (s == KY_OK) s = ky_model_load_st(m, &f, 0, NULL, "optim.");
+  ky_st_free(&f);
+  if (s != KY_OK) {
+    ky_model_free(m);
+    return ky_error_context(s, "opening model %s: ", path);
+  }
+  *out = m;
+  return KY_OK;
+}

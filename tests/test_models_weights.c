@@ -176,6 +176,16 @@ static void test_round_trip(void **st) {
   lb = logits_of(b, &nb);
   assert_memory_equal(la, lb, na * sizeof *la);
   assert_int_equal(ky_model_bn_steps(b), 1);
+  free(lb);
+  /* the file describes its model: open re-creates it */
+  ky_model *c;
+  if (ky_model_open(&c, p, KY_DEV_CPU, NULL) != KY_OK) fail_msg("open: %s", ky_last_error());
+  assert_string_equal(ky_model_name(c), "unet_resnet18");
+  assert_true(ky_model_get_config(c)->width == 0.25f);
+  assert_int_equal(ky_model_get_config(c)->decoder_bn, 1);
+  lb = logits_of(c, &nb);
+  assert_memory_equal(la, lb, na * sizeof *la);
+  ky_model_free(c);
   free(la);
   free(lb);
   ky_model_free(a);
@@ -307,6 +317,12 @@ static void test_malformed_files(void **st) {
   ky_status s = ky_model_load(m, p, 0, NULL);
   assert_int_not_equal(s, KY_OK);
   assert_non_null(strstr(ky_last_error(), p));
+  /* a weights file without karyon's description cannot be opened */
+  assert_int_equal(tm_write_hash_state(m, p, 0), KY_OK);
+  ky_model *o;
+  assert_int_equal(ky_model_open(&o, p, KY_DEV_CPU, NULL), KY_ERR_FORMAT);
+  assert_null(o);
+  assert_non_null(strstr(ky_last_error(), "karyon.model"));
   assert_int_equal(ky_file_write_atomic(p, "garbage, not a safetensors file", 31), KY_OK);
   assert_int_not_equal(ky_model_load(m, p, 0, NULL), KY_OK);
   assert_non_null(strstr(ky_last_error(), p));
