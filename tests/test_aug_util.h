@@ -13,7 +13,7 @@
 #define AUG_FIX "tests/fixtures/aug/"
 
 /* uint8 image with `c` channels; aborts the test (NULL) when missing or of another size. */
-static uint8_t *fix_u8(const char *name, int c, int h, int w) {
+static inline uint8_t *fix_u8(const char *name, int c, int h, int w) {
   char path[256];
   snprintf(path, sizeof path, AUG_FIX "%s", name);
   ky_image img;
@@ -29,7 +29,7 @@ static uint8_t *fix_u8(const char *name, int c, int h, int w) {
   return img.data;
 }
 
-static uint16_t *fix_u16(const char *name, int h, int w) {
+static inline uint16_t *fix_u16(const char *name, int h, int w) {
   char path[256];
   snprintf(path, sizeof path, AUG_FIX "%s", name);
   ky_image img;
@@ -41,7 +41,7 @@ static uint16_t *fix_u16(const char *name, int h, int w) {
   return img.data;
 }
 
-static float *fix_f32(const char *name, size_t n) {
+static inline float *fix_f32(const char *name, size_t n) {
   char path[256];
   snprintf(path, sizeof path, AUG_FIX "%s", name);
   FILE *f = fopen(path, "rb");
@@ -58,7 +58,7 @@ typedef struct {
   double exact, within1; /* fractions of values */
 } cmp_u8;
 
-static cmp_u8 compare_u8(const uint8_t *a, const uint8_t *b, size_t n) {
+static inline cmp_u8 compare_u8(const uint8_t *a, const uint8_t *b, size_t n) {
   cmp_u8 r = {0, 0, 0};
   size_t ex = 0, w1 = 0;
   for (size_t i = 0; i < n; i++) {
@@ -72,7 +72,7 @@ static cmp_u8 compare_u8(const uint8_t *a, const uint8_t *b, size_t n) {
   return r;
 }
 
-static void print_cmp(const char *what, cmp_u8 c) {
+static inline void print_cmp(const char *what, cmp_u8 c) {
   printf("  %-22s max diff %3d, exact %.4f, within 1 %.4f\n", what, c.max_diff, c.exact, c.within1);
 }
 
