@@ -4,6 +4,7 @@
 #include "post/gbt.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,7 @@ void ky_gbt_params_default(ky_gbt_params *p) {
   p->early_stopping = 0;
   p->max_bins = 255;
   p->seed = 1;
+  p->threads = 1;
 }
 
 void ky_gbt_free(ky_gbt_model *m) {
@@ -517,6 +519,67 @@ static int cmp_int(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+/* One booster's job: which rows are held out, its hyperparameters, its result. */
+typedef struct {
+  const ky_gbt_params *base;
+  const float *x, *y;
+  const int *fold_of_row;   /* [n] for this job's repetition */
+  int n, F, rep, fold;
+  uint64_t seed;
+  ky_gbt_model *out;
+  ky_status st;
+  char err[512];
+} booster_job;
+
+static void run_job(booster_job *j) {
+  int n = j->n, F = j->F, nt = 0, nv = 0;
+  float *xt = malloc(sizeof *xt * (size_t)n * F), *yt = malloc(sizeof *yt * (size_t)n);
+  float *xv = malloc(sizeof *xv * (size_t)n * F), *yv = malloc(sizeof *yv * (size_t)n);
+  if (!xt || !yt || !xv || !yv) {
+    j->st = ky_error(KY_ERR_NOMEM, "ky_gbt_ensemble_train: rows for booster (rep %d, fold %d)", j->rep, j->fold);
+  } else {
+    for (int i = 0; i < n; i++) {
+      if (j->fold_of_row[i] == j->fold) {
+        memcpy(xv + (size_t)nv * F, j->x + (size_t)i * F, sizeof *xv * (size_t)F);
+        yv[nv++] = j->y[i];
+      } else {
+        memcpy(xt + (size_t)nt * F, j->x + (size_t)i * F, sizeof *xt * (size_t)F);
+        yt[nt++] = j->y[i];
+      }
+    }
+    int code = j->rep * 1000 + j->fold;
+    ky_rng hp = ky_rng_make(j->seed, KY_RNG_STREAM_GBT + ((uint64_t)(1 << 20) + (uint64_t)code) * 256);
+    ky_gbt_params p = *j->base;
+    p.num_leaves = (int)ky_rng_int(&hp, 6, 50);
+    p.learning_rate = 0.02 + 0.10 * ky_rng_uniform_f64(&hp);
+    p.feature_fraction = 0.5 + 0.5 * ky_rng_uniform_f64(&hp);
+    p.bagging_fraction = 0.95;
+    p.bagging_freq = 1;
+    p.seed = j->seed * 1000003u + (uint64_t)code;
+    j->st = ky_gbt_train(j->out, &p, xt, yt, nt, F, xv, yv, nv);
+  }
+  /* Error messages are per thread: keep a copy for the caller's thread. */
+  if (j->st != KY_OK) snprintf(j->err, sizeof j->err, "%s", ky_last_error());
+  free(xt); free(yt); free(xv); free(yv);
+}
+
+typedef struct {
+  booster_job *jobs;
+  int n_jobs, next;
+  pthread_mutex_t lock;
+} job_queue;
+
+static void *worker(void *arg) {
+  job_queue *q = arg;
+  for (;;) {
+    pthread_mutex_lock(&q->lock);
+    int k = q->next++;
+    pthread_mutex_unlock(&q->lock);
+    if (k >= q->n_jobs) return NULL;
+    run_job(&q->jobs[k]);
+  }
+}
+
 ky_status ky_gbt_ensemble_train(ky_gbt_ensemble *out, const ky_gbt_params *base, const float *x, const float *y,
                                 const int *groups, int n, int F, int reps, int folds, uint64_t seed) {
   KY_CHECK_NULL(out, "out");
@@ -537,61 +600,61 @@ ky_status ky_gbt_ensemble_train(ky_gbt_ensemble *out, const ky_gbt_params *base,
     free(g);
     return ky_error(KY_ERR_ARG, "ky_gbt_ensemble_train: %d distinct groups, need at least %d for %d folds", ng, folds, folds);
   }
-  int *order = malloc(sizeof *order * (size_t)ng), *fold_of_row = malloc(sizeof *fold_of_row * (size_t)n);
-  float *xt = malloc(sizeof *xt * (size_t)n * F), *yt = malloc(sizeof *yt * (size_t)n);
-  float *xv = malloc(sizeof *xv * (size_t)n * F), *yv = malloc(sizeof *yv * (size_t)n);
-  out->boosters = calloc((size_t)reps * folds, sizeof *out->boosters);
+  int n_jobs = reps * folds;
+  int *order = malloc(sizeof *order * (size_t)ng), *gfold = malloc(sizeof *gfold * (size_t)ng);
+  int *fold_of_row = malloc(sizeof *fold_of_row * (size_t)n * reps);
+  booster_job *jobs = calloc((size_t)n_jobs, sizeof *jobs);
+  out->boosters = calloc((size_t)n_jobs, sizeof *out->boosters);
   out->n_features = F;
   ky_status st = KY_OK;
-  if (!order || !fold_of_row || !xt || !yt || !xv || !yv || !out->boosters) {
-    st = ky_error(KY_ERR_NOMEM, "ky_gbt_ensemble_train: %d rows x %d features", n, F);
+  if (!order || !gfold || !fold_of_row || !jobs || !out->boosters) {
+    st = ky_error(KY_ERR_NOMEM, "ky_gbt_ensemble_train: %d rows x %d repetitions", n, reps);
     goto done;
   }
-  for (int rep = 0; rep < reps && st == KY_OK; rep++) {
+  for (int rep = 0; rep < reps; rep++) {
     /* KFold(shuffle) over groups: shuffled group order, the first ng % folds folds one larger. */
     for (int i = 0; i < ng; i++) order[i] = i;
     ky_rng split_rng = ky_rng_make(seed, KY_RNG_STREAM_GBT + ((uint64_t)(rep + 1) << 8));
     ky_rng_shuffle_int(&split_rng, order, (size_t)ng);
-    int *gfold = malloc(sizeof *gfold * (size_t)ng);
-    if (!gfold) { st = ky_error(KY_ERR_NOMEM, "ky_gbt_ensemble_train: folds"); break; }
     for (int k = 0, pos = 0; k < folds; k++) {
       int size = ng / folds + (k < ng % folds);
       for (int j = 0; j < size; j++) gfold[order[pos + j]] = k;
       pos += size;
     }
+    int *fr = fold_of_row + (size_t)rep * n;
     for (int i = 0; i < n; i++) {
       int lo = 0, hi = ng - 1;
       while (lo < hi) { int mid = (lo + hi) / 2; if (g[mid] < groups[i]) lo = mid + 1; else hi = mid; }
-      fold_of_row[i] = gfold[lo];
+      fr[i] = gfold[lo];
     }
-    free(gfold);
-    for (int k = 0; k < folds && st == KY_OK; k++) {
-      int nt = 0, nv = 0;
-      for (int i = 0; i < n; i++) {
-        if (fold_of_row[i] == k) {
-          memcpy(xv + (size_t)nv * F, x + (size_t)i * F, sizeof *x * (size_t)F);
-          yv[nv++] = y[i];
-        } else {
-          memcpy(xt + (size_t)nt * F, x + (size_t)i * F, sizeof *x * (size_t)F);
-          yt[nt++] = y[i];
-        }
-      }
-      int code = rep * 1000 + k;
-      ky_rng hp = ky_rng_make(seed, KY_RNG_STREAM_GBT + ((uint64_t)(1 << 20) + (uint64_t)code) * 256);
-      ky_gbt_params p = *base;
-      p.num_leaves = (int)ky_rng_int(&hp, 6, 50);
-      p.learning_rate = 0.02 + 0.10 * ky_rng_uniform_f64(&hp);
-      p.feature_fraction = 0.5 + 0.5 * ky_rng_uniform_f64(&hp);
-      p.bagging_fraction = 0.95;
-      p.bagging_freq = 1;
-      p.seed = seed * 1000003u + (uint64_t)code;
-      st = ky_gbt_train(&out->boosters[out->n], &p, xt, yt, nt, F, xv, yv, nv);
-      if (st != KY_OK) ky_error_context(st, "booster %d (repetition %d, fold %d): ", out->n, rep, k);
-      else out->n++;
+    for (int k = 0; k < folds; k++) {
+      booster_job *j = &jobs[rep * folds + k];
+      *j = (booster_job){base, x, y, fr, n, F, rep, k, seed, &out->boosters[rep * folds + k], KY_OK, ""};
     }
   }
+  int threads = base->threads < 1 ? 1 : base->threads > n_jobs ? n_jobs : base->threads;
+  job_queue q = {jobs, n_jobs, 0};
+  pthread_mutex_init(&q.lock, NULL);
+  pthread_t *tid = malloc(sizeof *tid * (size_t)threads);
+  int started = 0;
+  if (tid)
+    for (; started < threads - 1; started++)
+      if (pthread_create(&tid[started], NULL, worker, &q) != 0) break;
+  worker(&q);  /* this thread works too; it also covers everything if no thread could start */
+  for (int t = 0; t < started; t++) pthread_join(tid[t], NULL);
+  free(tid);
+  pthread_mutex_destroy(&q.lock);
+  for (int k = 0; k < n_jobs; k++)
+    if (jobs[k].st != KY_OK) {
+      st = ky_error(jobs[k].st, "booster %d (repetition %d, fold %d): %s", k, jobs[k].rep, jobs[k].fold, jobs[k].err);
+      break;
+    }
+  if (st == KY_OK) out->n = n_jobs;
+  else {
+    for (int k = 0; k < n_jobs; k++) ky_gbt_free(&out->boosters[k]);
+  }
 done:
-  free(g); free(order); free(fold_of_row); free(xt); free(yt); free(xv); free(yv);
+  free(g); free(order); free(gfold); free(fold_of_row); free(jobs);
   if (st != KY_OK) ky_gbt_ensemble_free(out);
   return st;
 }

@@ -21,6 +21,8 @@ typedef struct {
   int early_stopping;        /* stop after k rounds without a better validation L2; 0 = off */
   int max_bins;              /* histogram bins per feature, 2..255, default 255 */
   uint64_t seed;             /* bagging and feature draws (core/rng stream KY_RNG_STREAM_GBT) */
+  int threads;               /* ky_gbt_ensemble_train: boosters trained in parallel (default 1);
+                                the ensemble is bit-identical for any count */
 } ky_gbt_params;
 
 void ky_gbt_params_default(ky_gbt_params *p);
@@ -67,7 +69,8 @@ typedef struct {
  * early-stop on the held-out one. Each booster draws num_leaves ~ randint[6, 50),
  * learning_rate ~ U[0.02, 0.12), feature_fraction ~ U[0.5, 1) from seed (seed, rep*1000 + fold);
  * bagging 0.95 every round; `base` supplies the rest (rounds, early stopping, min_data_in_leaf...).
- * groups: [n] group id per row. */
+ * groups: [n] group id per row. Boosters are independent, so base->threads of them train at once
+ * (each thread holds its own copy of a fold's rows: about 8 * n * f bytes). */
 ky_status ky_gbt_ensemble_train(ky_gbt_ensemble *out, const ky_gbt_params *base, const float *x, const float *y,
                                 const int *groups, int n, int f, int reps, int folds, uint64_t seed);
 void ky_gbt_ensemble_free(ky_gbt_ensemble *e);

@@ -211,6 +211,13 @@ static void test_ensemble_recipe(void **st) {
   double r = rmse(pe, FX.y[2], nt);
   print_message("      ensemble of %d: test RMSE %.4f (xgboost single %.4f)\n", e.n, r, FX.xgb_plain);
   assert_true(r < 1.15 * FX.xgb_plain);
+  /* Three threads train the same ensemble, bit for bit. */
+  ky_gbt_ensemble e3;
+  base.threads = 3;
+  assert_int_equal(ky_gbt_ensemble_train(&e3, &base, x, y, groups, n, NF, 2, 3, 5), KY_OK);
+  assert_int_equal(ky_gbt_ensemble_predict(&e3, pb, FX.x[2], nt, NF), KY_OK);
+  assert_memory_equal(pe, pb, sizeof(double) * nt);
+  ky_gbt_ensemble_free(&e3);
   /* Same seed -> same ensemble, through a file too. */
   char dir[] = "/tmp/ky_gbt_XXXXXX";
   assert_non_null(mkdtemp(dir));
@@ -299,6 +306,16 @@ static void test_bad_input(void **st) {
   assert_int_equal(ky_gbt_predict(&m, out, x, 2, 3), KY_ERR_SHAPE);
   assert_non_null(strstr(ky_last_error(), "3 features, the model expects 2"));
   ky_gbt_free(&m);
+  /* A booster's error reaches the caller's thread with its repetition and fold. */
+  float ex[12 * 2], ey[12];
+  int eg[12];
+  for (int i = 0; i < 12; i++) { ex[2 * i] = (float)i; ex[2 * i + 1] = (float)(i % 3); ey[i] = (float)i; eg[i] = i / 2; }
+  ex[2 * 5 + 1] = INFINITY;
+  ky_gbt_ensemble e;
+  p.threads = 2;
+  assert_int_equal(ky_gbt_ensemble_train(&e, &p, ex, ey, eg, 12, 2, 1, 3, 1), KY_ERR_NUMERIC);
+  assert_non_null(strstr(ky_last_error(), "booster 0 (repetition 0, fold 0): ky_gbt_train: x"));
+  assert_non_null(strstr(ky_last_error(), "is inf"));
 }
 
 int main(void) {
