@@ -633,7 +633,10 @@ ky_status ky_gbt_ensemble_train(ky_gbt_ensemble *out, const ky_gbt_params *base,
     }
   }
   int threads = base->threads < 1 ? 1 : base->threads > n_jobs ? n_jobs : base->threads;
-  job_queue q = {jobs, n_jobs, 0};
+  job_queue q;
+  q.jobs = jobs;
+  q.n_jobs = n_jobs;
+  q.next = 0;
   pthread_mutex_init(&q.lock, NULL);
   pthread_t *tid = malloc(sizeof *tid * (size_t)threads);
   int started = 0;
