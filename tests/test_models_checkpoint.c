@@ -91,7 +91,7 @@ static void test_resume_is_bitwise(void **st) {
   ky_rng rb = ky_rng_make(11, KY_RNG_STREAM_SAMPLER);
   for (int i = 0; i < 3; i++) train_step(&ctx, b, &ob, &rb);
   ky_ckpt_state cs = {.epoch = 4, .n_rng = 2, .rng = {rb, ky_rng_make(5, KY_RNG_STREAM_AUG)}};
-  cs.config = "model=unet_resnet18 lr=1e-3 amsgrad";
+  cs.config = "model = unet_resnet18\nlr = 1e-3\t# \"amsgrad\" \\ ok\n";
   assert_int_equal(ky_checkpoint_save(path, b, &ob, &cs), KY_OK);
   ky_model_free(b);
 
@@ -104,7 +104,7 @@ static void test_resume_is_bitwise(void **st) {
   assert_int_equal(ls.epoch, 4);
   assert_int_equal(ls.n_rng, 2);
   assert_int_equal(ls.rng[1].stream, KY_RNG_STREAM_AUG);
-  assert_string_equal(ls.config, "model=unet_resnet18 lr=1e-3 amsgrad");
+  assert_string_equal(ls.config, "model = unet_resnet18\nlr = 1e-3\t# \"amsgrad\" \\ ok\n");
   ky_rng rc = ls.rng[0];
   ky_ckpt_state_free(&ls);
   for (int i = 0; i < 3; i++) train_step(&ctx, c, &oc, &rc);
