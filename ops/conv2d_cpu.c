@@ -6,8 +6,9 @@
  *   forward  y[P x K]     += col[P x R] * W^T[R x K]     (R = kh*kw*c, r ordered (kh, kw, c))
  *   dgrad    dcol[P x R]  += dy[P x K]  * W[K x R]      then col2im adds dcol into dx
  *   wgrad    dW[K x R]    += dy^T[K x P] * col[P x R]
- * A is packed in panels of MR rows ([Kd][MR] each), B in panels of NR columns ([Kd][NR] each), so
- * the micro-kernel streams both contiguously and keeps an MR x NR block of C in registers.
+ * B is packed in panels of NR columns ([Kd][NR] each); A is read in place from row-major rows
+ * (im2col rows, dy, or x itself for 1x1 stride-1 convs), except in wgrad where A = dy^T is packed
+ * in panels of MR rows. The micro-kernel keeps an MR x NR block of C in registers.
  * Pixels are processed in tiles of TILE, so the scratch size depends on the layer, never on N*H*W. */
 #include <math.h>
 #include <string.h>
@@ -46,11 +47,10 @@ static size_t work_fwd(const ky_conv_shape *s, size_t r) {
   if (fwd_transposed(s))
     return round_up((size_t)s->k, MR) * r /* packed W */ + (size_t)TILE * r /* packed col^T */ +
            (size_t)s->k * TILE /* y^T tile */ + (size_t)NR * r /* rows */;
-  return round_up((size_t)s->k, NR) * r /* packed W^T */ + (size_t)TILE * r /* packed col */ + (size_t)MR * r;
+  return round_up((size_t)s->k, NR) * r /* packed W^T */ + (size_t)TILE * r /* im2col rows */;
 }
 static size_t work_dgrad(const ky_conv_shape *s, size_t r) {
-  return round_up(r, NR) * (size_t)s->k /* packed W */ + (size_t)TILE * s->k /* packed dy */ +
-         (size_t)TILE * r /* dcol */;
+  return round_up(r, NR) * (size_t)s->k /* packed W */ + (size_t)TILE * r /* dcol */;
 }
 static size_t work_wgrad(const ky_conv_shape *s, size_t r) {
   return round_up((size_t)s->k, MR) * TILE /* packed dy^T */ + round_up(r, NR) * TILE /* packed col */ +
@@ -88,7 +88,8 @@ static void micro_kernel(int kc, const float *restrict a, const float *restrict 
     const float *ak = a + (size_t)k * MR;
     v8f b0 = *(const v8f *)(b + (size_t)k * NR), b1 = *(const v8f *)(b + (size_t)k * NR + 8);
     for (int i = 0; i < MR; i++) {
-      v8f ai = (v8f){0} + ak[i]; /* broadcast */
+      float av = ak[i];
+      v8f ai = {av, av, av, av, av, av, av, av}; /* one vbroadcastss from memory */
       acc[i][0] = MADD8(ai, b0, acc[i][0]);
       acc[i][1] = MADD8(ai, b1, acc[i][1]);
     }
@@ -126,6 +127,53 @@ static void gemm_packed(float *c, size_t ldc, const float *ap, const float *bp, 
   }
 }
 
+/* The same 6 x 16 block with A read in place from MR rows of a row-major matrix (row stride lda):
+ * im2col rows, dy rows or x itself need no interleaving pass. */
+static void micro_kernel_rows(int kc, const float *restrict a, size_t lda, const float *restrict b,
+                              float *restrict c, size_t ldc) {
+  const float *ar[MR];
+  for (int i = 0; i < MR; i++) ar[i] = a + i * lda;
+  v8f acc[MR][2];
+  for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = (v8f){0};
+  for (int k = 0; k < kc; k++) {
+    v8f b0 = *(const v8f *)(b + (size_t)k * NR), b1 = *(const v8f *)(b + (size_t)k * NR + 8);
+    for (int i = 0; i < MR; i++) {
+      float av = ar[i][k];
+      v8f ai = {av, av, av, av, av, av, av, av}; /* one vbroadcastss from memory */
+      acc[i][0] = MADD8(ai, b0, acc[i][0]);
+      acc[i][1] = MADD8(ai, b1, acc[i][1]);
+    }
+  }
+  for (int i = 0; i < MR; i++) {
+    *(v8f *)(c + i * ldc) += acc[i][0];
+    *(v8f *)(c + i * ldc + 8) += acc[i][1];
+  }
+}
+
+/* C[m x n] += A * B with A row-major in place (a[i*lda + k]) and B packed as for gemm_packed.
+ * Partial blocks copy their mr rows into a zero-padded packed slice and take the packed kernel. */
+static void gemm_rows(float *c, size_t ldc, const float *a, size_t lda, const float *bp, int m, int n, int kd) {
+  float tmp[KC * MR];
+  for (int k0 = 0; k0 < kd; k0 += KC) {
+    int kc = kd - k0 < KC ? kd - k0 : KC;
+    for (int j = 0; j < n; j += NR) {
+      const float *b = bp + (size_t)(j / NR) * kd * NR + (size_t)k0 * NR;
+      int nr = n - j < NR ? n - j : NR;
+      for (int i = 0; i < m; i += MR) {
+        const float *ai = a + (size_t)i * lda + k0;
+        int mr = m - i < MR ? m - i : MR;
+        if (mr == MR && nr == NR) {
+          micro_kernel_rows(kc, ai, lda, b, c + (size_t)i * ldc + j, ldc);
+        } else {
+          for (int k = 0; k < kc; k++)
+            for (int q = 0; q < MR; q++) tmp[k * MR + q] = q < mr ? ai[(size_t)q * lda + k] : 0.0f;
+          micro_kernel_edge(kc, tmp, b, c + (size_t)i * ldc + j, ldc, mr, nr);
+        }
+      }
+    }
+  }
+}
+
 /* B panels from a strided matrix: element (k, j) = src[k*rs + j*cs], k < kd, j < n. */
 static void pack_b(float *restrict bp, const float *restrict src, size_t rs, size_t cs, int kd, int n) {
   for (int j0 = 0; j0 < n; j0 += NR) {
@@ -145,14 +193,8 @@ static void pack_a_rows(float *restrict ap, const float *restrict src, size_t ld
   for (int i0 = 0; i0 < m; i0 += MR) {
     float *panel = ap + (size_t)(i0 / MR) * kd * MR;
     int mr = m - i0 < MR ? m - i0 : MR;
-    for (int i = 0; i < MR; i++) {
-      if (i < mr) {
-        const float *srow = src + (size_t)(i0 + i) * ld;
-        for (int k = 0; k < kd; k++) panel[(size_t)k * MR + i] = srow[k];
-      } else {
-        for (int k = 0; k < kd; k++) panel[(size_t)k * MR + i] = 0.0f;
-      }
-    }
+    for (int k = 0; k < kd; k++)
+      for (int i = 0; i < MR; i++) panel[(size_t)k * MR + i] = i < mr ? src[(size_t)(i0 + i) * ld + k] : 0.0f;
   }
 }
 
@@ -172,6 +214,19 @@ static void pack_a_cols(float *restrict ap, const float *restrict src, size_t ld
 
 /* ---- im2col / col2im ---------------------------------------------------------------------- */
 
+/* d[0:n] = s[0:n] (or zeros when s is NULL) for the short runs of im2col (n = channels, often 3 or
+ * 64): library memcpy / memset calls cost more than the copy at these sizes. */
+static inline void copy_run(float *restrict d, const float *restrict s, size_t n) {
+  size_t q = 0;
+  if (s) {
+    for (; q + 8 <= n; q += 8) *(v8f *)(d + q) = *(const v8f *)(s + q);
+    for (; q < n; q++) d[q] = s[q];
+  } else {
+    for (; q + 8 <= n; q += 8) *(v8f *)(d + q) = (v8f){0};
+    for (; q < n; q++) d[q] = 0.0f;
+  }
+}
+
 /* 1x1, stride 1, no padding: the im2col row of an output pixel is the input pixel itself. */
 static int is_pointwise(const ky_conv_shape *s) {
   return s->kh == 1 && s->kw == 1 && s->stride == 1 && s->pad == 0;
@@ -188,34 +243,60 @@ static const float *im2col_row(float *restrict row, const float *restrict x, con
   int oy = (int)(rem / s->ow), ox = (int)(rem % s->ow);
   const float *xn = x + n * s->h * s->w * c;
   float *d = row;
-  for (int i = 0; i < s->kh; i++) {
+  int ix0 = ox * s->stride - s->pad;
+  size_t span = (size_t)s->kw * c;
+  for (int i = 0; i < s->kh; i++, d += span) {
     int iy = oy * s->stride - s->pad + i * s->dil;
-    for (int j = 0; j < s->kw; j++, d += c) {
-      int ix = ox * s->stride - s->pad + j * s->dil;
-      if (iy < 0 || iy >= s->h || ix < 0 || ix >= s->w)
-        memset(d, 0, c * sizeof *d);
-      else
-        memcpy(d, xn + ((size_t)iy * s->w + ix) * c, c * sizeof *d);
+    if (iy < 0 || iy >= s->h) {
+      copy_run(d, NULL, span);
+      continue;
+    }
+    const float *xr = xn + (size_t)iy * s->w * c;
+    if (s->dil == 1) { /* the kernel row is one contiguous run of x, clipped at the borders */
+      int jlo = ix0 < 0 ? -ix0 : 0, jhi = s->w - ix0 < s->kw ? s->w - ix0 : s->kw;
+      if (jlo > s->kw) jlo = s->kw; /* padding wider than the kernel */
+      if (jhi < jlo) jhi = jlo;
+      copy_run(d, NULL, (size_t)jlo * c);
+      copy_run(d + (size_t)jlo * c, xr + (size_t)(ix0 + jlo) * c, (size_t)(jhi - jlo) * c);
+      copy_run(d + (size_t)jhi * c, NULL, (size_t)(s->kw - jhi) * c);
+    } else {
+      for (int j = 0; j < s->kw; j++) {
+        int ix = ix0 + j * s->dil;
+        copy_run(d + (size_t)j * c, ix >= 0 && ix < s->w ? xr + (size_t)ix * c : NULL, c);
+      }
     }
   }
   return row;
 }
 
-/* dx[window of pixel p] += dcol_row, the adjoint of im2col_row. */
+/* dx[window of pixel p] += dcol_row, the adjoint of im2col_row (same contiguous runs). */
 static void col2im_row(float *restrict dx, const float *restrict drow, const ky_conv_shape *s, size_t p) {
   size_t c = (size_t)s->c;
   size_t ohw = (size_t)s->oh * s->ow;
   size_t n = p / ohw, rem = p % ohw;
   int oy = (int)(rem / s->ow), ox = (int)(rem % s->ow);
   float *dxn = dx + n * s->h * s->w * c;
+  int ix0 = ox * s->stride - s->pad;
+  size_t span = (size_t)s->kw * c;
   const float *d = drow;
-  for (int i = 0; i < s->kh; i++) {
+  for (int i = 0; i < s->kh; i++, d += span) {
     int iy = oy * s->stride - s->pad + i * s->dil;
-    for (int j = 0; j < s->kw; j++, d += c) {
-      int ix = ox * s->stride - s->pad + j * s->dil;
-      if (iy < 0 || iy >= s->h || ix < 0 || ix >= s->w) continue;
-      float *o = dxn + ((size_t)iy * s->w + ix) * c;
-      for (size_t q = 0; q < c; q++) o[q] += d[q];
+    if (iy < 0 || iy >= s->h) continue;
+    float *xr = dxn + (size_t)iy * s->w * c;
+    if (s->dil == 1) {
+      int jlo = ix0 < 0 ? -ix0 : 0, jhi = s->w - ix0 < s->kw ? s->w - ix0 : s->kw;
+      if (jhi <= jlo) continue; /* the window misses the image along x */
+      float *o = xr + (size_t)(ix0 + jlo) * c;
+      const float *g = d + (size_t)jlo * c;
+      for (size_t q = 0; q < (size_t)(jhi - jlo) * c; q++) o[q] += g[q];
+    } else {
+      for (int j = 0; j < s->kw; j++) {
+        int ix = ix0 + j * s->dil;
+        if (ix < 0 || ix >= s->w) continue;
+        float *o = xr + (size_t)ix * c;
+        const float *g = d + (size_t)j * c;
+        for (size_t q = 0; q < c; q++) o[q] += g[q];
+      }
     }
   }
 }
@@ -241,15 +322,17 @@ static void im2col_panel(float *restrict panel, int lanes, float *restrict rows,
 
 /* ---- the three passes --------------------------------------------------------------------- */
 
-/* y^T[K x P] = W[K x R] * col^T[R x P] per pixel tile: W packed in MR-row panels once, the tile's
- * im2col rows written as NR-pixel panels ([R][NR] each), then the K x np result transposed into y. */
+/* y^T[K x P] = W[K x R] * col^T[R x P] per pixel tile: W is packed once in MR-row panels (K < MR
+ * rows would make every in-place block a partial one), the tile's im2col rows are written as
+ * NR-pixel panels ([R][NR] each), then the K x np result is transposed into y with the bias and
+ * the ReLU. */
 static void fwd_small_k(float *y, const float *x, const float *w, const float *b, const ky_conv_shape *s,
                         int relu, float *work) {
   int r = s->kh * s->kw * s->c, k = s->k;
   size_t npix = (size_t)s->n * s->oh * s->ow;
-  float *ap = work;                                    /* [ceil(K/MR)][R][MR]   W */
-  float *bp = ap + round_up((size_t)k, MR) * r;        /* [TILE/NR][R][NR]      col^T tile */
-  float *yt = bp + (size_t)TILE * r;                   /* [K][TILE]             y^T tile */
+  float *ap = work;                                    /* [ceil(K/MR)][R][MR]  W */
+  float *bp = ap + round_up((size_t)k, MR) * r;        /* [TILE/NR][R][NR]     col^T tile */
+  float *yt = bp + (size_t)TILE * r;                   /* [K][TILE]            y^T tile */
   float *rows = yt + (size_t)k * TILE;                 /* [NR][R] */
   pack_a_rows(ap, w, (size_t)r, k, r);
   for (size_t p0 = 0; p0 < npix; p0 += TILE) {
@@ -275,20 +358,24 @@ void ky_cpu_conv2d_fwd(float *y, const float *x, const float *w, const float *b,
   }
   int r = s->kh * s->kw * s->c, k = s->k;
   size_t npix = (size_t)s->n * s->oh * s->ow;
+  int pointwise = is_pointwise(s);
   float *wp = work;                                    /* [ceil(K/NR)][R][NR]  W^T */
-  float *ap = wp + round_up((size_t)k, NR) * r;        /* [TILE/MR][R][MR]     col tile */
-  float *rows = ap + (size_t)TILE * r;                 /* [MR][R] */
+  float *col = wp + round_up((size_t)k, NR) * r;       /* [TILE][R]            im2col rows */
   pack_b(wp, w, 1, (size_t)r, r, k);
   for (size_t p0 = 0; p0 < npix; p0 += TILE) {
     int np = npix - p0 < TILE ? (int)(npix - p0) : TILE;
-    for (int i = 0; i < np; i += MR) im2col_panel(ap + (size_t)(i / MR) * r * MR, MR, rows, x, s, p0 + i, np - i);
+    const float *a = x + p0 * r; /* pointwise: the input pixels are the im2col rows */
+    if (!pointwise) {
+      for (int i = 0; i < np; i++) im2col_row(col + (size_t)i * r, x, s, p0 + i);
+      a = col;
+    }
     float *yt = y + p0 * k; /* [np][K] */
     for (int i = 0; i < np; i++) {
       float *yr = yt + (size_t)i * k;
       if (b) memcpy(yr, b, (size_t)k * sizeof *yr);
       else memset(yr, 0, (size_t)k * sizeof *yr);
     }
-    gemm_packed(yt, (size_t)k, ap, wp, np, k, r);
+    gemm_rows(yt, (size_t)k, a, (size_t)r, wp, np, k, r);
     if (relu)
       for (size_t q = 0; q < (size_t)np * k; q++) yt[q] = yt[q] > 0.0f ? yt[q] : 0.0f;
   }
@@ -298,19 +385,18 @@ void ky_cpu_conv2d_dgrad(float *dx, const float *dy, const float *w, const ky_co
   int r = s->kh * s->kw * s->c, k = s->k;
   size_t npix = (size_t)s->n * s->oh * s->ow;
   float *wp = work;                                    /* [ceil(R/NR)][K][NR]  W */
-  float *ap = wp + round_up((size_t)r, NR) * k;        /* [TILE/MR][K][MR]     dy tile */
-  float *dcol = ap + (size_t)TILE * k;                 /* [TILE][R] */
+  float *dcol = wp + round_up((size_t)r, NR) * k;      /* [TILE][R] */
   int pointwise = is_pointwise(s);
   pack_b(wp, w, (size_t)r, 1, k, r);
   for (size_t p0 = 0; p0 < npix; p0 += TILE) {
     int np = npix - p0 < TILE ? (int)(npix - p0) : TILE;
-    pack_a_rows(ap, dy + p0 * k, (size_t)k, np, k);
+    const float *a = dy + p0 * k; /* [np][K], read in place */
     if (pointwise) { /* input pixel == output pixel: accumulate straight into dx */
-      gemm_packed(dx + p0 * r, (size_t)r, ap, wp, np, r, k);
+      gemm_rows(dx + p0 * r, (size_t)r, a, (size_t)k, wp, np, r, k);
       continue;
     }
     memset(dcol, 0, (size_t)np * r * sizeof *dcol);
-    gemm_packed(dcol, (size_t)r, ap, wp, np, r, k);
+    gemm_rows(dcol, (size_t)r, a, (size_t)k, wp, np, r, k);
     for (int i = 0; i < np; i++) col2im_row(dx, dcol + (size_t)i * r, s, p0 + i);
   }
 }
@@ -330,8 +416,12 @@ void ky_cpu_conv2d_wgrad(float *dw, float *db, const float *dy, const float *x, 
       for (int j0 = 0; j0 < r; j0 += NR) {
         float *d = bp + (size_t)(j0 / NR) * np * NR + (size_t)i * NR;
         int nr = r - j0 < NR ? r - j0 : NR;
-        memcpy(d, src + j0, (size_t)nr * sizeof *d);
-        for (int j = nr; j < NR; j++) d[j] = 0.0f;
+        if (nr == NR) { /* two vector moves: a 64-byte memcpy would become a slow `rep movsq` */
+          *(v8f *)d = *(const v8f *)(src + j0);
+          *(v8f *)(d + 8) = *(const v8f *)(src + j0 + 8);
+        } else {
+          for (int j = 0; j < NR; j++) d[j] = j < nr ? src[j0 + j] : 0.0f;
+        }
       }
     }
     gemm_packed(dw, (size_t)r, ap, bp, k, r, np);

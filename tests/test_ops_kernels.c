@@ -65,6 +65,9 @@ static const conv_case conv_cases[] = {
     {1, 6, 9, 2, 5, 5, 3, 1, 2, 1},      /* kh != kw */
     {2, 20, 17, 40, 33, 3, 3, 1, 1, 1},  /* several pixel tiles, depth > one KC slice, K edge */
     {1, 3, 3, 2, 2, 3, 3, 2, 3, 1},      /* padding 3 larger than the image */
+    {1, 4, 3, 5, 7, 1, 1, 1, 2, 1},      /* 1x1 with padding 2: windows wholly in the padding */
+    {2, 5, 4, 3, 4, 1, 1, 3, 2, 1},      /* 1x1, stride 3, padding 2 */
+    {1, 8, 9, 3, 5, 3, 3, 3, 2, 2},      /* stride 3 with dilation 2 */
 };
 
 static ky_conv_shape conv_shape_of(const conv_case *cc) {
