@@ -28,7 +28,7 @@ endif
 CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-format-truncation -Wno-missing-field-initializers -I. $(OPT) $(EXTRA_CFLAGS)
 LDLIBS  := -lm -lpthread
 
-MODULES ?= core ops losses optim models data aug post
+MODULES ?= core ops losses optim models data aug post pipeline
 LIB_SRC := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 CU_SRC  ?= $(wildcard cuda/*.cu)
@@ -37,7 +37,7 @@ CMD_SRC := $(wildcard apps/cmd_*.c)
 TEST_SRC?= $(filter-out tests/test_cuda_%.c,$(wildcard tests/test_*.c))
 TEST_CU := $(wildcard tests/test_cuda_*.c)
 TEST_AUX:= $(wildcard tests/util_*.c)
-BENCH_SRC:=$(wildcard bench/bench_*.c)
+BENCH_ALL:=$(wildcard bench/bench_*.c)
 
 ifeq ($(CUDA),1)
   CFLAGS   += -DKY_HAVE_CUDA=1
@@ -49,11 +49,13 @@ ifeq ($(CUDA),1)
   LDLIBS   += -L$(CUDA_HOME)/lib64 -L$(CUDA_HOME)/lib -lcublas -lcudart_static -ldl -lrt \
               -Wl,-rpath,$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib
   TESTS    := $(TEST_SRC) $(TEST_CU)
+  BENCH_SRC:= $(BENCH_ALL)
   KY_BACKENDS := cpu cuda [$(CUDA_ARCH)]
 else
   CU_OBJ   :=
   LINK     := $(CC)
   TESTS    := $(TEST_SRC)
+  BENCH_SRC:= $(filter-out bench/bench_cuda_%.c,$(BENCH_ALL))
   KY_BACKENDS := cpu
 endif
 

@@ -339,8 +339,6 @@ ky_status ky_st_writer_add(ky_st_writer *w, const char *name, ky_dtype dtype, in
 
 ky_status ky_st_writer_meta(ky_st_writer *w, const char *key, const char *value) {
   KY_CHECK(w && key && value, KY_ERR_ARG, "safetensors writer: NULL metadata");
-  KY_CHECK(!strpbrk(key, "\"\\\n") && !strpbrk(value, "\"\\\n"), KY_ERR_ARG,
-           "safetensors writer: metadata '%s' holds a quote, backslash or newline", key);
   if (w->n_meta == w->cap_meta) {
     int cap = w->cap_meta ? 2 * w->cap_meta : 16;
     char **nk = realloc(w->meta_k, (size_t)cap * sizeof *nk);
@@ -375,13 +373,32 @@ static void sb_add(sbuf *b, const char *fmt, ...) {
   }
 }
 
+/* A JSON string literal: quotes, backslashes and control characters escaped. */
+static void sb_json_str(sbuf *b, const char *s) {
+  sb_add(b, "\"");
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') sb_add(b, "\\%c", c);
+    else if (c == '\n') sb_add(b, "\\n");
+    else if (c == '\t') sb_add(b, "\\t");
+    else if (c < 0x20) sb_add(b, "\\u%04x", c);
+    else sb_add(b, "%c", c);
+  }
+  sb_add(b, "\"");
+}
+
 ky_status ky_st_writer_save(ky_st_writer *w, const char *path) {
   KY_CHECK(w && path, KY_ERR_ARG, "safetensors writer: NULL argument");
   sbuf h = {0};
   sb_add(&h, "{");
   if (w->n_meta) {
     sb_add(&h, "\"__metadata__\":{");
-    for (int i = 0; i < w->n_meta; i++) sb_add(&h, "%s\"%s\":\"%s\"", i ? "," : "", w->meta_k[i], w->meta_v[i]);
+    for (int i = 0; i < w->n_meta; i++) {
+      sb_add(&h, "%s", i ? "," : "");
+      sb_json_str(&h, w->meta_k[i]);
+      sb_add(&h, ":");
+      sb_json_str(&h, w->meta_v[i]);
+    }
     sb_add(&h, "}");
   }
   size_t off = 0;

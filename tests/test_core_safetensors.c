@@ -48,14 +48,14 @@ static void test_round_trip(void **st) {
   assert_int_equal(ky_st_writer_add(&w, "layer.0.weight", KY_F32, 1, sa, a), KY_OK);
   assert_int_equal(ky_st_writer_add(&w, "idx", KY_I32, 2, sb, b), KY_OK);
   assert_int_equal(ky_st_writer_add(&w, "idx", KY_I32, 2, sb, b), KY_ERR_ARG);
-  assert_int_equal(ky_st_writer_meta(&w, "config", "model = unet_resnet34"), KY_OK);
+  assert_int_equal(ky_st_writer_meta(&w, "config", "model = unet_resnet34\nloss = \"softmax\" \\ x\t."), KY_OK);
   assert_int_equal(ky_st_writer_save(&w, path), KY_OK);
   ky_st_writer_free(&w);
   ky_st_file f;
   assert_int_equal(ky_st_read(&f, path), KY_OK);
   assert_memory_equal(ky_st_data(&f, ky_st_find(&f, "layer.0.weight")), a, sizeof a);
   assert_memory_equal(ky_st_data(&f, ky_st_find(&f, "idx")), b, sizeof b);
-  assert_string_equal(ky_st_meta(&f, "config"), "model = unet_resnet34");
+  assert_string_equal(ky_st_meta(&f, "config"), "model = unet_resnet34\nloss = \"softmax\" \\ x\t.");
   assert_int_equal(f.data_start % 8, 0);
   ky_st_free(&f);
   ky_test_rmdir(dir);

@@ -1,0 +1,101 @@
+/* `karyon postproc train | apply`: the second level. train: out-of-fold probability maps + ground
+ * truth -> the 41-feature table -> a GBT ensemble file; apply: probability maps + that file ->
+ * instance labels and a submission CSV. Tested by tests/test_pipeline_postproc.c and
+ * tests/test_apps_cli.sh. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apps/cli.h"
+#include "core/fileio.h"
+#include "core/image.h"
+#include "pipeline/infer.h"
+#include "pipeline/postproc.h"
+#include "pipeline/segment.h"
+#include "post/rle.h"
+
+const char ky_cmd_postproc_summary[] = "train (postproc train) or apply (postproc apply) the GBT candidate scorer";
+
+static void usage(void) {
+  printf("usage: karyon postproc train --prob DIR --truth DSB_DIR --out MODEL.txt [--reps 50] [--seed 1]\n"
+         "       karyon postproc apply --prob DIR --gbt MODEL.txt --out DIR [--thr 0.3]\n"
+         "  train: candidates + 41 features + IoU targets from out-of-fold maps (<id>_body.png, <id>_border.png,\n"
+         "         optional <id>_full.png) against the masks of DSB_DIR; reps x 3-fold boosters (reference: 50).\n"
+         "  apply: maps -> labels/<id>.png (16-bit) and submission.csv in DIR.\n");
+}
+
+static int cmd_train(int argc, char **argv) {
+  static const char *const known[] = {"prob", "truth", "out", "reps", "seed", "help!", NULL};
+  if (!ky_cli_check(argc, argv, "postproc train", known)) return 2;
+  const char *prob = ky_cli_opt(argc, argv, "prob"), *truth = ky_cli_opt(argc, argv, "truth"), *out = ky_cli_opt(argc, argv, "out");
+  if (!prob || !truth || !out) { fprintf(stderr, "karyon postproc train: --prob, --truth and --out are required\n"); return 2; }
+  int reps = ky_cli_opt(argc, argv, "reps") ? atoi(ky_cli_opt(argc, argv, "reps")) : 50;
+  uint64_t seed = ky_cli_opt(argc, argv, "seed") ? strtoull(ky_cli_opt(argc, argv, "seed"), NULL, 10) : 1;
+  if (reps < 1) { fprintf(stderr, "karyon postproc train: --reps must be >= 1\n"); return 2; }
+  ky_postproc_stats st;
+  ky_status s = ky_postproc_train(prob, truth, out, reps, seed, &st);
+  if (s != KY_OK) return ky_cli_fail("postproc train", s);
+  printf("%d images (%d without maps skipped), %ld candidate rows, mean IoU target %.4f\n", st.n_images, st.n_skipped,
+         st.n_rows, st.mean_target);
+  printf("wrote %d x 3 boosters to %s\n", reps, out);
+  return 0;
+}
+
+static int cmd_apply(int argc, char **argv) {
+  static const char *const known[] = {"prob", "gbt", "out", "thr", "help!", NULL};
+  if (!ky_cli_check(argc, argv, "postproc apply", known)) return 2;
+  const char *prob = ky_cli_opt(argc, argv, "prob"), *gbt_path = ky_cli_opt(argc, argv, "gbt"), *out = ky_cli_opt(argc, argv, "out");
+  if (!prob || !gbt_path || !out) { fprintf(stderr, "karyon postproc apply: --prob, --gbt and --out are required\n"); return 2; }
+  double thr = ky_cli_opt(argc, argv, "thr") ? atof(ky_cli_opt(argc, argv, "thr")) : 0.3;
+  ky_gbt_ensemble gbt;
+  ky_status s = ky_gbt_ensemble_load(&gbt, gbt_path);
+  if (s != KY_OK) return ky_cli_fail("postproc apply", s);
+  char **ids = NULL, **paths = NULL, p[4096];
+  int n = 0, done = 0;
+  ky_rle_writer wr;
+  snprintf(p, sizeof p, "%s/labels", out);
+  if ((s = ky_mkdirs(p)) == KY_OK) {
+    snprintf(p, sizeof p, "%s/submission.csv", out);
+    s = ky_rle_writer_open(&wr, p, 0);
+  }
+  /* Ids are the <id> of every <id>_body.png. */
+  if (s == KY_OK && (s = ky_infer_list(&ids, &paths, &n, prob)) != KY_OK) ky_rle_writer_abort(&wr);
+  if (s == KY_OK) {
+    for (int i = 0; i < n && s == KY_OK; i++) {
+      size_t L = strlen(ids[i]);
+      if (L < 5 || strcmp(ids[i] + L - 5, "_body")) continue;
+      ids[i][L - 5] = 0;
+      uint8_t *B, *S, *E;
+      int h, w, k;
+      if ((s = ky_postproc_read_maps(&B, &S, &E, &h, &w, prob, ids[i])) != KY_OK) break;
+      uint16_t *lab = malloc((size_t)h * w * sizeof *lab);
+      int32_t *l32 = malloc((size_t)h * w * sizeof *l32);
+      if (!lab || !l32) s = ky_error(KY_ERR_NOMEM, "out of memory");
+      if (s == KY_OK) s = ky_pipeline_segment(lab, &k, B, S, E, h, w, &gbt, thr);
+      snprintf(p, sizeof p, "%s/labels/%s.png", out, ids[i]);
+      if (s == KY_OK) s = ky_png_save_u16(p, lab, w, h, 1);
+      for (size_t q = 0; s == KY_OK && q < (size_t)h * w; q++) l32[q] = lab[q];
+      if (s == KY_OK) s = ky_rle_writer_add(&wr, ids[i], l32, h, w);
+      if (s != KY_OK) s = ky_error_context(s, "%s: ", ids[i]);
+      free(B); free(S); free(E); free(lab); free(l32);
+      done++;
+    }
+    if (s == KY_OK) s = ky_rle_writer_commit(&wr);
+    else ky_rle_writer_abort(&wr);
+  }
+  ky_infer_list_free(ids, paths, n);
+  ky_gbt_ensemble_free(&gbt);
+  if (s != KY_OK) return ky_cli_fail("postproc apply", s);
+  if (!done) { fprintf(stderr, "karyon postproc apply: no <id>_body.png maps in %s\n", prob); return 1; }
+  printf("segmented %d images into %s/labels and %s/submission.csv\n", done, out, out);
+  return 0;
+}
+
+int ky_cmd_postproc(int argc, char **argv) {
+  if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) { usage(); return argc < 2 ? 2 : 0; }
+  if (ky_cli_wants_help(argc, argv)) { usage(); return 0; }
+  if (!strcmp(argv[1], "train")) return cmd_train(argc - 1, argv + 1);
+  if (!strcmp(argv[1], "apply")) return cmd_apply(argc - 1, argv + 1);
+  fprintf(stderr, "karyon postproc: unknown action '%s' (train or apply)\n", argv[1]);
+  return 2;
+}
