@@ -239,6 +239,45 @@ static void test_ensemble_recipe(void **st) {
   free(x); free(y); free(groups); free(pe); free(pb);
 }
 
+/* Depth of the deepest leaf below internal node k of tree t. */
+static int depth_of(const ky_gbt_model *m, int t, int k) {
+  int base = m->tree_node[t], best = 0;
+  int kids[2] = {m->left[base + k], m->right[base + k]};
+  for (int c = 0; c < 2; c++) {
+    int d = kids[c] < 0 ? 1 : 1 + depth_of(m, t, kids[c]);
+    if (d > best) best = d;
+  }
+  return best;
+}
+
+static void test_tree_limits(void **st) {
+  ky_gbt_params p;
+  matched_params(&p);
+  p.num_rounds = 20;
+  p.max_depth = 3;
+  p.min_data_in_leaf = 50;
+  ky_gbt_model m;
+  assert_int_equal(ky_gbt_train(&m, &p, FX.x[0], FX.y[0], FX.n[0], NF, NULL, NULL, 0), KY_OK);
+  int n = FX.n[0];
+  int *count = malloc(sizeof(int) * 64);
+  for (int t = 0; t < m.n_trees; t++) {
+    int nl = m.tree_leaf[t + 1] - m.tree_leaf[t];
+    assert_true(nl >= 2 && nl <= 8);
+    assert_true(depth_of(&m, t, 0) <= 3);
+    /* Every leaf holds at least min_data_in_leaf training rows (no bagging here). */
+    memset(count, 0, sizeof(int) * 64);
+    for (int i = 0; i < n; i++) {
+      const float *x = FX.x[0] + (size_t)i * NF;
+      int base = m.tree_node[t], k = 0;
+      do { k = (double)x[m.feature[base + k]] <= m.threshold[base + k] ? m.left[base + k] : m.right[base + k]; } while (k >= 0);
+      count[~k]++;
+    }
+    for (int l = 0; l < nl; l++) assert_true(count[l] >= 50);
+  }
+  free(count);
+  ky_gbt_free(&m);
+}
+
 static void write_text(const char *path, const char *text) {
   assert_int_equal(ky_file_write_atomic(path, text, strlen(text)), KY_OK);
 }
@@ -323,6 +362,7 @@ int main(void) {
     cmocka_unit_test(test_rmse_matches_xgboost),
     cmocka_unit_test(test_deterministic_and_save_load_bitwise),
     cmocka_unit_test(test_early_stopping_keeps_best_round),
+    cmocka_unit_test(test_tree_limits),
     cmocka_unit_test(test_ensemble_recipe),
     cmocka_unit_test(test_malformed_model_files),
     cmocka_unit_test(test_bad_input),
