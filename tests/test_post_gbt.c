@@ -276,6 +276,22 @@ static void test_tree_limits(void **st) {
   }
   free(count);
   ky_gbt_free(&m);
+  /* feature_fraction 0.3 of 10 features: each tree splits on at most 3 of them, not always the same. */
+  p.max_depth = 0;
+  p.min_data_in_leaf = 20;
+  p.feature_fraction = 0.3;
+  assert_int_equal(ky_gbt_train(&m, &p, FX.x[0], FX.y[0], FX.n[0], NF, NULL, NULL, 0), KY_OK);
+  int seen_any[NF] = {0};
+  for (int t = 0; t < m.n_trees; t++) {
+    int used[NF] = {0}, nused = 0;
+    for (int k = m.tree_node[t]; k < m.tree_node[t + 1]; k++) used[m.feature[k]] = 1;
+    for (int f = 0; f < NF; f++) { nused += used[f]; seen_any[f] |= used[f]; }
+    assert_true(nused <= 3);
+  }
+  int total = 0;
+  for (int f = 0; f < NF; f++) total += seen_any[f];
+  assert_true(total > 3);
+  ky_gbt_free(&m);
 }
 
 static void write_text(const char *path, const char *text) {
