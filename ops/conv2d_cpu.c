@@ -9,7 +9,9 @@
  * B is packed in panels of NR columns ([Kd][NR] each); A is read in place from row-major rows
  * (im2col rows, dy, or x itself for 1x1 stride-1 convs), except in wgrad where A = dy^T is packed
  * in panels of MR rows. The micro-kernel keeps an MR x NR block of C in registers.
- * Pixels are processed in tiles of TILE, so the scratch size depends on the layer, never on N*H*W. */
+ * Pixels are processed in tiles of TILE, so the scratch size depends on the layer, never on N*H*W.
+ * Two special cases: K <= SMALL_K (the 3-class logits conv) runs a direct, channel-vectorised
+ * convolution, and other small K (5, 6, 17, 18) compute the forward as y^T = W col^T. */
 #include <math.h>
 #include <string.h>
 
@@ -320,6 +322,165 @@ static void im2col_panel(float *restrict panel, int lanes, float *restrict rows,
     for (int l = 0; l < lanes; l++) panel[(size_t)q * lanes + l] = src[l][q];
 }
 
+/* ---- direct convolution for very few output channels ---------------------------------------
+ * With K <= SMALL_K (the 3-class logits conv) a GEMM has too little depth or width to pay for
+ * im2col: these loops walk the window taps directly, vectorised over the input channels, with
+ * the K accumulators in registers (K is a compile-time constant in each specialisation). */
+enum { SMALL_K = 4 };
+
+static int conv_direct(const ky_conv_shape *s) { return s->k <= SMALL_K; }
+
+/* Window of output pixel p: image n's base offset, the first input row / column of the window. */
+static void out_pixel(const ky_conv_shape *s, size_t p, size_t *xbase, int *iy0, int *ix0) {
+  size_t ohw = (size_t)s->oh * s->ow, n = p / ohw, rem = p % ohw;
+  *xbase = n * s->h * s->w * (size_t)s->c;
+  *iy0 = (int)(rem / s->ow) * s->stride - s->pad;
+  *ix0 = (int)(rem % s->ow) * s->stride - s->pad;
+}
+
+static inline __attribute__((always_inline)) void direct_fwd_k(float *y, const float *x, const float *w,
+                                                               const float *b, const ky_conv_shape *s,
+                                                               int relu, const int K) {
+  size_t c = (size_t)s->c, r = (size_t)s->kh * s->kw * c, npix = (size_t)s->n * s->oh * s->ow;
+  for (size_t p = 0; p < npix; p++) {
+    size_t xb;
+    int iy0, ix0;
+    out_pixel(s, p, &xb, &iy0, &ix0);
+    v8f acc[SMALL_K][2];
+    float tail[SMALL_K];
+    for (int k = 0; k < K; k++) {
+      acc[k][0] = acc[k][1] = (v8f){0};
+      tail[k] = 0.0f;
+    }
+    for (int i = 0; i < s->kh; i++) {
+      int iy = iy0 + i * s->dil;
+      if (iy < 0 || iy >= s->h) continue;
+      for (int j = 0; j < s->kw; j++) {
+        int ix = ix0 + j * s->dil;
+        if (ix < 0 || ix >= s->w) continue;
+        const float *xp = x + xb + ((size_t)iy * s->w + ix) * c;
+        const float *wt = w + ((size_t)i * s->kw + j) * c;
+        size_t q = 0;
+        for (; q + 16 <= c; q += 16) {
+          v8f x0 = *(const v8f *)(xp + q), x1 = *(const v8f *)(xp + q + 8);
+          for (int k = 0; k < K; k++) {
+            acc[k][0] = MADD8(x0, *(const v8f *)(wt + k * r + q), acc[k][0]);
+            acc[k][1] = MADD8(x1, *(const v8f *)(wt + k * r + q + 8), acc[k][1]);
+          }
+        }
+        for (; q < c; q++)
+          for (int k = 0; k < K; k++) tail[k] += xp[q] * wt[k * r + q];
+      }
+    }
+    for (int k = 0; k < K; k++) {
+      v8f v = acc[k][0] + acc[k][1];
+      float sum = ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])) + tail[k];
+      if (b) sum += b[k];
+      y[p * K + k] = relu && sum < 0.0f ? 0.0f : sum;
+    }
+  }
+}
+
+static inline __attribute__((always_inline)) void direct_dgrad_k(float *dx, const float *dy, const float *w,
+                                                                 const ky_conv_shape *s, const int K) {
+  size_t c = (size_t)s->c, r = (size_t)s->kh * s->kw * c, npix = (size_t)s->n * s->oh * s->ow;
+  for (size_t p = 0; p < npix; p++) {
+    size_t xb;
+    int iy0, ix0;
+    out_pixel(s, p, &xb, &iy0, &ix0);
+    const float *g = dy + p * K;
+    v8f gv[SMALL_K];
+    for (int k = 0; k < K; k++) gv[k] = (v8f){g[k], g[k], g[k], g[k], g[k], g[k], g[k], g[k]};
+    for (int i = 0; i < s->kh; i++) {
+      int iy = iy0 + i * s->dil;
+      if (iy < 0 || iy >= s->h) continue;
+      for (int j = 0; j < s->kw; j++) {
+        int ix = ix0 + j * s->dil;
+        if (ix < 0 || ix >= s->w) continue;
+        float *o = dx + xb + ((size_t)iy * s->w + ix) * c;
+        const float *wt = w + ((size_t)i * s->kw + j) * c;
+        size_t q = 0;
+        for (; q + 8 <= c; q += 8) {
+          v8f v = *(v8f *)(o + q);
+          for (int k = 0; k < K; k++) v = MADD8(gv[k], *(const v8f *)(wt + k * r + q), v);
+          *(v8f *)(o + q) = v;
+        }
+        for (; q < c; q++) {
+          float v = o[q];
+          for (int k = 0; k < K; k++) v += g[k] * wt[k * r + q];
+          o[q] = v;
+        }
+      }
+    }
+  }
+}
+
+/* dW accumulates per pixel tile in a zeroed scratch (work: K*R floats), added to dw after each
+ * tile, so no float sum runs over more than TILE pixels before it meets the total. */
+static inline __attribute__((always_inline)) void direct_wgrad_k(float *dw, const float *dy, const float *x,
+                                                                 const ky_conv_shape *s, float *work,
+                                                                 const int K) {
+  size_t c = (size_t)s->c, r = (size_t)s->kh * s->kw * c, npix = (size_t)s->n * s->oh * s->ow;
+  float *acc = work; /* [K][R] */
+  for (size_t p0 = 0; p0 < npix; p0 += TILE) {
+    size_t pend = npix - p0 < TILE ? npix : p0 + TILE;
+    memset(acc, 0, (size_t)K * r * sizeof *acc);
+    for (size_t p = p0; p < pend; p++) {
+      size_t xb;
+      int iy0, ix0;
+      out_pixel(s, p, &xb, &iy0, &ix0);
+      const float *g = dy + p * K;
+      v8f gv[SMALL_K];
+      for (int k = 0; k < K; k++) gv[k] = (v8f){g[k], g[k], g[k], g[k], g[k], g[k], g[k], g[k]};
+      for (int i = 0; i < s->kh; i++) {
+        int iy = iy0 + i * s->dil;
+        if (iy < 0 || iy >= s->h) continue;
+        for (int j = 0; j < s->kw; j++) {
+          int ix = ix0 + j * s->dil;
+          if (ix < 0 || ix >= s->w) continue;
+          const float *xp = x + xb + ((size_t)iy * s->w + ix) * c;
+          float *at = acc + ((size_t)i * s->kw + j) * c;
+          size_t q = 0;
+          for (; q + 8 <= c; q += 8) {
+            v8f xv = *(const v8f *)(xp + q);
+            for (int k = 0; k < K; k++) *(v8f *)(at + k * r + q) = MADD8(gv[k], xv, *(v8f *)(at + k * r + q));
+          }
+          for (; q < c; q++)
+            for (int k = 0; k < K; k++) at[k * r + q] += g[k] * xp[q];
+        }
+      }
+    }
+    for (size_t q = 0; q < (size_t)K * r; q++) dw[q] += acc[q];
+  }
+}
+
+static void direct_fwd(float *y, const float *x, const float *w, const float *b, const ky_conv_shape *s, int relu) {
+  switch (s->k) {
+  case 1: direct_fwd_k(y, x, w, b, s, relu, 1); break;
+  case 2: direct_fwd_k(y, x, w, b, s, relu, 2); break;
+  case 3: direct_fwd_k(y, x, w, b, s, relu, 3); break;
+  default: direct_fwd_k(y, x, w, b, s, relu, 4); break;
+  }
+}
+
+static void direct_dgrad(float *dx, const float *dy, const float *w, const ky_conv_shape *s) {
+  switch (s->k) {
+  case 1: direct_dgrad_k(dx, dy, w, s, 1); break;
+  case 2: direct_dgrad_k(dx, dy, w, s, 2); break;
+  case 3: direct_dgrad_k(dx, dy, w, s, 3); break;
+  default: direct_dgrad_k(dx, dy, w, s, 4); break;
+  }
+}
+
+static void direct_wgrad(float *dw, const float *dy, const float *x, const ky_conv_shape *s, float *work) {
+  switch (s->k) {
+  case 1: direct_wgrad_k(dw, dy, x, s, work, 1); break;
+  case 2: direct_wgrad_k(dw, dy, x, s, work, 2); break;
+  case 3: direct_wgrad_k(dw, dy, x, s, work, 3); break;
+  default: direct_wgrad_k(dw, dy, x, s, work, 4); break;
+  }
+}
+
 /* ---- the three passes --------------------------------------------------------------------- */
 
 /* y^T[K x P] = W[K x R] * col^T[R x P] per pixel tile: W is packed once in MR-row panels (K < MR
@@ -352,6 +513,10 @@ static void fwd_small_k(float *y, const float *x, const float *w, const float *b
 
 void ky_cpu_conv2d_fwd(float *y, const float *x, const float *w, const float *b, const ky_conv_shape *s,
                        int relu, float *work) {
+  if (conv_direct(s)) {
+    direct_fwd(y, x, w, b, s, relu);
+    return;
+  }
   if (fwd_transposed(s)) {
     fwd_small_k(y, x, w, b, s, relu, work);
     return;
@@ -382,6 +547,10 @@ void ky_cpu_conv2d_fwd(float *y, const float *x, const float *w, const float *b,
 }
 
 void ky_cpu_conv2d_dgrad(float *dx, const float *dy, const float *w, const ky_conv_shape *s, float *work) {
+  if (conv_direct(s)) {
+    direct_dgrad(dx, dy, w, s);
+    return;
+  }
   int r = s->kh * s->kw * s->c, k = s->k;
   size_t npix = (size_t)s->n * s->oh * s->ow;
   float *wp = work;                                    /* [ceil(R/NR)][K][NR]  W */
@@ -401,8 +570,7 @@ void ky_cpu_conv2d_dgrad(float *dx, const float *dy, const float *w, const ky_co
   }
 }
 
-void ky_cpu_conv2d_wgrad(float *dw, float *db, const float *dy, const float *x, const ky_conv_shape *s,
-                         float *work) {
+static void gemm_wgrad(float *dw, const float *dy, const float *x, const ky_conv_shape *s, float *work) {
   int r = s->kh * s->kw * s->c, k = s->k;
   size_t npix = (size_t)s->n * s->oh * s->ow;
   float *ap = work;                                    /* [ceil(K/MR)][TILE][MR]  dy^T tile */
@@ -426,6 +594,14 @@ void ky_cpu_conv2d_wgrad(float *dw, float *db, const float *dy, const float *x, 
     }
     gemm_packed(dw, (size_t)r, ap, bp, k, r, np);
   }
+}
+
+void ky_cpu_conv2d_wgrad(float *dw, float *db, const float *dy, const float *x, const ky_conv_shape *s,
+                         float *work) {
+  int k = s->k;
+  size_t npix = (size_t)s->n * s->oh * s->ow;
+  if (conv_direct(s)) direct_wgrad(dw, dy, x, s, work);
+  else gemm_wgrad(dw, dy, x, s, work);
   if (db) { /* per-channel sums in double, channel blocks so the accumulators stay on the stack */
     enum { CB = 64 };
     double acc[CB];

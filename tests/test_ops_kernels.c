@@ -68,6 +68,9 @@ static const conv_case conv_cases[] = {
     {1, 4, 3, 5, 7, 1, 1, 1, 2, 1},      /* 1x1 with padding 2: windows wholly in the padding */
     {2, 5, 4, 3, 4, 1, 1, 3, 2, 1},      /* 1x1, stride 3, padding 2 */
     {1, 8, 9, 3, 5, 3, 3, 3, 2, 2},      /* stride 3 with dilation 2 */
+    {1, 6, 7, 40, 3, 3, 3, 1, 1, 1},     /* K = 3 direct path with 16-wide chunks and a tail */
+    {2, 9, 8, 64, 1, 3, 3, 2, 2, 2},     /* K = 1, stride 2, dilation 2 */
+    {1, 7, 6, 24, 6, 3, 3, 1, 1, 1},     /* K = 6: the transposed (y^T) forward */
 };
 
 static ky_conv_shape conv_shape_of(const conv_case *cc) {
