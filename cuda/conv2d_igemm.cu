@@ -29,8 +29,67 @@
  * strides (about s*s times the useful work: acceptable for the few strided layers).
  * The fp32 path uses nothing beyond sm_60 (no cp.async, no tensor cores, __ldg only).
  *
- * Compiler resource report (nvcc 13.0, -O3, `-Xptxas -v`): see the table at the end of this
- * comment block, filled from an actual build (RESOURCE-REPORT).
+ * Compiler resource report (nvcc 13.0.88, -O3, `-Xptxas -v`, one build each for sm_80 | sm_90;
+ * spill = spill-store/spill-load bytes; stack frames are 0 everywhere). "vec" = the float4 path.
+ * PTX of the vec forward 128x128 kernel: 4 ld.global.nc.v4, 32 ld.shared.v4 and 512 fma.rn (one
+ * BK = 8 step, unrolled), no local memory; the TF32 file carries mma.sync.m16n8k8 + cvt.rna.tf32 only in
+ * its sm_80+ code. Threads per block: SIMT 128x128 = 256, 128x64 / 64x128 = 128, 64x64 = 64;
+ * TF32 128x128 = 256, the others 128. Registers above 128 limit a 256-thread SIMT block to one
+ * per SM (8 warps); capping them at 128 spilled (see the __launch_bounds__ note below).
+ *                             sm_80                                 | sm_90
+ *   conv_bias_grad_partial     20 regs     0 B smem 0/0 spill |  20 regs     0 B smem 0/0 spill
+ *   simt fwd   128x128 scalar 129 regs 16896 B smem 0/0 spill | 128 regs 16896 B smem 0/0 spill
+ *   simt fwd   128x128 vec    129 regs 16896 B smem 0/0 spill | 139 regs 16896 B smem 0/0 spill
+ *   simt fwd   128x64 scalar  145 regs 12800 B smem 0/0 spill | 151 regs 12800 B smem 0/0 spill
+ *   simt fwd   128x64 vec     145 regs 12800 B smem 0/0 spill | 151 regs 12800 B smem 0/0 spill
+ *   simt fwd   64x128 scalar  141 regs 12800 B smem 0/0 spill | 151 regs 12800 B smem 0/0 spill
+ *   simt fwd   64x128 vec     141 regs 12800 B smem 0/0 spill | 151 regs 12800 B smem 0/0 spill
+ *   simt fwd   64x64 scalar   130 regs  8704 B smem 0/0 spill | 155 regs  8704 B smem 0/0 spill
+ *   simt fwd   64x64 vec      138 regs  8704 B smem 0/0 spill | 149 regs  8704 B smem 0/0 spill
+ *   simt dgrad 128x128 scalar 136 regs 16896 B smem 0/0 spill | 149 regs 16896 B smem 0/0 spill
+ *   simt dgrad 128x128 vec    128 regs 16896 B smem 0/0 spill | 151 regs 16896 B smem 0/0 spill
+ *   simt dgrad 128x64 scalar  149 regs 12800 B smem 0/0 spill | 153 regs 12800 B smem 0/0 spill
+ *   simt dgrad 128x64 vec     149 regs 12800 B smem 0/0 spill | 153 regs 12800 B smem 0/0 spill
+ *   simt dgrad 64x128 scalar  130 regs 12800 B smem 0/0 spill | 153 regs 12800 B smem 0/0 spill
+ *   simt dgrad 64x128 vec     147 regs 12800 B smem 0/0 spill | 153 regs 12800 B smem 0/0 spill
+ *   simt dgrad 64x64 scalar   130 regs  8704 B smem 0/0 spill | 151 regs  8704 B smem 0/0 spill
+ *   simt dgrad 64x64 vec      143 regs  8704 B smem 0/0 spill | 161 regs  8704 B smem 0/0 spill
+ *   simt wgrad 128x128 scalar 153 regs 16896 B smem 0/0 spill | 147 regs 16896 B smem 0/0 spill
+ *   simt wgrad 128x128 vec    142 regs 16896 B smem 0/0 spill | 139 regs 16896 B smem 0/0 spill
+ *   simt wgrad 128x64 scalar  151 regs 12800 B smem 0/0 spill | 161 regs 12800 B smem 0/0 spill
+ *   simt wgrad 128x64 vec     145 regs 12800 B smem 0/0 spill | 153 regs 12800 B smem 0/0 spill
+ *   simt wgrad 64x128 scalar  161 regs 12800 B smem 0/0 spill | 167 regs 12800 B smem 0/0 spill
+ *   simt wgrad 64x128 vec     149 regs 12800 B smem 0/0 spill | 149 regs 12800 B smem 0/0 spill
+ *   simt wgrad 64x64 scalar   163 regs  8704 B smem 0/0 spill | 167 regs  8704 B smem 0/0 spill
+ *   simt wgrad 64x64 vec      130 regs  8704 B smem 0/0 spill | 153 regs  8704 B smem 0/0 spill
+ *   conv_split_reduce_kernel   32 regs     0 B smem 0/0 spill |  32 regs     0 B smem 0/0 spill
+ *   tf32 fwd   128x128 scalar 127 regs 34816 B smem 0/0 spill | 125 regs 34816 B smem 0/0 spill
+ *   tf32 fwd   128x128 vec    127 regs 34816 B smem 0/0 spill | 125 regs 34816 B smem 0/0 spill
+ *   tf32 fwd   128x64 scalar  164 regs 26624 B smem 0/0 spill | 164 regs 26624 B smem 0/0 spill
+ *   tf32 fwd   128x64 vec     165 regs 26624 B smem 0/0 spill | 165 regs 26624 B smem 0/0 spill
+ *   tf32 fwd   64x128 scalar  161 regs 26624 B smem 0/0 spill | 162 regs 26624 B smem 0/0 spill
+ *   tf32 fwd   64x128 vec     161 regs 26624 B smem 0/0 spill | 163 regs 26624 B smem 0/0 spill
+ *   tf32 fwd   64x64 scalar    93 regs 18432 B smem 0/0 spill |  93 regs 18432 B smem 0/0 spill
+ *   tf32 fwd   64x64 vec       93 regs 18432 B smem 0/0 spill |  93 regs 18432 B smem 0/0 spill
+ *   tf32 dgrad 128x128 scalar 154 regs 34816 B smem 0/0 spill | 159 regs 34816 B smem 0/0 spill
+ *   tf32 dgrad 128x128 vec    152 regs 34816 B smem 0/0 spill | 156 regs 34816 B smem 0/0 spill
+ *   tf32 dgrad 128x64 scalar  166 regs 26624 B smem 0/0 spill | 165 regs 26624 B smem 0/0 spill
+ *   tf32 dgrad 128x64 vec     164 regs 26624 B smem 0/0 spill | 164 regs 26624 B smem 0/0 spill
+ *   tf32 dgrad 64x128 scalar  166 regs 26624 B smem 0/0 spill | 166 regs 26624 B smem 0/0 spill
+ *   tf32 dgrad 64x128 vec     164 regs 26624 B smem 0/0 spill | 164 regs 26624 B smem 0/0 spill
+ *   tf32 dgrad 64x64 scalar    96 regs 18432 B smem 0/0 spill | 119 regs 18432 B smem 0/0 spill
+ *   tf32 dgrad 64x64 vec       94 regs 18432 B smem 0/0 spill |  94 regs 18432 B smem 0/0 spill
+ *   tf32 wgrad 128x128 scalar 160 regs 34816 B smem 0/0 spill | 162 regs 34816 B smem 0/0 spill
+ *   tf32 wgrad 128x128 vec    126 regs 34816 B smem 0/0 spill | 124 regs 34816 B smem 0/0 spill
+ *   tf32 wgrad 128x64 scalar  168 regs 26624 B smem 0/0 spill | 168 regs 26624 B smem 0/0 spill
+ *   tf32 wgrad 128x64 vec     158 regs 26624 B smem 0/0 spill | 162 regs 26624 B smem 0/0 spill
+ *   tf32 wgrad 64x128 scalar  164 regs 26624 B smem 0/0 spill | 165 regs 26624 B smem 0/0 spill
+ *   tf32 wgrad 64x128 vec     164 regs 26624 B smem 0/0 spill | 164 regs 26624 B smem 0/0 spill
+ *   tf32 wgrad 64x64 scalar   126 regs 18432 B smem 0/0 spill | 126 regs 18432 B smem 0/0 spill
+ *   tf32 wgrad 64x64 vec       92 regs 18432 B smem 0/0 spill |  92 regs 18432 B smem 0/0 spill
+ *   bias_relu_kernel           20 regs     0 B smem 0/0 spill |  22 regs     0 B smem 0/0 spill
+ *   col2im_kernel              32 regs     0 B smem 0/0 spill |  34 regs     0 B smem 0/0 spill
+ *   im2col_kernel              22 regs     0 B smem 0/0 spill |  32 regs     0 B smem 0/0 spill
  */
 #include <string.h>
 
@@ -41,6 +100,8 @@ namespace {
 constexpr int SIMT_BK = 8;
 
 template <int DIR, int BM, int BN, bool VEC>
+/* No register cap: capping at 128 (two 256-thread blocks per SM) spills 8-308 bytes per thread
+ * with nvcc 13.0; whether the extra occupancy pays for that is for the benchmark to decide. */
 __global__ void __launch_bounds__((BM / 8) * (BN / 8))
 conv_igemm_simt(ky_conv_gemm p) {
   constexpr int BK = SIMT_BK, THREADS = (BM / 8) * (BN / 8), LDA = BM + 4, LDB = BN + 4;

@@ -18,6 +18,24 @@
 
 #include "cuda/check.cuh"
 
+/* Loaders and the epilogue are host-callable too, so that a host harness can replay a block's
+ * index arithmetic; on the device ky_ldg is the read-only-cache load. */
+#define KY_HD __host__ __device__ __forceinline__
+KY_HD float ky_ldg(const float *p) {
+#ifdef __CUDA_ARCH__
+  return __ldg(p);
+#else
+  return *p;
+#endif
+}
+KY_HD float4 ky_ldg(const float4 *p) {
+#ifdef __CUDA_ARCH__
+  return __ldg(p);
+#else
+  return *p;
+#endif
+}
+
 enum { KY_CONV_DIR_FWD = 0, KY_CONV_DIR_DGRAD = 1, KY_CONV_DIR_WGRAD = 2 };
 enum { KY_CONV_EPI_STORE = 0, KY_CONV_EPI_ACCUM = 1, KY_CONV_EPI_PART = 2 };
 
@@ -34,7 +52,7 @@ struct ky_conv_gemm {
 };
 
 /* Advances a (c, kx, ky) tap decode by `by` positions of r = (ky*KW + kx)*C + c. */
-__device__ __forceinline__ void ky_conv_step_tap(int &c, int &kx, int &ky, int by, int C, int KW) {
+KY_HD void ky_conv_step_tap(int &c, int &kx, int &ky, int by, int C, int KW) {
   c += by;
   while (c >= C) {
     c -= C;
@@ -42,7 +60,7 @@ __device__ __forceinline__ void ky_conv_step_tap(int &c, int &kx, int &ky, int b
   }
 }
 
-__device__ __forceinline__ float4 ky_f4_zero() { return make_float4(0.f, 0.f, 0.f, 0.f); }
+KY_HD float4 ky_f4_zero() { return make_float4(0.f, 0.f, 0.f, 0.f); }
 
 /* ---- k-contiguous loaders: each thread owns rows (tid + i*THREADS) / (BK/4), columns kq..kq+3 -- */
 template <int ROWS, int BK, int THREADS>
@@ -51,11 +69,11 @@ struct ky_kcontig_pos {
   static constexpr int NPT = (NV + THREADS - 1) / THREADS;
   static_assert(THREADS % (BK / 4) == 0, "threads must tile the k-quads");
   int tid;
-  __device__ int row(int i) const { return (tid + i * THREADS) / (BK / 4); }
-  __device__ int kq() const { return (tid % (BK / 4)) * 4; }
-  __device__ bool live(int i) const { return NV % THREADS == 0 || tid + i * THREADS < NV; }
+  KY_HD int row(int i) const { return (tid + i * THREADS) / (BK / 4); }
+  KY_HD int kq() const { return (tid % (BK / 4)) * 4; }
+  KY_HD bool live(int i) const { return NV % THREADS == 0 || tid + i * THREADS < NV; }
   template <int LD>
-  __device__ void store(float *s, const float4 (&v)[NPT]) const {
+  KY_HD void store(float *s, const float4 (&v)[NPT]) const {
 #pragma unroll
     for (int i = 0; i < NPT; ++i) {
       if (!live(i)) continue;
@@ -75,11 +93,11 @@ struct ky_direct_pos {
   static constexpr int NPT = (NV + THREADS - 1) / THREADS;
   static_assert(THREADS % (COLS / 4) == 0 || NV <= THREADS, "threads must tile the columns");
   int tid;
-  __device__ int kk(int i) const { return (tid + i * THREADS) / (COLS / 4); }
-  __device__ int col() const { return (tid % (COLS / 4)) * 4; }
-  __device__ bool live(int i) const { return NV % THREADS == 0 || tid + i * THREADS < NV; }
+  KY_HD int kk(int i) const { return (tid + i * THREADS) / (COLS / 4); }
+  KY_HD int col() const { return (tid % (COLS / 4)) * 4; }
+  KY_HD bool live(int i) const { return NV % THREADS == 0 || tid + i * THREADS < NV; }
   template <int LD>
-  __device__ void store(float *s, const float4 (&v)[NPT]) const {
+  KY_HD void store(float *s, const float4 (&v)[NPT]) const {
 #pragma unroll
     for (int i = 0; i < NPT; ++i)
       if (live(i)) *reinterpret_cast<float4 *>(&s[kk(i) * LD + col()]) = v[i];
@@ -93,7 +111,7 @@ struct ky_load_fwd_a : ky_kcontig_pos<ROWS, BK, THREADS> {
   const float *img[P::NPT];   /* x at this row's image, NULL when the row is past M */
   int ih0[P::NPT], iw0[P::NPT];
   int r, c, kx, ky;
-  __device__ void init(const ky_conv_gemm &p, int tid_, int row0, int kbeg) {
+  KY_HD void init(const ky_conv_gemm &p, int tid_, int row0, int kbeg) {
     this->tid = tid_;
     const int ohw = p.oh * p.ow;
 #pragma unroll
@@ -111,20 +129,20 @@ struct ky_load_fwd_a : ky_kcontig_pos<ROWS, BK, THREADS> {
     const int t = r / p.c;
     c = r - t * p.c; ky = t / p.kw; kx = t - ky * p.kw;
   }
-  __device__ void advance(const ky_conv_gemm &p) { r += BK; ky_conv_step_tap(c, kx, ky, BK, p.c, p.kw); }
-  __device__ float tap(const ky_conv_gemm &p, int i, int cc, int tx, int ty) const {
+  KY_HD void advance(const ky_conv_gemm &p) { r += BK; ky_conv_step_tap(c, kx, ky, BK, p.c, p.kw); }
+  KY_HD float tap(const ky_conv_gemm &p, int i, int cc, int tx, int ty) const {
     const int ih = ih0[i] + ty * p.dil, iw = iw0[i] + tx * p.dil;
     if (!img[i] || (unsigned)ih >= (unsigned)p.h || (unsigned)iw >= (unsigned)p.w) return 0.f;
-    return __ldg(img[i] + ((size_t)ih * p.w + iw) * p.c + cc);
+    return ky_ldg(img[i] + ((size_t)ih * p.w + iw) * p.c + cc);
   }
-  __device__ void fetch(const ky_conv_gemm &p, float4 (&v)[P::NPT]) const {
+  KY_HD void fetch(const ky_conv_gemm &p, float4 (&v)[P::NPT]) const {
 #pragma unroll
     for (int i = 0; i < P::NPT; ++i) {
       v[i] = ky_f4_zero();
       if (VEC) {
         const int ih = ih0[i] + ky * p.dil, iw = iw0[i] + kx * p.dil;
         if (r < p.R && img[i] && (unsigned)ih < (unsigned)p.h && (unsigned)iw < (unsigned)p.w)
-          v[i] = __ldg(reinterpret_cast<const float4 *>(img[i] + ((size_t)ih * p.w + iw) * p.c + c));
+          v[i] = ky_ldg(reinterpret_cast<const float4 *>(img[i] + ((size_t)ih * p.w + iw) * p.c + c));
       } else {
         int cc = c, tx = kx, ty = ky;
         float e[4];
@@ -145,7 +163,7 @@ struct ky_load_fwd_b : ky_kcontig_pos<ROWS, BK, THREADS> {
   using P = ky_kcontig_pos<ROWS, BK, THREADS>;
   const float *wr[P::NPT];
   int r;
-  __device__ void init(const ky_conv_gemm &p, int tid_, int col0, int kbeg) {
+  KY_HD void init(const ky_conv_gemm &p, int tid_, int col0, int kbeg) {
     this->tid = tid_;
 #pragma unroll
     for (int i = 0; i < P::NPT; ++i) {
@@ -154,19 +172,19 @@ struct ky_load_fwd_b : ky_kcontig_pos<ROWS, BK, THREADS> {
     }
     r = kbeg + this->kq();
   }
-  __device__ void advance(const ky_conv_gemm &) { r += BK; }
-  __device__ void fetch(const ky_conv_gemm &p, float4 (&v)[P::NPT]) const {
+  KY_HD void advance(const ky_conv_gemm &) { r += BK; }
+  KY_HD void fetch(const ky_conv_gemm &p, float4 (&v)[P::NPT]) const {
 #pragma unroll
     for (int i = 0; i < P::NPT; ++i) {
       v[i] = ky_f4_zero();
       if (!wr[i]) continue;
       if (VEC) {
-        if (r < p.R) v[i] = __ldg(reinterpret_cast<const float4 *>(wr[i] + r));
+        if (r < p.R) v[i] = ky_ldg(reinterpret_cast<const float4 *>(wr[i] + r));
       } else {
-        v[i].x = r + 0 < p.R ? __ldg(wr[i] + r + 0) : 0.f;
-        v[i].y = r + 1 < p.R ? __ldg(wr[i] + r + 1) : 0.f;
-        v[i].z = r + 2 < p.R ? __ldg(wr[i] + r + 2) : 0.f;
-        v[i].w = r + 3 < p.R ? __ldg(wr[i] + r + 3) : 0.f;
+        v[i].x = r + 0 < p.R ? ky_ldg(wr[i] + r + 0) : 0.f;
+        v[i].y = r + 1 < p.R ? ky_ldg(wr[i] + r + 1) : 0.f;
+        v[i].z = r + 2 < p.R ? ky_ldg(wr[i] + r + 2) : 0.f;
+        v[i].w = r + 3 < p.R ? ky_ldg(wr[i] + r + 3) : 0.f;
       }
     }
   }
@@ -181,7 +199,7 @@ struct ky_load_dgrad_a : ky_kcontig_pos<ROWS, BK, THREADS> {
   const float *img[P::NPT];   /* dy at this row's image */
   int ihp[P::NPT], iwp[P::NPT];
   int r, k, kx, ky;
-  __device__ void init(const ky_conv_gemm &p, int tid_, int row0, int kbeg) {
+  KY_HD void init(const ky_conv_gemm &p, int tid_, int row0, int kbeg) {
     this->tid = tid_;
     const int hw = p.h * p.w;
 #pragma unroll
@@ -199,9 +217,9 @@ struct ky_load_dgrad_a : ky_kcontig_pos<ROWS, BK, THREADS> {
     const int t = r / p.k;
     k = r - t * p.k; ky = t / p.kw; kx = t - ky * p.kw;
   }
-  __device__ void advance(const ky_conv_gemm &p) { r += BK; ky_conv_step_tap(k, kx, ky, BK, p.k, p.kw); }
+  KY_HD void advance(const ky_conv_gemm &p) { r += BK; ky_conv_step_tap(k, kx, ky, BK, p.k, p.kw); }
   /* Offset of dy's pixel for tap (tx, ty) of row i, or -1 when the tap hits no output pixel. */
-  __device__ long long pix(const ky_conv_gemm &p, int i, int tx, int ty) const {
+  KY_HD long long pix(const ky_conv_gemm &p, int i, int tx, int ty) const {
     int yy = ihp[i] - ty * p.dil, xx = iwp[i] - tx * p.dil;
     if (!img[i] || yy < 0 || xx < 0) return -1;
     if (p.stride != 1) {
@@ -211,20 +229,20 @@ struct ky_load_dgrad_a : ky_kcontig_pos<ROWS, BK, THREADS> {
     if (yy >= p.oh || xx >= p.ow) return -1;
     return ((long long)yy * p.ow + xx) * p.k;
   }
-  __device__ void fetch(const ky_conv_gemm &p, float4 (&v)[P::NPT]) const {
+  KY_HD void fetch(const ky_conv_gemm &p, float4 (&v)[P::NPT]) const {
 #pragma unroll
     for (int i = 0; i < P::NPT; ++i) {
       v[i] = ky_f4_zero();
       if (VEC) {
         const long long o = r < p.R ? pix(p, i, kx, ky) : -1;
-        if (o >= 0) v[i] = __ldg(reinterpret_cast<const float4 *>(img[i] + o + k));
+        if (o >= 0) v[i] = ky_ldg(reinterpret_cast<const float4 *>(img[i] + o + k));
       } else {
         int kk = k, tx = kx, ty = ky;
         float e[4];
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
           const long long o = r + j < p.R ? pix(p, i, tx, ty) : -1;
-          e[j] = o >= 0 ? __ldg(img[i] + o + kk) : 0.f;
+          e[j] = o >= 0 ? ky_ldg(img[i] + o + kk) : 0.f;
           ky_conv_step_tap(kk, tx, ty, 1, p.k, p.kw);
         }
         v[i] = make_float4(e[0], e[1], e[2], e[3]);
@@ -239,7 +257,7 @@ struct ky_load_dgrad_b : ky_direct_pos<COLS, BK, THREADS> {
   using P = ky_direct_pos<COLS, BK, THREADS>;
   int r[P::NPT], k[P::NPT], tap[P::NPT];  /* tap = ky*KW + kx */
   int c0;
-  __device__ void init(const ky_conv_gemm &p, int tid_, int col0, int kbeg) {
+  KY_HD void init(const ky_conv_gemm &p, int tid_, int col0, int kbeg) {
     this->tid = tid_;
     c0 = col0 + this->col();
 #pragma unroll
@@ -249,7 +267,7 @@ struct ky_load_dgrad_b : ky_direct_pos<COLS, BK, THREADS> {
       k[i] = r[i] - tap[i] * p.k;
     }
   }
-  __device__ void advance(const ky_conv_gemm &p) {
+  KY_HD void advance(const ky_conv_gemm &p) {
 #pragma unroll
     for (int i = 0; i < P::NPT; ++i) {
       r[i] += BK;
@@ -257,7 +275,7 @@ struct ky_load_dgrad_b : ky_direct_pos<COLS, BK, THREADS> {
       while (k[i] >= p.k) { k[i] -= p.k; ++tap[i]; }
     }
   }
-  __device__ void fetch(const ky_conv_gemm &p, float4 (&v)[P::NPT]) const {
+  KY_HD void fetch(const ky_conv_gemm &p, float4 (&v)[P::NPT]) const {
     const int taps = p.kh * p.kw;
 #pragma unroll
     for (int i = 0; i < P::NPT; ++i) {
@@ -265,12 +283,12 @@ struct ky_load_dgrad_b : ky_direct_pos<COLS, BK, THREADS> {
       if (!this->live(i) || r[i] >= p.R || c0 >= p.N) continue;
       const float *src = p.b + ((size_t)k[i] * taps + tap[i]) * p.c + c0;
       if (VEC) {
-        v[i] = __ldg(reinterpret_cast<const float4 *>(src));
+        v[i] = ky_ldg(reinterpret_cast<const float4 *>(src));
       } else {
-        v[i].x = __ldg(src);
-        v[i].y = c0 + 1 < p.N ? __ldg(src + 1) : 0.f;
-        v[i].z = c0 + 2 < p.N ? __ldg(src + 2) : 0.f;
-        v[i].w = c0 + 3 < p.N ? __ldg(src + 3) : 0.f;
+        v[i].x = ky_ldg(src);
+        v[i].y = c0 + 1 < p.N ? ky_ldg(src + 1) : 0.f;
+        v[i].z = c0 + 2 < p.N ? ky_ldg(src + 2) : 0.f;
+        v[i].w = c0 + 3 < p.N ? ky_ldg(src + 3) : 0.f;
       }
     }
   }
@@ -283,29 +301,29 @@ struct ky_load_wgrad_a : ky_direct_pos<COLS, BK, THREADS> {
   using P = ky_direct_pos<COLS, BK, THREADS>;
   int px[P::NPT];
   int k0;
-  __device__ void init(const ky_conv_gemm &p, int tid_, int col0, int kbeg) {
+  KY_HD void init(const ky_conv_gemm &p, int tid_, int col0, int kbeg) {
     this->tid = tid_;
     k0 = col0 + this->col();
 #pragma unroll
     for (int i = 0; i < P::NPT; ++i) px[i] = kbeg + this->kk(i);
   }
-  __device__ void advance(const ky_conv_gemm &) {
+  KY_HD void advance(const ky_conv_gemm &) {
 #pragma unroll
     for (int i = 0; i < P::NPT; ++i) px[i] += BK;
   }
-  __device__ void fetch(const ky_conv_gemm &p, float4 (&v)[P::NPT]) const {
+  KY_HD void fetch(const ky_conv_gemm &p, float4 (&v)[P::NPT]) const {
 #pragma unroll
     for (int i = 0; i < P::NPT; ++i) {
       v[i] = ky_f4_zero();
       if (!this->live(i) || px[i] >= p.R || k0 >= p.M) continue;
       const float *src = p.a + (size_t)px[i] * p.k + k0;
       if (VEC) {
-        v[i] = __ldg(reinterpret_cast<const float4 *>(src));
+        v[i] = ky_ldg(reinterpret_cast<const float4 *>(src));
       } else {
-        v[i].x = __ldg(src);
-        v[i].y = k0 + 1 < p.M ? __ldg(src + 1) : 0.f;
-        v[i].z = k0 + 2 < p.M ? __ldg(src + 2) : 0.f;
-        v[i].w = k0 + 3 < p.M ? __ldg(src + 3) : 0.f;
+        v[i].x = ky_ldg(src);
+        v[i].y = k0 + 1 < p.M ? ky_ldg(src + 1) : 0.f;
+        v[i].z = k0 + 2 < p.M ? ky_ldg(src + 2) : 0.f;
+        v[i].w = k0 + 3 < p.M ? ky_ldg(src + 3) : 0.f;
       }
     }
   }
@@ -319,7 +337,7 @@ struct ky_load_wgrad_b : ky_direct_pos<COLS, BK, THREADS> {
   int px[P::NPT], n[P::NPT], oy[P::NPT], ox[P::NPT];
   int cc[4], offy[4], offx[4];   /* tap of each of this thread's 4 columns (only [0] with VEC) */
   int r0;
-  __device__ void init(const ky_conv_gemm &p, int tid_, int col0, int kbeg) {
+  KY_HD void init(const ky_conv_gemm &p, int tid_, int col0, int kbeg) {
     this->tid = tid_;
     r0 = col0 + this->col();
     int c = 0, kx = 0, ky = 0;
@@ -341,7 +359,7 @@ struct ky_load_wgrad_b : ky_direct_pos<COLS, BK, THREADS> {
       oy[i] = rem / p.ow; ox[i] = rem - oy[i] * p.ow;
     }
   }
-  __device__ void advance(const ky_conv_gemm &p) {
+  KY_HD void advance(const ky_conv_gemm &p) {
 #pragma unroll
     for (int i = 0; i < P::NPT; ++i) {
       px[i] += BK;
@@ -352,12 +370,12 @@ struct ky_load_wgrad_b : ky_direct_pos<COLS, BK, THREADS> {
       }
     }
   }
-  __device__ float tap(const ky_conv_gemm &p, int i, int j) const {
+  KY_HD float tap(const ky_conv_gemm &p, int i, int j) const {
     const int ih = oy[i] * p.stride + offy[j], iw = ox[i] * p.stride + offx[j];
     if ((unsigned)ih >= (unsigned)p.h || (unsigned)iw >= (unsigned)p.w) return 0.f;
-    return __ldg(p.b + (((size_t)n[i] * p.h + ih) * p.w + iw) * p.c + cc[j]);
+    return ky_ldg(p.b + (((size_t)n[i] * p.h + ih) * p.w + iw) * p.c + cc[j]);
   }
-  __device__ void fetch(const ky_conv_gemm &p, float4 (&v)[P::NPT]) const {
+  KY_HD void fetch(const ky_conv_gemm &p, float4 (&v)[P::NPT]) const {
 #pragma unroll
     for (int i = 0; i < P::NPT; ++i) {
       v[i] = ky_f4_zero();
@@ -365,7 +383,7 @@ struct ky_load_wgrad_b : ky_direct_pos<COLS, BK, THREADS> {
       if (VEC) {
         const int ih = oy[i] * p.stride + offy[0], iw = ox[i] * p.stride + offx[0];
         if ((unsigned)ih < (unsigned)p.h && (unsigned)iw < (unsigned)p.w)
-          v[i] = __ldg(reinterpret_cast<const float4 *>(p.b + (((size_t)n[i] * p.h + ih) * p.w + iw) * p.c + cc[0]));
+          v[i] = ky_ldg(reinterpret_cast<const float4 *>(p.b + (((size_t)n[i] * p.h + ih) * p.w + iw) * p.c + cc[0]));
       } else {
         v[i].x = tap(p, i, 0);
         v[i].y = r0 + 1 < p.N ? tap(p, i, 1) : 0.f;
@@ -397,7 +415,7 @@ struct ky_conv_loaders<KY_CONV_DIR_WGRAD, BM, BN, BK, THREADS, VEC> {
 /* Writes `W` consecutive results of row `row` starting at column `col` (W = 2 or 4), honouring
  * the bounds, the epilogue kind and the split slot z. */
 template <int W>
-__device__ __forceinline__ void ky_conv_emit(const ky_conv_gemm &p, int z, int row, int col, const float *v) {
+KY_HD void ky_conv_emit(const ky_conv_gemm &p, int z, int row, int col, const float *v) {
   if (row >= p.M || col >= p.N) return;
   const size_t off = (size_t)row * p.N + col;
   float *dst = p.epi == KY_CONV_EPI_PART ? p.part + (size_t)z * p.M * p.N + off : p.out + off;
