@@ -14,19 +14,25 @@ void ky_cpu_upsample_nearest_fwd(float *y, const float *x, int n, int h, int w, 
       }
 }
 
-/* Each input pixel gathers its f x f block of output gradients, in row-major order. */
+/* Each input pixel gathers its f x f block of output gradients in row-major order, channels in
+ * blocks of CB on the stack (contiguous reads), then adds the sum to dx. */
 void ky_cpu_upsample_nearest_bwd(float *dx, const float *dy, int n, int h, int w, int c, int f) {
+  enum { CB = 64 };
+  float acc[CB];
   int oh = h * f, ow = w * f;
   for (int i = 0; i < n; i++)
     for (int iy = 0; iy < h; iy++)
       for (int ix = 0; ix < w; ix++) {
         float *d = dx + (((size_t)i * h + iy) * w + ix) * c;
-        for (int j = 0; j < c; j++) {
-          float acc = 0.0f;
+        for (int c0 = 0; c0 < c; c0 += CB) {
+          int cb = c - c0 < CB ? c - c0 : CB;
+          for (int j = 0; j < cb; j++) acc[j] = 0.0f;
           for (int a = 0; a < f; a++)
-            for (int b = 0; b < f; b++)
-              acc += dy[(((size_t)i * oh + iy * f + a) * ow + ix * f + b) * c + j];
-          d[j] += acc;
+            for (int b = 0; b < f; b++) {
+              const float *g = dy + (((size_t)i * oh + iy * f + a) * ow + ix * f + b) * c + c0;
+              for (int j = 0; j < cb; j++) acc[j] += g[j];
+            }
+          for (int j = 0; j < cb; j++) d[c0 + j] += acc[j];
         }
       }
 }
