@@ -448,6 +448,58 @@ static void test_gap(void **st) {
   expect_closef("gap bwd", dx, wd, 12, 1e-6, 0);
 }
 
+/* More channels than one stack block (64) in maxpool, global average pooling and the nearest
+ * upsampling backward, against direct loops written here. */
+static void test_channel_blocks(void **st) {
+  ky_rng r = ky_rng_make(13, KY_RNG_STREAM_TEST);
+  enum { N = 2, H = 5, W = 4, C = 70 };
+  size_t nx = N * H * W * C;
+  float *x = rnd(&r, nx, -1, 1);
+  ky_pool_shape ps = {.n = N, .h = H, .w = W, .c = C, .k = 3, .stride = 2, .pad = 1};
+  assert_int_equal(ky_pool_shape_finish(&ps), 1);
+  size_t ny = (size_t)N * ps.oh * ps.ow * C;
+  float *y = malloc(ny * sizeof *y);
+  int32_t *am = malloc(ny * sizeof *am);
+  ky_cpu_maxpool_fwd(y, am, x, &ps);
+  for (int n = 0; n < N; n++)
+    for (int oy = 0; oy < ps.oh; oy++)
+      for (int ox = 0; ox < ps.ow; ox++)
+        for (int c = 0; c < C; c++) {
+          float best = -INFINITY;
+          int bi = -1;
+          for (int iy = oy * 2 - 1; iy <= oy * 2 + 1; iy++)
+            for (int ix = ox * 2 - 1; ix <= ox * 2 + 1; ix++) {
+              if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+              float v = x[(((size_t)n * H + iy) * W + ix) * C + c];
+              if (v > best) { best = v; bi = iy * W + ix; }
+            }
+          size_t o = (((size_t)n * ps.oh + oy) * ps.ow + ox) * C + c;
+          assert_float_equal(y[o], best, 0);
+          assert_int_equal(am[o], bi);
+        }
+  float g[N * C];
+  ky_cpu_gap_fwd(g, x, N, H * W, C);
+  for (int n = 0; n < N; n++)
+    for (int c = 0; c < C; c++) {
+      double m = 0;
+      for (int p = 0; p < H * W; p++) m += x[((size_t)n * H * W + p) * C + c];
+      assert_float_equal(g[n * C + c], m / (H * W), 1e-6);
+    }
+  size_t nu = nx * 9;
+  float *dy = rnd(&r, nu, -1, 1), *dx = calloc(nx, sizeof *dx);
+  ky_cpu_upsample_nearest_bwd(dx, dy, N, H, W, C, 3);
+  for (int n = 0; n < N; n++)
+    for (int iy = 0; iy < H; iy++)
+      for (int ix = 0; ix < W; ix++)
+        for (int c = 0; c < C; c++) {
+          double sum = 0;
+          for (int a = 0; a < 3; a++)
+            for (int b = 0; b < 3; b++) sum += dy[(((size_t)n * H * 3 + iy * 3 + a) * W * 3 + ix * 3 + b) * C + c];
+          assert_float_equal(dx[(((size_t)n * H + iy) * W + ix) * C + c], sum, 1e-5);
+        }
+  free(x); free(y); free(am); free(dy); free(dx);
+}
+
 /* ---- concat ------------------------------------------------------------------------------- */
 
 static void test_concat(void **st) {
@@ -774,6 +826,7 @@ int main(void) {
       cmocka_unit_test(test_pool_shape),
       cmocka_unit_test(test_maxpool_ties_and_padding),
       cmocka_unit_test(test_gap),
+      cmocka_unit_test(test_channel_blocks),
       cmocka_unit_test(test_concat),
       cmocka_unit_test(test_upsample_nearest),
       cmocka_unit_test(test_upsample_bilinear_hand),
