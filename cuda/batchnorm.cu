@@ -2,11 +2,13 @@
  * evaluation forward, both backwards. Tested by tests/test_cuda_ops.c against the CPU reference
  * (skips without a GPU).
  * Determinism: reductions are two-stage with a partition that depends only on (npix, c): stage 1
- * gives one partial per (pixel chunk, channel), each thread summing its pixels in a fixed order in
- * float, the 8 rows of a block combined in double; stage 2 (one warp per channel) adds the chunk
- * partials in a fixed shuffle tree. No atomics anywhere, so runs are bitwise identical.
- * Variance: shifted sums (shift = the channel's value at pixel 0) avoid the cancellation of
- * E[x^2] - E[x]^2 when the mean is large against the spread. */
+ * gives one partial per (pixel chunk, channel), each thread going through its pixels in a fixed
+ * order in float, the 8 rows of a block combined in double; stage 2 (one warp per channel)
+ * combines the chunk partials in a fixed shuffle tree. No atomics anywhere, so runs are bitwise
+ * identical.
+ * Variance: Welford per thread (count, mean, sum of squared deviations), partials merged with
+ * Chan's pairwise formula in double: no E[x^2] - E[x]^2 cancellation when the mean is large
+ * against the spread. */
 #include <math.h>
 
 #include "cuda/check.cuh"
@@ -24,23 +26,41 @@ size_t bn_chunk(size_t npix) {
   return r;
 }
 
-/* MODE 0: sums of (x - x[0,c]) and its square.  MODE 1: sums of dy and dy * xhat with
- * xhat = (x - mean[c]) * invstd[c]. part[(chunk * c + ch) * 2 + {0,1}]. */
+/* Chan et al.: (n, m, M2) += (nb, mb, Mb), the statistics of two disjoint sets. */
+__device__ __forceinline__ void chan_merge(double &n, double &m, double &M, double nb, double mb, double Mb) {
+  if (nb == 0.0) return;
+  if (n == 0.0) {
+    n = nb;
+    m = mb;
+    M = Mb;
+    return;
+  }
+  double nn = n + nb, d = mb - m;
+  m += d * (nb / nn);
+  M += Mb + d * d * (n * nb / nn);
+  n = nn;
+}
+
+/* part[(chunk * c + ch) * 3 + {0,1,2}]:
+ * MODE 0: (count, mean, sum of squared deviations) of x;
+ * MODE 1: (sum dy, sum dy * xhat, 0) with xhat = (x - mean[c]) * invstd[c]. */
 template <int MODE>
 __global__ void bn_partial(double *part, const float *x, const float *dy, const float *mean,
                            const float *invstd, size_t npix, int c, size_t rows) {
-  __shared__ double sh[2][TY][TX + 1];
+  __shared__ double sh[3][TY][TX + 1];
   int tx = threadIdx.x, ty = threadIdx.y;
   int ch = blockIdx.x * TX + tx;
   size_t p0 = (size_t)blockIdx.y * rows, p1 = p0 + rows < npix ? p0 + rows : npix;
   float s0 = 0.f, s1 = 0.f;
+  int cnt = 0;
   if (ch < c) {
     if (MODE == 0) {
-      float k = x[ch];
       for (size_t p = p0 + ty; p < p1; p += TY) {
-        float d = x[p * c + ch] - k;
-        s0 += d;
-        s1 += d * d;
+        float v = x[p * c + ch];
+        cnt++;
+        float d = v - s0;
+        s0 += d / (float)cnt;   /* running mean */
+        s1 += d * (v - s0);     /* running sum of squared deviations */
       }
     } else {
       float m = mean[ch], is = invstd[ch];
@@ -53,16 +73,22 @@ __global__ void bn_partial(double *part, const float *x, const float *dy, const 
   }
   sh[0][ty][tx] = s0;
   sh[1][ty][tx] = s1;
+  sh[2][ty][tx] = cnt;
   __syncthreads();
   if (ty == 0 && ch < c) {
-    double a = 0.0, b = 0.0;
+    double a = 0.0, b = 0.0, n = 0.0;
     for (int r = 0; r < TY; r++) {
-      a += sh[0][r][tx];
-      b += sh[1][r][tx];
+      if (MODE == 0) {
+        chan_merge(n, a, b, sh[2][r][tx], sh[0][r][tx], sh[1][r][tx]);
+      } else {
+        a += sh[0][r][tx];
+        b += sh[1][r][tx];
+      }
     }
-    size_t o = ((size_t)blockIdx.y * c + ch) * 2;
-    part[o] = a;
-    part[o + 1] = b;
+    size_t o = ((size_t)blockIdx.y * c + ch) * 3;
+    part[o] = MODE == 0 ? n : a;
+    part[o + 1] = MODE == 0 ? a : b;
+    part[o + 2] = MODE == 0 ? b : 0.0;
   }
 }
 
@@ -71,35 +97,50 @@ __device__ void chunk_sums(double *a, double *b, const double *part, size_t nchu
   int lane = threadIdx.x & 31;
   double sa = 0.0, sb = 0.0;
   for (size_t j = lane; j < nchunks; j += 32) {
-    sa += part[(j * c + ch) * 2];
-    sb += part[(j * c + ch) * 2 + 1];
+    sa += part[(j * c + ch) * 3];
+    sb += part[(j * c + ch) * 3 + 1];
   }
   *a = ky_warp_sum(sa);
   *b = ky_warp_sum(sb);
 }
 
+/* The same for the Welford partials; the result (count, mean, M2) is valid in lane 0. */
+__device__ void chunk_welford(double *n, double *m, double *M, const double *part, size_t nchunks, int c, int ch) {
+  int lane = threadIdx.x & 31;
+  double cn = 0.0, cm = 0.0, cM = 0.0;
+  for (size_t j = lane; j < nchunks; j += 32) {
+    const double *q = part + (j * c + ch) * 3;
+    chan_merge(cn, cm, cM, q[0], q[1], q[2]);
+  }
+  for (int o = 16; o > 0; o >>= 1) {
+    double nb = __shfl_down_sync(0xffffffffu, cn, o);
+    double mb = __shfl_down_sync(0xffffffffu, cm, o);
+    double Mb = __shfl_down_sync(0xffffffffu, cM, o);
+    if (lane + o < 32) chan_merge(cn, cm, cM, nb, mb, Mb);
+  }
+  *n = cn;
+  *m = cm;
+  *M = cM;
+}
+
 /* Training statistics -> save_mean/invstd, running stats, and the normalisation coefficients
  * coef[0..c) = mean, coef[c..2c) = gamma * invstd, coef[2c..3c) = beta. */
 __global__ void bn_stats_final(float *coef, float *save_mean, float *save_invstd, float *run_mean,
-                               float *run_var, const double *part, size_t nchunks, const float *x,
-                               const float *gamma, const float *beta, size_t npix, int c, float eps,
+                               float *run_var, const double *part, size_t nchunks, const float *gamma, const float *beta, size_t npix, int c, float eps,
                                float momentum) {
   int ch = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5);
   if (ch >= c) return;  /* whole warps leave together */
-  double s0, s1;
-  chunk_sums(&s0, &s1, part, nchunks, c, ch);
+  double n, mean, m2;
+  chunk_welford(&n, &mean, &m2, part, nchunks, c, ch);
   if ((threadIdx.x & 31) != 0) return;
-  double n = (double)npix;
-  double dm = s0 / n;
-  double var = (s1 - s0 * dm) / n;
+  double var = m2 / n;
   if (var < 0.0) var = 0.0;
-  double mean = (double)x[ch] + dm;
   double invstd = 1.0 / sqrt(var + (double)eps);
   if (save_mean) save_mean[ch] = (float)mean;
   if (save_invstd) save_invstd[ch] = (float)invstd;
   if (run_mean) run_mean[ch] = (float)((1.0 - momentum) * run_mean[ch] + momentum * mean);
   if (run_var) {
-    double unbiased = npix > 1 ? var * n / (n - 1.0) : var;
+    double unbiased = npix > 1 ? m2 / (n - 1.0) : var;
     run_var[ch] = (float)((1.0 - momentum) * run_var[ch] + momentum * unbiased);
   }
   coef[ch] = (float)mean;
@@ -215,7 +256,7 @@ ky_status partials(ky_cuda *cu, double **part, size_t *nchunks, float **coef, si
   *nchunks = (npix + rows - 1) / rows;
   size_t coef_bytes = (coef_floats * sizeof(float) + 255) / 256 * 256;
   void *ws;
-  KY_TRY(ky_cuda_workspace(cu, &ws, coef_bytes + *nchunks * (size_t)c * 2 * sizeof(double)));
+  KY_TRY(ky_cuda_workspace(cu, &ws, coef_bytes + *nchunks * (size_t)c * 3 * sizeof(double)));
   *coef = (float *)ws;
   *part = (double *)((char *)ws + coef_bytes);
   dim3 grid((unsigned)((c + TX - 1) / TX), (unsigned)*nchunks), block(TX, TY);
@@ -245,7 +286,7 @@ extern "C" ky_status ky_cuda_bn_fwd_train(ky_cuda *cu, float *y, float *save_mea
   KY_TRY(partials<0>(cu, &part, &nchunks, &coef, 3 * (size_t)c, x, NULL, npix, c, NULL, NULL));
   KY_CUDA_LAUNCH_CHECK(cu);
   bn_stats_final<<<(c + 7) / 8, 256, 0, cu->stream>>>(coef, save_mean, save_invstd, run_mean, run_var, part,
-                                                      nchunks, x, gamma, beta, npix, c, eps, momentum);
+                                                      nchunks, gamma, beta, npix, c, eps, momentum);
   KY_CUDA_LAUNCH_CHECK(cu);
   apply(cu, y, x, coef, npix, c);
   KY_CUDA_LAUNCH_CHECK(cu);
@@ -298,7 +339,7 @@ extern "C" ky_status ky_cuda_bn_bwd_eval(ky_cuda *cu, float *dx, float *dgamma, 
   size_t rows = bn_chunk(npix), nchunks = (npix + rows - 1) / rows;
   size_t coef_bytes = (5 * (size_t)c * sizeof(float) + 255) / 256 * 256;
   void *ws;
-  KY_TRY(ky_cuda_workspace(cu, &ws, coef_bytes + nchunks * (size_t)c * 2 * sizeof(double)));
+  KY_TRY(ky_cuda_workspace(cu, &ws, coef_bytes + nchunks * (size_t)c * 3 * sizeof(double)));
   float *coef = (float *)ws;
   double *part = (double *)((char *)ws + coef_bytes);
   bn_eval_stats<<<(c + 255) / 256, 256, 0, cu->stream>>>(coef, run_mean, run_var, c, eps);
