@@ -2,6 +2,7 @@
  * position in 1/32 pixels (as OpenCV's INTER_LINEAR does), read bilinearly for the image and to the
  * nearest pixel for labels, reflect-101 outside. Tested by tests/test_aug_geom.c. */
 #include "aug/geom.h"
+#include "aug/rngfill.h"
 
 #include <limits.h>
 #include <math.h>
@@ -406,13 +407,41 @@ static inline int refl_half(int i, int n) {
   return i < n ? i : p - 1 - i;
 }
 
-/* One box pass of radius r over a strided line of n values; buf holds n + 2r + 1 doubles. */
-static void box_line(float *f, size_t stride, int n, int r, double *buf) {
-  double *pre = buf;
-  pre[0] = 0;
-  for (int k = 0; k < n + 2 * r; k++) pre[k + 1] = pre[k] + f[(size_t)refl_half(k - r, n) * stride];
+/* Box means of radius r along rows (in place), reflect borders, by a sliding sum. idx[p + r + 1]
+ * is the source column of position p, for p in -r-1 .. w+r-1. */
+static void box_rows(float *f, int h, int w, int r, const int *idx, float *tmp) {
   double inv = 1.0 / (2 * r + 1);
-  for (int i = 0; i < n; i++) f[(size_t)i * stride] = (float)((pre[i + 2 * r + 1] - pre[i]) * inv);
+  for (int y = 0; y < h; y++) {
+    float *row = f + (size_t)y * w;
+    memcpy(tmp, row, (size_t)w * sizeof *tmp);
+    double s = 0;
+    for (int k = -r; k <= r; k++) s += tmp[idx[k + r + 1]];
+    row[0] = (float)(s * inv);
+    for (int i = 1; i < w; i++) {
+      s += tmp[idx[i + 2 * r + 1]] - tmp[idx[i]]; /* enters i + r, leaves i - r - 1 */
+      row[i] = (float)(s * inv);
+    }
+  }
+}
+
+/* The same along columns, all columns at once (row-contiguous access); src is a copy of f. */
+static void box_cols(float *f, int h, int w, int r, const int *idx, float *src, double *acc) {
+  double inv = 1.0 / (2 * r + 1);
+  memcpy(src, f, (size_t)h * w * sizeof *src);
+  for (int x = 0; x < w; x++) acc[x] = 0;
+  for (int k = -r; k <= r; k++) {
+    const float *row = src + (size_t)idx[k + r + 1] * w;
+    for (int x = 0; x < w; x++) acc[x] += row[x];
+  }
+  for (int x = 0; x < w; x++) f[x] = (float)(acc[x] * inv);
+  for (int i = 1; i < h; i++) {
+    const float *add = src + (size_t)idx[i + 2 * r + 1] * w, *sub = src + (size_t)idx[i] * w;
+    float *out = f + (size_t)i * w;
+    for (int x = 0; x < w; x++) {
+      acc[x] += add[x] - sub[x];
+      out[x] = (float)(acc[x] * inv);
+    }
+  }
 }
 
 ky_status ky_aug_smooth_field(float *f, int h, int w, float sigma) {
@@ -430,15 +459,22 @@ ky_status ky_aug_smooth_field(float *f, int h, int w, float sigma) {
   m = m < 0 ? 0 : m > n ? n : m;
   int rmax = (wl + 2) / 2, mx = h > w ? h : w;
   if (wl < 1) wl = 1;
-  double *buf = malloc((size_t)(mx + 2 * rmax + 1) * sizeof *buf);
-  if (!buf) return ky_error(KY_ERR_NOMEM, "ky_aug_smooth_field: no memory");
+  float *src = malloc((size_t)h * w * sizeof *src), *tmp = malloc((size_t)mx * sizeof *tmp);
+  double *acc = malloc((size_t)w * sizeof *acc);
+  int *idx = malloc((size_t)(mx + 2 * rmax + 2) * sizeof *idx);
+  if (!src || !tmp || !acc || !idx) {
+    free(src); free(tmp); free(acc); free(idx);
+    return ky_error(KY_ERR_NOMEM, "ky_aug_smooth_field: no memory for a %dx%d field", h, w);
+  }
   for (int pass = 0; pass < n; pass++) {
     int r = (pass < m ? wl : wl + 2) / 2;
     if (r < 1) continue;
-    for (int y = 0; y < h; y++) box_line(f + (size_t)y * w, 1, w, r, buf);
-    for (int x = 0; x < w; x++) box_line(f + x, (size_t)w, h, r, buf);
+    for (int k = 0; k < w + 2 * r + 1; k++) idx[k] = refl_half(k - r - 1, w);
+    box_rows(f, h, w, r, idx, tmp);
+    for (int k = 0; k < h + 2 * r + 1; k++) idx[k] = refl_half(k - r - 1, h);
+    box_cols(f, h, w, r, idx, src, acc);
   }
-  free(buf);
+  free(src); free(tmp); free(acc); free(idx);
   return KY_OK;
 }
 
@@ -457,7 +493,7 @@ ky_status ky_aug_elastic_sample(double affine[6], float *dx, float *dy, int h, i
   size_t n = (size_t)h * w;
   float *d[2] = {dx, dy};
   for (int k = 0; k < 2; k++) {
-    for (size_t i = 0; i < n; i++) d[k][i] = ky_rng_uniform(rng) * 2.f - 1.f;
+    ky_aug_fill_uniform(rng, d[k], n, -1.f, 1.f);
     KY_TRY(ky_aug_smooth_field(d[k], h, w, sigma));
     for (size_t i = 0; i < n; i++) d[k][i] *= alpha;
   }

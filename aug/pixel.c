@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "aug/color.h"
+#include "aug/rngfill.h"
 
 #define CHECK_ARGS(rgb, h, w)                                                                    \
   do {                                                                                           \
@@ -172,29 +173,12 @@ ky_status ky_aug_box3(uint8_t *rgb, int h, int w) {
   return KY_OK;
 }
 
-/* Successive words of the rng (same values as ky_rng_u32 calls), a Philox block at a time. */
-static void fill_u32(ky_rng *r, uint32_t *out, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    if ((r->index & 3) == 0 && n - i >= 4) {
-      uint64_t off = r->index >> 2;
-      uint32_t key[2] = {(uint32_t)r->seed, (uint32_t)(r->seed >> 32)};
-      uint32_t ctr[4] = {(uint32_t)off, (uint32_t)(off >> 32), (uint32_t)r->stream, (uint32_t)(r->stream >> 32)};
-      ky_philox4x32(out + i, ctr, key);
-      r->index += 4;
-      i += 4;
-    } else {
-      out[i++] = ky_rng_u32(r);
-    }
-  }
-}
-
 /* n standard normals by Box-Muller on pairs of words (fp32; augmentation needs no more). */
 static ky_status fill_normal(float *z, size_t n, ky_rng *r) {
   size_t m = (n + 1) & ~(size_t)1;
   uint32_t *u = malloc(m * sizeof *u);
   if (!u) return ky_error(KY_ERR_NOMEM, "augmentation noise: no memory for %zu values", n);
-  fill_u32(r, u, m);
+  ky_aug_fill_u32(r, u, m);
   for (size_t i = 0; i < m; i += 2) {
     float u1 = ((u[i] >> 8) + 1) * (1.f / 16777216.f), u2 = (u[i + 1] >> 8) * (1.f / 16777216.f);
     float rad = sqrtf(-2.f * logf(u1)), th = 6.2831853f * u2;
