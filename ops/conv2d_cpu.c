@@ -2,7 +2,7 @@
  * Tested by tests/test_ops_kernels.c (against a naive direct convolution on odd shapes) and by
  * tests/test_parity_ops.c (PyTorch fixtures); timed by bench/bench_cpu_ops.c.
  *
- * All three passes are one GEMM shape C[M x N] += A[M x Kd] * B[Kd x N] on packed operands:
+ * All three passes are one GEMM shape C[M x N] += A[M x Kd] * B[Kd x N]:
  *   forward  y[P x K]     += col[P x R] * W^T[R x K]     (R = kh*kw*c, r ordered (kh, kw, c))
  *   dgrad    dcol[P x R]  += dy[P x K]  * W[K x R]      then col2im adds dcol into dx
  *   wgrad    dW[K x R]    += dy^T[K x P] * col[P x R]
@@ -12,7 +12,6 @@
  * Pixels are processed in tiles of TILE, so the scratch size depends on the layer, never on N*H*W.
  * Two special cases: K <= SMALL_K (the 3-class logits conv) runs a direct, channel-vectorised
  * convolution, and other small K (5, 6, 17, 18) compute the forward as y^T = W col^T. */
-#include <math.h>
 #include <string.h>
 
 #include "ops/kernels.h"
@@ -38,12 +37,14 @@ int ky_conv_shape_finish(ky_conv_shape *s) {
   return 1;
 }
 
-/* Scratch for each pass (floats); ky_cpu_conv2d_work_floats returns the largest. */
-/* Few output channels (the 3-class logits conv): W^T would fill NR-wide panels mostly with zeros,
- * so the forward computes y^T = W * col^T instead, with K on the MR side of the micro-kernel. */
+/* Few output channels (K = 5, 6, 17, 18; K <= 4 goes direct): W^T would fill NR-wide panels mostly
+ * with zeros, so the forward computes y^T = W * col^T instead, with K on the MR side. */
 static int fwd_transposed(const ky_conv_shape *s) {
   return round_up((size_t)s->k, MR) * 4 < round_up((size_t)s->k, NR) * 3;
 }
+
+/* Scratch for each pass (floats); ky_cpu_conv2d_work_floats returns the largest. The direct path
+ * (K <= 4) needs K*R for wgrad, less than work_wgrad. */
 
 static size_t work_fwd(const ky_conv_shape *s, size_t r) {
   if (fwd_transposed(s))
