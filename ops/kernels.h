@@ -119,6 +119,13 @@ void ky_cpu_softmax_bwd(float *dx, const float *dy, const float *y, size_t npix,
 void ky_cpu_bce_logits_fwd(float *loss, const float *x, const float *t, size_t npix, int c, int ch);
 /* dx[p, ch] += dloss * (sigmoid(x) - t) / npix */
 void ky_cpu_bce_logits_bwd(float *dx, const float *x, const float *t, float dloss, size_t npix, int c, int ch);
+/* Binary focal loss with logits (losses/focal_cpu.c), same layout and mean as BCE above; p = sigmoid(x):
+ * loss = mean(alpha t (1-p)^gamma (-log p) + (1-alpha)(1-t) p^gamma (-log(1-p))), gamma >= 0, alpha in
+ * [0, 1]; gamma = 0, alpha = 0.5 gives BCE / 2. bwd: dx[p, ch] += dloss * dl/dx / npix. */
+void ky_cpu_focal_logits_fwd(float *loss, const float *x, const float *t, size_t npix, int c, int ch, float gamma,
+                             float alpha);
+void ky_cpu_focal_logits_bwd(float *dx, const float *x, const float *t, float dloss, size_t npix, int c, int ch,
+                             float gamma, float alpha);
 
 /* Softmax cross-entropy from logits x (npix x c) and class indices cls (npix, values < c;
  * 255 = ignore). Optional per-class weights w (NULL = 1). loss = sum_p w[y_p]*nll_p / sum_p w[y_p]

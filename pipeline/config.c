@@ -30,8 +30,8 @@ static const opt opts[] = {
     {"model", T_STR, S(model), "unet_resnet34", "network: unet_resnet18/34/50/101/152, fpn_resnet18/34/50/101/152"},
     {"width", T_FLOAT, S(width), "1", "width multiplier for every layer (1 = reference; 0.25 for a slim CPU model)"},
     {"decoder_bn", T_BOOL, S(decoder_bn), "0", "batch norm in the U-Net decoder blocks"},
-    {"loss", T_STR, S(loss), "softmax", "softmax (0.6 CE + 0.2 dice body + 0.2 dice border), sigmoid (body, sep), sigmoid3 (body, sep, full)"},
-    {"bce_weight", T_FLOAT, S(bce_weight), "0.5", "sigmoid losses: weight of BCE against 1 - dice"},
+    {"loss", T_STR, S(loss), "softmax", "softmax (0.6 CE + 0.2 dice body + 0.2 dice border), sigmoid (body, sep), sigmoid3 (body, sep, full), focal (sigmoid head, focal loss in place of BCE)"},
+    {"bce_weight", T_FLOAT, S(bce_weight), "0.5", "sigmoid/focal losses: weight of BCE (focal) against 1 - dice"},
     {"norm", T_STR, S(norm), "torch", "input normalisation: torch, caffe, dpn, tf"},
     {"crop", T_INT, S(crop), "256", "training crop side (multiple of 32)"},
     {"batch", T_INT, S(batch), "16", "crops per batch"},
@@ -202,8 +202,9 @@ ky_status ky_train_config_validate(const ky_train_config *c) {
   KY_CHECK(c->iters > 0 || c->epochs > 0, KY_ERR_ARG, "config: set iters or epochs to a positive number");
   KY_CHECK(c->iters >= 0 && c->epochs >= 0 && c->epoch_size >= 0, KY_ERR_ARG, "config: iters/epochs/epoch_size must be >= 0");
   KY_CHECK(c->width > 0 && c->width <= 4, KY_ERR_ARG, "config: width %g outside (0, 4]", c->width);
-  KY_CHECK(!strcmp(c->loss, "softmax") || !strcmp(c->loss, "sigmoid") || !strcmp(c->loss, "sigmoid3"), KY_ERR_ARG,
-           "config: loss '%s', expected softmax, sigmoid or sigmoid3", c->loss);
+  KY_CHECK(!strcmp(c->loss, "softmax") || !strcmp(c->loss, "sigmoid") || !strcmp(c->loss, "sigmoid3") ||
+               !strcmp(c->loss, "focal"),
+           KY_ERR_ARG, "config: loss '%s', expected softmax, sigmoid, sigmoid3 or focal", c->loss);
   KY_CHECK(!strcmp(c->optim, "adam") || !strcmp(c->optim, "amsgrad") || !strcmp(c->optim, "sgd"), KY_ERR_ARG,
            "config: optim '%s', expected adam, amsgrad or sgd", c->optim);
   KY_CHECK(!strcmp(c->device, "cpu") || !strcmp(c->device, "cuda") || !strcmp(c->device, "auto"), KY_ERR_ARG,

@@ -12,7 +12,7 @@
 
 ky_status ky_head_parse(ky_head *h, const char *loss_name) {
   if (!strcmp(loss_name, "softmax")) *h = KY_HEAD_SOFTMAX;
-  else if (!strcmp(loss_name, "sigmoid")) *h = KY_HEAD_SIGMOID;
+  else if (!strcmp(loss_name, "sigmoid") || !strcmp(loss_name, "focal")) *h = KY_HEAD_SIGMOID;
   else if (!strcmp(loss_name, "sigmoid3")) *h = KY_HEAD_SIGMOID3;
   else return ky_error(KY_ERR_ARG, "unknown head/loss '%s' (softmax, sigmoid, sigmoid3)", loss_name);
   return KY_OK;

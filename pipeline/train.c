@@ -111,6 +111,7 @@ static ky_status batch_loss(trainer *t, ky_tensor **loss, ky_tensor *parts[3], k
   free(tg);
   KY_TRY(s);
   if (parts) parts[0] = parts[1] = parts[2] = NULL;
+  if (!strcmp(t->cfg->loss, "focal")) return ky_loss_focal_dice(&t->ctx, loss, logits, tt, t->cfg->bce_weight);
   return ky_loss_sigmoid_dice(&t->ctx, loss, logits, tt, t->cfg->bce_weight);
 }
 

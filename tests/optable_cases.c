@@ -66,6 +66,13 @@ static ky_status b_softmax_dice(ky_ctx *ctx, const ky_opcase *c, ky_tensor **in,
 static ky_status b_sigmoid_dice(ky_ctx *ctx, const ky_opcase *c, ky_tensor **in, ky_tensor **out) {
   return ky_loss_sigmoid_dice(ctx, out, in[0], in[1], 0.5f);
 }
+static ky_status b_focal(ky_ctx *ctx, const ky_opcase *c, ky_tensor **in, ky_tensor **out) {
+  /* iparam[0]: channel; fparam: gamma, alpha */
+  return ky_loss_focal_logits(ctx, out, in[0], in[1], c->iparam[0], c->fparam[0], c->fparam[1]);
+}
+static ky_status b_focal_dice(ky_ctx *ctx, const ky_opcase *c, ky_tensor **in, ky_tensor **out) {
+  return ky_loss_focal_dice(ctx, out, in[0], in[1], c->fparam[0]);
+}
 static ky_status b_wsum(ky_ctx *ctx, const ky_opcase *c, ky_tensor **in, ky_tensor **out) {
   /* Sum of two means, weighted: exercises weighted_sum's backward. */
   ky_tensor *m[2];
@@ -165,6 +172,15 @@ const ky_opcase ky_opcases[] = {
     {"block conv-bn-relu-conv [2,6,5,3]", 6, {KY_F32, KY_F32, KY_F32, KY_F32, KY_F32, KY_F32}, {4, 4, 1, 1, 1, 1},
      {X4(2, 6, 5, 3), X4(3, 3, 3, 3), V1(3), V1(3), V1(3), V1(3)}, {-1, -1, 0.5f, -1, -1, 0.5f}, {1, 1, 1.5f, 1, 1, 2},
      15, {0}, {0}, 0, 0, 0, b_block},
+    /* focal loss: logits, soft targets in [0, 1]; iparam[0] = channel, fparam = gamma, alpha */
+    {"focal_logits ch0 soft [2,5,3,1]", 2, {KY_F32, KY_F32}, {4, 4}, {X4(2, 5, 3, 1), X4(2, 5, 3, 1)}, {-4, 0}, {4, 1}, 1,
+     {0}, {2.0f, 0.25f}, 0, 0, 0, b_focal},
+    {"focal_logits ch2 g1.5 a0.6 [1,7,5,3]", 2, {KY_F32, KY_F32}, {4, 4}, {X4(1, 7, 5, 3), X4(1, 7, 5, 3)}, {-6, 0},
+     {6, 1}, 1, {2}, {1.5f, 0.6f}, 0, 0, 0, b_focal},
+    {"focal_logits ch1 g0 a0.5 [3,1,9,2]", 2, {KY_F32, KY_F32}, {4, 4}, {X4(3, 1, 9, 2), X4(3, 1, 9, 2)}, {-3, 0}, {3, 1},
+     1, {1}, {0.0f, 0.5f}, 0, 0, 0, b_focal},
+    {"loss focal+dice w0.5 [2,4,5,2]", 2, {KY_F32, KY_F32}, {4, 4}, {X4(2, 4, 5, 2), X4(2, 4, 5, 2)}, {-3, 0}, {3, 1}, 1,
+     {0}, {0.5f}, 0, 0, 0, b_focal_dice},
     /* Benchmark rows (bench = 1): the ResNet34 U-Net's layers at batch 2, 256x256
      * (../shared/spec/benchmark_model.md); timed by bench/bench_ops.c, too big for the gradient check. */
     {"bench conv 7x7/2 stem 3->64 [2,256,256,3]", 2, {KY_F32, KY_F32}, {4, 4}, {X4(2, 256, 256, 3), X4(64, 7, 7, 3)},
