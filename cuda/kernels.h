@@ -75,6 +75,10 @@ ky_status ky_cuda_softmax_bwd(ky_cuda *cu, float *dx, const float *dy, const flo
 ky_status ky_cuda_bce_logits_fwd(ky_cuda *cu, float *loss, const float *x, const float *t, size_t npix, int c, int ch);
 ky_status ky_cuda_bce_logits_bwd(ky_cuda *cu, float *dx, const float *x, const float *t, const float *dloss,
                                  size_t npix, int c, int ch);
+ky_status ky_cuda_focal_logits_fwd(ky_cuda *cu, float *loss, const float *x, const float *t, size_t npix, int c, int ch,
+                                   float gamma, float alpha);  /* cuda/focal.cu */
+ky_status ky_cuda_focal_logits_bwd(ky_cuda *cu, float *dx, const float *x, const float *t, const float *dloss,
+                                   size_t npix, int c, int ch, float gamma, float alpha);
 ky_status ky_cuda_softmax_ce_fwd(ky_cuda *cu, float *loss, const float *x, const uint8_t *cls, const float *w,
                                  size_t npix, int c);
 ky_status ky_cuda_softmax_ce_bwd(ky_cuda *cu, float *dx, const float *x, const uint8_t *cls, const float *w,
