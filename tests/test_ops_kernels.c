@@ -159,6 +159,33 @@ static void test_conv_vs_naive(void **st) {
   }
 }
 
+/* Same inputs, same bits: scratch contents and call history do not leak into results (the
+ * conventions promise run-to-run reproducibility). */
+static void test_conv_bitwise_repeatable(void **st) {
+  ky_rng r = ky_rng_make(17, KY_RNG_STREAM_TEST);
+  ky_conv_shape s = conv_shape_of(&conv_cases[8]); /* several tiles, depth > KC */
+  size_t nx = (size_t)s.n * s.h * s.w * s.c, nw = (size_t)s.k * s.kh * s.kw * s.c;
+  size_t ny = (size_t)s.n * s.oh * s.ow * s.k, nwork = ky_cpu_conv2d_work_floats(&s);
+  float *x = rnd(&r, nx, -1, 1), *w = rnd(&r, nw, -1, 1), *dy = rnd(&r, ny, -1, 1);
+  float *out[2][3];
+  for (int run = 0; run < 2; run++) {
+    float *work = rnd(&r, nwork, -1e3f, 1e3f); /* different garbage each run */
+    out[run][0] = malloc(ny * sizeof(float));
+    out[run][1] = calloc(nx, sizeof(float));
+    out[run][2] = calloc(nw, sizeof(float));
+    ky_cpu_conv2d_fwd(out[run][0], x, w, NULL, &s, 0, work);
+    ky_cpu_conv2d_dgrad(out[run][1], dy, w, &s, work);
+    ky_cpu_conv2d_wgrad(out[run][2], NULL, dy, x, &s, work);
+    free(work);
+  }
+  assert_memory_equal(out[0][0], out[1][0], ny * sizeof(float));
+  assert_memory_equal(out[0][1], out[1][1], nx * sizeof(float));
+  assert_memory_equal(out[0][2], out[1][2], nw * sizeof(float));
+  for (int run = 0; run < 2; run++)
+    for (int i = 0; i < 3; i++) free(out[run][i]);
+  free(x); free(w); free(dy);
+}
+
 /* 3x3 all-ones kernel over 1..9 with padding 1: each output is the sum of its neighbourhood. */
 static void test_conv_hand_3x3(void **st) {
   ky_conv_shape s = {.n = 1, .h = 3, .w = 3, .c = 1, .k = 1, .kh = 3, .kw = 3, .stride = 1, .pad = 1, .dil = 1};
@@ -816,6 +843,7 @@ static void test_sumsq(void **st) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_conv_vs_naive),
+      cmocka_unit_test(test_conv_bitwise_repeatable),
       cmocka_unit_test(test_conv_hand_3x3),
       cmocka_unit_test(test_conv_shape_finish),
       cmocka_unit_test(test_conv_work_bounded),
