@@ -1,6 +1,7 @@
 /* OpenCV-compatible 8-bit colour conversions (GRAY, LAB, HSV) and CLAHE, written from OpenCV's
  * documented formulas. Tested by tests/test_aug_color.c (parity with cv2 fixtures). */
 #include "aug/color.h"
+#include "aug/round.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -14,7 +15,7 @@
   } while (0)
 
 static inline uint8_t sat_u8(int v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); }
-static inline uint8_t sat_u8f(float v) { return sat_u8((int)lrintf(v)); }
+static inline uint8_t sat_u8f(float v) { return sat_u8(ky_aug_iroundf(v)); }
 
 ky_status ky_aug_rgb_to_gray(uint8_t *gray, const uint8_t *rgb, int h, int w) {
   CHECK_IMG(gray, h, w);
@@ -48,15 +49,15 @@ static void lab_tabs_init(lab_tabs *t) {
   static const double white[3] = {0.950456, 1.0, 1.088754};
   for (int i = 0; i < 256; i++) {
     double v = 255.0 * (1 << GAMMA_SHIFT) * srgb_to_linear(i / 255.0);
-    t->gamma[i] = (uint16_t)lrint(v);
+    t->gamma[i] = (uint16_t)ky_aug_iround(v);
   }
   for (int i = 0; i < CBRT_TAB; i++) {
     double x = i / (255.0 * (1 << GAMMA_SHIFT));
     double f = x < 0.008856 ? x * 7.787 + 16.0 / 116.0 : cbrt(x);
-    long v = lrint((1 << LAB_SHIFT2) * f);
+    long v = ky_aug_iround((1 << LAB_SHIFT2) * f);
     t->cbrt[i] = (uint16_t)(v > 65535 ? 65535 : v);
   }
-  for (int i = 0; i < 9; i++) t->coef[i] = (int)lrint((1 << LAB_SHIFT) * m[i] / white[i / 3]);
+  for (int i = 0; i < 9; i++) t->coef[i] = ky_aug_iround((1 << LAB_SHIFT) * m[i] / white[i / 3]);
 }
 
 #define DESCALE(x, n) (((x) + (1 << ((n) - 1))) >> (n))
@@ -140,8 +141,8 @@ ky_status ky_aug_rgb_to_hsv(uint8_t *hsv, const uint8_t *rgb, int h, int w) {
   int sdiv[256], hdiv[256];
   sdiv[0] = hdiv[0] = 0;
   for (int i = 1; i < 256; i++) {
-    sdiv[i] = (int)lrint((255 << SH) / (1. * i));
-    hdiv[i] = (int)lrint((180 << SH) / (6. * i));
+    sdiv[i] = ky_aug_iround((255 << SH) / (1. * i));
+    hdiv[i] = ky_aug_iround((180 << SH) / (6. * i));
   }
   size_t n = (size_t)h * w;
   for (size_t i = 0; i < n; i++) {

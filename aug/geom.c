@@ -2,6 +2,7 @@
  * position in 1/32 pixels (as OpenCV's INTER_LINEAR does), read bilinearly for the image and to the
  * nearest pixel for labels, reflect-101 outside. Tested by tests/test_aug_geom.c. */
 #include "aug/geom.h"
+#include "aug/round.h"
 #include "aug/rngfill.h"
 
 #include <limits.h>
@@ -104,7 +105,7 @@ typedef struct {
 static inline int clamp_q(double v) {
   const double lim = (double)(1 << 28);
   v = v < -lim ? -lim : v > lim ? lim : v;
-  return (int)lrint(v);
+  return ky_aug_iround(v);
 }
 
 /* Source positions of row y in 1/32 px, rounded as OpenCV rounds them for each warp type. */
@@ -119,6 +120,14 @@ static void map_row(const mapping *g, int y, int w, int *qx, int *qy) {
     }
   } else if (g->kind == MAP_PERSPECTIVE) {
     double X0 = m[1] * y + m[2], Y0 = m[4] * y + m[5], W0 = m[7] * y + m[8];
+    if (m[6] == 0 && W0 != 0) { /* W is the same along the row: same numbers, no division */
+      double W = 32.0 / W0;
+      for (int x = 0; x < w; x++) {
+        qx[x] = clamp_q((X0 + m[0] * x) * W);
+        qy[x] = clamp_q((Y0 + m[3] * x) * W);
+      }
+      return;
+    }
     for (int x = 0; x < w; x++) {
       double W = W0 + m[6] * x;
       W = W != 0 ? 32.0 / W : 0;
@@ -455,7 +464,7 @@ ky_status ky_aug_smooth_field(float *f, int h, int w, float sigma) {
   double s2 = (double)sigma * sigma, ideal = sqrt(12.0 * s2 / n + 1.0);
   int wl = (int)floor(ideal);
   if (wl % 2 == 0) wl--;
-  int m = (int)lrint((12.0 * s2 - n * wl * wl - 4.0 * n * wl - 3.0 * n) / (-4.0 * wl - 4.0));
+  int m = ky_aug_iround((12.0 * s2 - n * wl * wl - 4.0 * n * wl - 3.0 * n) / (-4.0 * wl - 4.0));
   m = m < 0 ? 0 : m > n ? n : m;
   int rmax = (wl + 2) / 2, mx = h > w ? h : w;
   if (wl < 1) wl = 1;

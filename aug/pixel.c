@@ -1,6 +1,7 @@
 /* Image-only augmentations (filters, noise, colour LUTs) with the reference's / OpenCV's rounding.
  * Tested by tests/test_aug_pixel.c. */
 #include "aug/pixel.h"
+#include "aug/round.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -69,7 +70,7 @@ ky_status ky_aug_filter2d(uint8_t *rgb, int h, int w, const float *k, int kh, in
         for (int t = 0; t < w * 3; t++) acc[t] += kv * src[t];
       }
     uint8_t *out = rgb + (size_t)y * w * 3;
-    for (int t = 0; t < w * 3; t++) out[t] = sat_u8((int)lrintf(acc[t]));
+    for (int t = 0; t < w * 3; t++) out[t] = sat_u8(ky_aug_iroundf(acc[t]));
   }
   free(pad); free(acc);
   return KY_OK;
@@ -200,7 +201,7 @@ ky_status ky_aug_additive_gaussian_noise(uint8_t *rgb, int h, int w, float sigma
   if (s == KY_OK)
     for (size_t i = 0; i < n; i++) {
       float d = z[i] * sigma;
-      for (int c = 0; c < 3; c++) rgb[3 * i + c] = sat_u8((int)lrintf(rgb[3 * i + c] + d));
+      for (int c = 0; c < 3; c++) rgb[3 * i + c] = sat_u8(ky_aug_iroundf(rgb[3 * i + c] + d));
     }
   free(z);
   return s;
@@ -329,7 +330,7 @@ ky_status ky_aug_brightness(uint8_t *rgb, int h, int w, float alpha) {
 ky_status ky_aug_hsv_shift(uint8_t *rgb, int h, int w, float dh, float ds, float dv) {
   CHECK_ARGS(rgb, h, w);
   KY_CHECK(isfinite(dh) && isfinite(ds) && isfinite(dv), KY_ERR_ARG, "ky_aug_hsv_shift: shifts must be finite");
-  int ih = (int)lrintf(dh), is = (int)lrintf(ds), iv = (int)lrintf(dv);
+  int ih = ky_aug_iroundf(dh), is = ky_aug_iroundf(ds), iv = ky_aug_iroundf(dv);
   /* The reference mirrored negative hues (h < 0 -> -h); a shift is a rotation of the hue circle. */
   ih = ((ih % 180) + 180) % 180;
   uint8_t lh[256], ls[256], lv[256];
