@@ -3,6 +3,7 @@
 #include "data/dsb.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -226,34 +227,92 @@ void ky_dsb_sample_free(ky_dsb_sample *s) {
   memset(s, 0, sizeof *s);
 }
 
-ky_status ky_dsb_set_load(ky_dsb_set *out, const char *root, const char *const *ids, int n_ids,
-                          ky_dsb_masks masks) {
+typedef struct {
+  ky_dsb_set *set;
+  const char *root;
+  ky_dsb_masks masks;
+  int next;                 /* next index to claim */
+  int fail_idx;             /* lowest failing index, or set->n */
+  ky_status fail;
+  char fail_msg[1024];
+  pthread_mutex_t mu;
+} set_job;
+
+static void *set_worker(void *arg) {
+  set_job *j = arg;
+  for (;;) {
+    pthread_mutex_lock(&j->mu);
+    int i = j->next++;
+    int stop = i >= j->set->n || i > j->fail_idx;
+    pthread_mutex_unlock(&j->mu);
+    if (stop) break;
+    ky_status s = ky_dsb_load(&j->set->samples[i], j->root, j->set->ids[i], j->masks);
+    if (s != KY_OK) {
+      pthread_mutex_lock(&j->mu);
+      if (i < j->fail_idx) {
+        j->fail_idx = i;
+        j->fail = s;
+        snprintf(j->fail_msg, sizeof j->fail_msg, "%s", ky_last_error());
+      }
+      pthread_mutex_unlock(&j->mu);
+    }
+  }
+  return NULL;
+}
+
+ky_status ky_dsb_set_load_mt(ky_dsb_set *out, const char *root, const char *const *ids, int n_ids,
+                             ky_dsb_masks masks, int threads) {
   KY_CHECK_NULL(out, "out");
   memset(out, 0, sizeof *out);
   KY_CHECK_NULL(root, "root");
+  KY_CHECK(threads >= 1 && threads <= 256, KY_ERR_ARG, "ky_dsb_set_load: threads %d, expected 1..256", threads);
   ky_dsb_ids all = {0, NULL};
   if (!ids) {
     KY_TRY(ky_dsb_list_ids(&all, root));
     ids = (const char *const *)all.ids;
     n_ids = all.n;
   }
-  KY_CHECK(n_ids > 0, KY_ERR_ARG, "%s: no ids to load", root);
+  if (n_ids <= 0) {
+    ky_dsb_ids_free(&all);
+    return ky_error(KY_ERR_ARG, "%s: no ids to load", root);
+  }
+  ky_status s = KY_OK;
   out->ids = calloc((size_t)n_ids, sizeof *out->ids);
   out->samples = calloc((size_t)n_ids, sizeof *out->samples);
-  ky_status s = KY_OK;
   if (!out->ids || !out->samples) s = ky_error(KY_ERR_NOMEM, "%s: out of memory for %d samples", root, n_ids);
+  else out->n = n_ids;
   for (int i = 0; i < n_ids && s == KY_OK; i++) {
+    if (!ids[i]) { s = ky_error(KY_ERR_ARG, "%s: ids[%d] is NULL", root, i); break; }
     out->ids[i] = strdup(ids[i]);
-    if (!out->ids[i]) { s = ky_error(KY_ERR_NOMEM, "out of memory"); break; }
-    out->n = i + 1;
-    s = ky_dsb_load(&out->samples[i], root, ids[i], masks);
+    if (!out->ids[i]) s = ky_error(KY_ERR_NOMEM, "out of memory");
   }
   ky_dsb_ids_free(&all);
-  if (s != KY_OK) {
-    if (!out->ids) out->n = 0;
-    ky_dsb_set_free(out);
+  if (s == KY_OK) {
+    set_job j;
+    memset(&j, 0, sizeof j);
+    j.set = out;
+    j.root = root;
+    j.masks = masks;
+    j.fail_idx = n_ids;
+    pthread_mutex_init(&j.mu, NULL);
+    int n_th = threads > n_ids ? n_ids : threads, started = 0;
+    pthread_t th[256];
+    for (int t = 1; t < n_th; t++) {
+      if (pthread_create(&th[t], NULL, set_worker, &j) != 0) break;
+      started = t;
+    }
+    set_worker(&j);
+    for (int t = 1; t <= started; t++) pthread_join(th[t], NULL);
+    pthread_mutex_destroy(&j.mu);
+    if (j.fail_idx < n_ids) s = ky_error(j.fail, "%s", j.fail_msg);
   }
+  if (s != KY_OK) ky_dsb_set_free(out);
   return s;
+}
+
+ky_status ky_dsb_set_load(ky_dsb_set *out, const char *root, const char *const *ids, int n_ids,
+                          ky_dsb_masks masks) {
+  return ky_dsb_set_load_mt(out, root, ids, n_ids, masks, 1);
 }
 
 void ky_dsb_set_free(ky_dsb_set *set) {

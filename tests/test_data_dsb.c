@@ -209,6 +209,34 @@ static void test_reader_errors_name_the_file(void **st) {
   assert_int_equal(ky_dsb_set_load(&set, root, pick, 2, KY_DSB_MASKS_REQUIRED), KY_ERR_FORMAT);
   assert_non_null(strstr(ky_last_error(), "m01.png"));
   assert_int_equal(set.n, 0);
+  /* With threads, the first failing id in list order is reported whichever finishes first. */
+  const char *pick2[3] = {"size", "mtrunc", "nomask"};
+  for (int t = 1; t <= 3; t++) {
+    assert_int_equal(ky_dsb_set_load_mt(&set, root, pick2, 3, KY_DSB_MASKS_REQUIRED, t), KY_ERR_SHAPE);
+    assert_non_null(strstr(ky_last_error(), "bad/size/masks/m00.png"));
+    assert_int_equal(set.n, 0);
+  }
+  assert_int_equal(ky_dsb_set_load_mt(&set, root, pick2, 3, KY_DSB_MASKS_REQUIRED, 0), KY_ERR_ARG);
+  assert_non_null(strstr(ky_last_error(), "threads 0"));
+}
+
+static void test_threaded_set_load_matches(void **st) {
+  ky_dsb_set a, b;
+  assert_int_equal(ky_dsb_set_load(&a, SAMPLE, NULL, 0, KY_DSB_MASKS_REQUIRED), KY_OK);
+  assert_int_equal(ky_dsb_set_load_mt(&b, SAMPLE, NULL, 0, KY_DSB_MASKS_REQUIRED, 4), KY_OK);
+  assert_int_equal(a.n, 9);
+  assert_int_equal(b.n, 9);
+  for (int i = 0; i < a.n; i++) {
+    assert_string_equal(a.ids[i], b.ids[i]);
+    assert_int_equal(a.samples[i].h, b.samples[i].h);
+    assert_int_equal(a.samples[i].w, b.samples[i].w);
+    assert_int_equal(a.samples[i].n_labels, b.samples[i].n_labels);
+    size_t np = (size_t)a.samples[i].h * a.samples[i].w;
+    assert_memory_equal(a.samples[i].rgb, b.samples[i].rgb, np * 3);
+    assert_memory_equal(a.samples[i].labels, b.samples[i].labels, np * 2);
+  }
+  ky_dsb_set_free(&a);
+  ky_dsb_set_free(&b);
 }
 
 int main(void) {
@@ -217,6 +245,7 @@ int main(void) {
       cmocka_unit_test(test_conversions_and_paint_order),
       cmocka_unit_test(test_unlabelled_test_images),
       cmocka_unit_test(test_reader_errors_name_the_file),
+      cmocka_unit_test(test_threaded_set_load_matches),
   };
   return cmocka_run_group_tests_name("data_dsb", tests, setup, teardown);
 }
