@@ -227,9 +227,22 @@ static ws_item heap_pop(ws_heap *hp) {
   return top;
 }
 
-static int cmp_item(const void *a, const void *b) {
-  uint64_t x = ((const ws_item *)a)->key, y = ((const ws_item *)b)->key;
-  return (x > y) - (x < y);
+/* LSD radix sort of items by key (age in the low 32 bits, uint8 elevation above): 5 byte passes. */
+static int sort_items(ws_item *a, size_t n) {
+  ws_item *tmp = malloc((n ? n : 1) * sizeof *tmp);
+  if (!tmp) return 0;
+  ws_item *src = a, *dst = tmp;
+  for (int pass = 0; pass < 5; pass++) {
+    size_t cnt[257] = {0};
+    int shift = pass * 8;
+    for (size_t i = 0; i < n; i++) cnt[((src[i].key >> shift) & 0xff) + 1]++;
+    for (int b = 0; b < 256; b++) cnt[b + 1] += cnt[b];
+    for (size_t i = 0; i < n; i++) dst[cnt[(src[i].key >> shift) & 0xff]++] = src[i];
+    ws_item *t = src; src = dst; dst = t;
+  }
+  if (src != a) memcpy(a, src, n * sizeof *a);   /* 5 passes: the result sits in tmp */
+  free(tmp);
+  return 1;
 }
 
 /* Once no marker is left in the heap every key is unique (ages are), so the heap pops in sorted
@@ -237,7 +250,10 @@ static int cmp_item(const void *a, const void *b) {
 static ky_status hand_over(ws_grid *g, ws_heap *hp, int line) {
   ws_bucket *bk = calloc(256, sizeof *bk);
   if (!bk) return ky_error(KY_ERR_NOMEM, "watershed: no memory for buckets");
-  qsort(hp->a, hp->n, sizeof *hp->a, cmp_item);
+  if (!sort_items(hp->a, hp->n)) {
+    buckets_free(bk);
+    return ky_error(KY_ERR_NOMEM, "watershed: no memory to sort %zu queue items", hp->n);
+  }
   int cur = 256;
   for (size_t i = 0; i < hp->n; i++) {
     int v = (int)(hp->a[i].key >> 32);
