@@ -191,39 +191,45 @@ static ky_status flood_buckets(ws_grid *g, int line) {
 
 typedef struct { ws_item *a; size_t n, cap; } ws_heap;
 
-static int heap_push(ws_heap *hp, ws_item it) {
+/* Both sifts move a hole instead of swapping; the comparisons, and so the final positions, are
+ * skimage's. */
+static inline int heap_push(ws_heap *hp, ws_item it) {
   if (hp->n == hp->cap) {
     size_t cap = hp->cap ? hp->cap * 2 : 1024;
     ws_item *a = realloc(hp->a, cap * sizeof *a);
     if (!a) return 0;
     hp->a = a; hp->cap = cap;
   }
+  ws_item *a = hp->a;
   size_t child = hp->n++;
-  hp->a[child] = it;
   while (child > 0) {   /* sift up while strictly smaller than the parent */
     size_t parent = (child + 1) / 2 - 1;
-    if (hp->a[child].key < hp->a[parent].key) {
-      ws_item t = hp->a[parent]; hp->a[parent] = hp->a[child]; hp->a[child] = t;
-      child = parent;
-    } else break;
+    if (!(it.key < a[parent].key)) break;
+    a[child] = a[parent];
+    child = parent;
   }
+  a[child] = it;
   return 1;
 }
 
-static ws_item heap_pop(ws_heap *hp) {
-  ws_item top = hp->a[0];
-  if (--hp->n == 0) return top;
-  hp->a[0] = hp->a[hp->n];
+static inline ws_item heap_pop(ws_heap *hp) {
+  ws_item *a = hp->a;
+  ws_item top = a[0];
+  size_t n = --hp->n;
+  if (n == 0) return top;
+  ws_item x = a[n];   /* skimage moves the last item to the root and sifts it down */
   size_t i = 0;
-  for (;;) {   /* the left child wins ties, as in skimage */
-    size_t l = 2 * i + 1, r = l + 1, s = i;
-    if (l >= hp->n) break;
-    if (hp->a[l].key < hp->a[i].key) s = l;
-    if (r < hp->n && hp->a[r].key < hp->a[s].key) s = r;
+  for (;;) {          /* the left child wins ties */
+    size_t l = 2 * i + 1, s = i;
+    if (l >= n) break;
+    uint64_t sk = x.key;
+    if (a[l].key < sk) { s = l; sk = a[l].key; }
+    if (l + 1 < n && a[l + 1].key < sk) s = l + 1;
     if (s == i) break;
-    ws_item t = hp->a[i]; hp->a[i] = hp->a[s]; hp->a[s] = t;
+    a[i] = a[s];
     i = s;
   }
+  a[i] = x;
   return top;
 }
 
