@@ -98,7 +98,7 @@ ky_status ky_demo_run(const ky_demo_opts *o, const ky_train_hooks *hooks, ky_dem
     cfg.crop = 128;
     cfg.batch = 8;
     cfg.lr = 2e-3f;
-    cfg.iters = o->iters ? o->iters : 360;
+    cfg.iters = o->iters ? o->iters : 600;
   }
   cfg.epoch_size = cfg.iters / 6 > 0 ? cfg.iters / 6 : 1;
   cfg.threads = 2;

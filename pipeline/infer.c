@@ -155,7 +155,9 @@ ky_status ky_infer_folder(ky_ctx *ctx, const ky_predictor *p, const ky_infer_opt
     }
     for (size_t q = 0; q < np; q++) lab32[q] = lab[q];
     if ((s = ky_rle_writer_add(&wr, ids[i], lab32, h, w)) != KY_OK) goto next;
-    if (o->export_dsb && (s = export_dsb(o->export_dsb, ids[i], rgb, lab, n_inst, h, w)) != KY_OK) goto next;
+    /* An image without instances would be a DSB folder with an empty masks/ (unreadable as
+     * training data), so the export leaves it out. */
+    if (o->export_dsb && n_inst > 0 && (s = export_dsb(o->export_dsb, ids[i], rgb, lab, n_inst, h, w)) != KY_OK) goto next;
     if (r) { r->n_images++; r->n_instances += n_inst; }
   next:
     if (s != KY_OK) s = ky_error_context(s, "image %s: ", ids[i]);

@@ -13,7 +13,8 @@ typedef struct {
   const char *out;             /* writes prob/, labels/, overlay/, submission.csv */
   const ky_gbt_ensemble *gbt;  /* NULL: level-1 rule */
   double thr;                  /* GBT selection threshold */
-  const char *export_dsb;      /* NULL or a folder for <id>/images + <id>/masks */
+  const char *export_dsb;      /* NULL or a folder for <id>/images + <id>/masks (images with no
+                                  instances are left out: they cannot be read as training data) */
   int overlays;                /* write overlay/<id>.png */
   const char *const *only;     /* NULL: every image; else only these ids */
   int n_only;

@@ -66,7 +66,7 @@ static const uint16_t glyphs[] = {0x7B6F, 0x2C97, 0x73E7, 0x73CF, 0x5BC9, 0x79CF
                                   0x0002, 0x03E6, 0x01C0};
 
 static void text(canvas *c, int x, int y, const char *s, const uint8_t col[3]) {
-  for (; *s; s++, x += 5) {
+  for (; *s; s++, x += 8) {   /* glyphs are drawn 2x: 6 px wide plus a 2 px gap */
     const char *g = strchr(glyph_chars, *s);
     if (!g) continue;
     uint16_t m = glyphs[g - glyph_chars];
@@ -101,7 +101,7 @@ ky_status ky_plot_curve_png(const char *path, const float *train, const int *tra
   text(&c, 4, (T + B) / 2 - 4, (snprintf(lab, sizeof lab, "%.3g", ymax / 2), lab), black);
   text(&c, 4, B - 4, "0", black);
   snprintf(lab, sizeof lab, "%d", xmax);
-  text(&c, R - 5 * (int)strlen(lab), B + 8, lab, black);
+  text(&c, R - 8 * (int)strlen(lab), B + 8, lab, black);
   text(&c, L, B + 8, "0", black);
 #define PX(it) (L + (int)((double)(R - L) * (it) / xmax))
 #define PY(v) (B - (int)((double)(B - T) * fmin((v), ymax) / ymax))

@@ -1,0 +1,171 @@
+/* Command-line tests: runs the built `karyon` ($KY_BUILD/karyon, set by `make test`) on the bundled
+ * sample: --help of every command, exit codes, train a few iterations, resume, predict, score,
+ * postproc train/apply, and config errors; checks the files each step writes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/fileio.h"
+#include "core/image.h"
+#include "tests/util_test.h"
+
+static char karyon[512], *dir, out_txt[600];
+
+/* Runs a command line with stdout+stderr into dir/out.txt; returns the exit status. */
+static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int run(const char *fmt, ...) {
+  char args[4096], cmd[5200];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(args, sizeof args, fmt, ap);
+  va_end(ap);
+  snprintf(cmd, sizeof cmd, "%s %s > %s 2>&1", karyon, args, out_txt);
+  int rc = system(cmd);
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static char *output(void) {
+  char *b;
+  size_t n;
+  if (ky_file_read_all(out_txt, &b, &n) != KY_OK) return strdup("");
+  return b;
+}
+
+static void expect_output(const char *needle) {
+  char *o = output();
+  if (!strstr(o, needle)) fail_msg("output lacks '%s':\n%s", needle, o);
+  free(o);
+}
+
+static void test_help_and_exit_codes(void **st) {
+  const char *cmds[] = {"train", "predict", "postproc", "segment", "score", "watershed", "targets", "summary", "info", "demo"};
+  for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+    if (run("%s --help", cmds[i]) != 0) fail_msg("karyon %s --help failed", cmds[i]);
+    expect_output("usage: karyon");
+  }
+  assert_int_equal(run("--help"), 0);
+  expect_output("commands:");
+  assert_int_equal(run("frobnicate"), 2);
+  expect_output("unknown command 'frobnicate'");
+  assert_int_not_equal(run("train --data /nonexistent_ky --out %s/x", dir), 0);
+  expect_output("/nonexistent_ky");
+  assert_int_not_equal(run("train --data tests/fixtures/dsb_sample --batchsize 3"), 0);
+  expect_output("unknown option '--batchsize'");
+  assert_int_not_equal(run("train --data tests/fixtures/dsb_sample --lr fast"), 0);
+  expect_output("'lr' must be a number");
+  assert_int_not_equal(run("predict --ckpt %s/none.safetensors --images tests/fixtures/dsb_sample --out %s/p", dir, dir), 0);
+  expect_output("none.safetensors");
+  assert_int_equal(run("summary --model unet_resnet34"), 0);
+  expect_output("params: 24531523");
+}
+
+static void test_train_resume_predict_score(void **st) {
+  const char *common = "--data tests/fixtures/dsb_sample --folds tests/fixtures/dsb_sample/folds.csv --model unet_resnet18 "
+                       "--width 0.125 --crop 64 --batch 2 --epoch_size 4 --device cpu --lr 1e-3 --threads 1";
+  if (run("train %s --iters 4 --out %s/run", common, dir) != 0) { char *o = output(); fail_msg("train: %s", o); }
+  expect_output("epoch 0 (step 4)");
+  /* A config file, extended by a flag; resume continues from step 4 to 8. */
+  char cfg[700];
+  snprintf(cfg, sizeof cfg, "%s/run/config.txt", dir);
+  if (run("train --config %s --iters 8 --resume", cfg) != 0) { char *o = output(); fail_msg("resume: %s", o); }
+  expect_output("resumed from");
+  expect_output("done: 8 steps");
+  /* Predict the two fold-0 images, all 9 in fact, and score them. */
+  if (run("predict --ckpt %s/run/last.safetensors --images tests/fixtures/dsb_sample --out %s/pred --tta 8 --export-dsb %s/exp",
+          dir, dir, dir) != 0) { char *o = output(); fail_msg("predict: %s", o); }
+  expect_output("predicted 9 images");
+  char p[800];
+  snprintf(p, sizeof p, "%s/pred/labels/d2815f2f616d92be35c7e8dcfe592deec88516aef9ffc9b21257f52b7d6d0354.png", dir);
+  ky_image im;
+  assert_int_equal(ky_image_load(&im, p), KY_OK);
+  assert_int_equal(im.depth, 16);
+  assert_int_equal(im.w, 256);
+  ky_image_free(&im);
+  if (run("score --truth tests/fixtures/dsb_sample --pred %s/pred/labels --csv %s/scores.csv", dir, dir) != 0) {
+    char *o = output(); fail_msg("score: %s", o);
+  }
+  expect_output("score: ");
+  snprintf(p, sizeof p, "%s/scores.csv", dir);
+  assert_int_equal(access(p, R_OK), 0);
+  /* The submission scores the same as the label PNGs. */
+  if (run("score --truth tests/fixtures/dsb_sample --pred %s/pred/submission.csv", dir) != 0) { char *o = output(); fail_msg("score csv: %s", o); }
+  expect_output("score: ");
+  /* Second level on maps with real candidates: the reference targets as probability maps
+   * (`karyon targets` writes <id>_body/_border/_full.png, the names postproc reads). */
+  if (run("targets --data tests/fixtures/dsb_sample --out %s/tg", dir) != 0) { char *o = output(); fail_msg("targets: %s", o); }
+  if (run("postproc train --prob %s/tg --truth tests/fixtures/dsb_sample --out %s/gbt.txt --reps 1", dir, dir) != 0) {
+    char *o = output(); fail_msg("postproc train: %s", o);
+  }
+  expect_output("candidate rows");
+  if (run("postproc apply --prob %s/tg --gbt %s/gbt.txt --out %s/pp", dir, dir, dir) != 0) {
+    char *o = output(); fail_msg("postproc apply: %s", o);
+  }
+  expect_output("segmented 9 images");
+  snprintf(p, sizeof p, "%s/pp/submission.csv", dir);
+  assert_int_equal(access(p, R_OK), 0);
+  /* Near-perfect maps: the GBT-selected instances must score well against the masks. */
+  if (run("score --truth tests/fixtures/dsb_sample --pred %s/pp/labels", dir) != 0) { char *o = output(); fail_msg("score pp: %s", o); }
+  char *o = output(), *sc = strstr(o, "score: ");
+  assert_non_null(sc);
+  if (atof(sc + 7) < 0.5) fail_msg("GBT selection on target maps scores only %s", sc + 7);
+  free(o);
+  /* The export holds exactly the images with instances, one mask PNG per instance. */
+  int exported = 0;
+  const char *ids[9] = {"13c8ff1f49886e91c98ce795c93648ad8634c782ff57eb928ce29496b0425057",
+                        "16c3d5935ba94b720becc24b7a05741c26149e221e3401924080f41e2f891368",
+                        "1ec74a26e772966df764e063f1391109a60d803cff9d15680093641ed691bf72",
+                        "4193474b2f1c72f735b13633b219d9cabdd43c21d9c2bb4dfc4809f104ba4c06",
+                        "66612c188d73e931e1863af2c99d2af782c32f65fd97d224abb40bbadb87263f",
+                        "8e507d58f4c27cd2a82bee79fe27b069befd62a46fdaed20970a95a2ba819c7b",
+                        "d2815f2f616d92be35c7e8dcfe592deec88516aef9ffc9b21257f52b7d6d0354",
+                        "e321cfa987e77c21373a0f8b1236c83d6636306949a82a7f5b07fc0838e7777f",
+                        "f4b7c24baf69b8752c49d0eb5db4b7b5e1524945d48e54925bff401d5658045d"};
+  for (int i = 0; i < 9; i++) {
+    snprintf(p, sizeof p, "%s/pred/labels/%s.png", dir, ids[i]);
+    assert_int_equal(ky_image_load(&im, p), KY_OK);
+    int maxl = 0;
+    for (int q = 0; q < im.w * im.h; q++) if (((uint16_t *)im.data)[q] > maxl) maxl = ((uint16_t *)im.data)[q];
+    ky_image_free(&im);
+    snprintf(p, sizeof p, "%s/exp/%s/masks/%s_%05d.png", dir, ids[i], ids[i], maxl);
+    if (maxl > 0) { exported++; if (access(p, R_OK) != 0) fail_msg("export lacks %s", p); }
+    snprintf(p, sizeof p, "%s/exp/%s", dir, ids[i]);
+    if (maxl == 0 && access(p, F_OK) == 0) fail_msg("%s has no instances but was exported", ids[i]);
+  }
+  /* An exported pseudo-label folder trains like any DSB folder (as extra data beside the sample). */
+  char extra[700];
+  if (exported) snprintf(extra, sizeof extra, "%s/exp", dir);
+  else snprintf(extra, sizeof extra, "tests/fixtures/dsb_sample");   /* an 8-step model may find nothing */
+  if (run("train %s --extra_data %s --iters 2 --out %s/run2", common, extra, dir) != 0) {
+    char *o = output(); fail_msg("train with the export as extra data: %s", o);
+  }
+}
+
+static int setup(void **st) {
+  const char *b = getenv("KY_BUILD");
+  snprintf(karyon, sizeof karyon, "%s/karyon", b && *b ? b : "build");
+  if (access(karyon, X_OK) != 0) { fprintf(stderr, "test_apps_cli: %s not built\n", karyon); return -1; }
+  dir = ky_test_tmpdir("cli");
+  snprintf(out_txt, sizeof out_txt, "%s/out.txt", dir);
+  return dir ? 0 : -1;
+}
+
+static int teardown(void **st) {
+  ky_test_rmdir(dir);
+  free(dir);
+  return 0;
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_help_and_exit_codes),
+      cmocka_unit_test(test_train_resume_predict_score),
+  };
+  return cmocka_run_group_tests_name("apps_cli", tests, setup, teardown);
+}
