@@ -10,6 +10,11 @@
 
 typedef struct {
   uint64_t seed, stream, index;  /* next word is ky_philox_word(seed, stream, index) */
+  /* Cache of the last Philox block (4 words): one block serves four draws. `cached` is the block
+   * number + 1 (0 = nothing cached), so a zeroed or field-by-field-filled ky_rng is valid. Code
+   * that changes seed or stream in place must zero `cached`. */
+  uint64_t cached;
+  uint32_t blk[4];
 } ky_rng;
 
 /* Stream ids used by the library, so that different consumers never share a sequence. */
@@ -21,8 +26,17 @@ enum {
   KY_RNG_STREAM_TEST = 5,       /* test inputs */
 };
 
-static inline ky_rng ky_rng_make(uint64_t seed, uint64_t stream) { ky_rng r = {seed, stream, 0}; return r; }
-static inline uint32_t ky_rng_u32(ky_rng *r) { return ky_philox_word(r->seed, r->stream, r->index++); }
+static inline ky_rng ky_rng_make(uint64_t seed, uint64_t stream) { ky_rng r = {seed, stream, 0, 0, {0, 0, 0, 0}}; return r; }
+static inline uint32_t ky_rng_u32(ky_rng *r) {
+  uint64_t b = r->index >> 2;
+  if (r->cached != b + 1) {
+    uint32_t key[2] = {(uint32_t)r->seed, (uint32_t)(r->seed >> 32)};
+    uint32_t ctr[4] = {(uint32_t)b, (uint32_t)(b >> 32), (uint32_t)r->stream, (uint32_t)(r->stream >> 32)};
+    ky_philox4x32(r->blk, ctr, key);
+    r->cached = b + 1;
+  }
+  return r->blk[r->index++ & 3];
+}
 static inline uint64_t ky_rng_u64(ky_rng *r) { uint64_t hi = ky_rng_u32(r); return (hi << 32) | ky_rng_u32(r); }
 /* [0, 1) */
 static inline float ky_rng_uniform(ky_rng *r) { return ky_u32_to_unit(ky_rng_u32(r)); }
