@@ -174,22 +174,6 @@ ky_status ky_aug_box3(uint8_t *rgb, int h, int w) {
   return KY_OK;
 }
 
-/* n standard normals by Box-Muller on pairs of words (fp32; augmentation needs no more). */
-static ky_status fill_normal(float *z, size_t n, ky_rng *r) {
-  size_t m = (n + 1) & ~(size_t)1;
-  uint32_t *u = malloc(m * sizeof *u);
-  if (!u) return ky_error(KY_ERR_NOMEM, "augmentation noise: no memory for %zu values", n);
-  ky_aug_fill_u32(r, u, m);
-  for (size_t i = 0; i < m; i += 2) {
-    float u1 = ((u[i] >> 8) + 1) * (1.f / 16777216.f), u2 = (u[i + 1] >> 8) * (1.f / 16777216.f);
-    float rad = sqrtf(-2.f * logf(u1)), th = 6.2831853f * u2;
-    z[i] = rad * cosf(th);
-    if (i + 1 < n) z[i + 1] = rad * sinf(th);
-  }
-  free(u);
-  return KY_OK;
-}
-
 ky_status ky_aug_additive_gaussian_noise(uint8_t *rgb, int h, int w, float sigma, ky_rng *rng) {
   CHECK_ARGS(rgb, h, w);
   KY_CHECK_NULL(rng, "rng");
@@ -197,7 +181,7 @@ ky_status ky_aug_additive_gaussian_noise(uint8_t *rgb, int h, int w, float sigma
   size_t n = (size_t)h * w;
   float *z = malloc(n * sizeof *z);
   if (!z) return ky_error(KY_ERR_NOMEM, "ky_aug_additive_gaussian_noise: no memory");
-  ky_status s = fill_normal(z, n, rng);
+  ky_status s = ky_aug_fill_normal(z, n, rng);
   if (s == KY_OK)
     for (size_t i = 0; i < n; i++) {
       float d = z[i] * sigma;
@@ -220,7 +204,7 @@ ky_status ky_aug_gauss_noise(uint8_t *rgb, int h, int w, float var, ky_rng *rng)
   size_t n = (size_t)h * w * 3;
   float *z = malloc(n * sizeof *z);
   if (!z) return ky_error(KY_ERR_NOMEM, "ky_aug_gauss_noise: no memory");
-  ky_status s = fill_normal(z, n, rng);
+  ky_status s = ky_aug_fill_normal(z, n, rng);
   if (s == KY_OK) {
     /* N(var, sqrt(var)) - its minimum: the mean cancels, only the spread matters. */
     float sd = sqrtf(var), zmin = z[0];

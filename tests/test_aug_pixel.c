@@ -10,6 +10,7 @@
 
 #include "aug/color.h"
 #include "aug/pixel.h"
+#include "aug/rngfill.h"
 #include "test_aug_util.h"
 
 #define N48 (48 * 48 * 3)
@@ -174,6 +175,39 @@ static void test_gauss_noise(void **st) {
   free(s); free(orig);
 }
 
+/* The ziggurat normals: moments, the 1-sigma mass and both tails (1M draws); bulk words equal
+ * successive ky_rng_u32 calls. */
+static void test_normal_generator(void **st) {
+  enum { N = 1 << 20 };
+  float *z = malloc(N * sizeof *z);
+  ky_rng r = ky_rng_make(12, 34);
+  assert_int_equal(ky_aug_fill_normal(z, N, &r), KY_OK);
+  assert_int_equal(r.index % 256, 0);
+  double s1 = 0, s2 = 0;
+  long in1 = 0, out3 = 0, out4 = 0;
+  for (int i = 0; i < N; i++) {
+    double v = z[i];
+    s1 += v; s2 += v * v;
+    in1 += fabs(v) < 1;
+    out3 += fabs(v) > 3;
+    out4 += fabs(v) > 4;
+  }
+  double mean = s1 / N, var = s2 / N - mean * mean;
+  printf("  normals: mean %.4f var %.4f P(|z|<1) %.4f P(|z|>3) %.5f n(|z|>4) %ld\n", mean, var,
+         (double)in1 / N, (double)out3 / N, out4);
+  assert_true(fabs(mean) < 0.005 && fabs(var - 1) < 0.01);
+  assert_true(fabs((double)in1 / N - 0.682689) < 0.003);
+  assert_true(fabs((double)out3 / N - 0.0026998) < 0.0003);
+  assert_true(out4 >= 30 && out4 <= 110); /* expected 66 */
+  free(z);
+  uint32_t a[10];
+  ky_rng r1 = ky_rng_make(3, 4), r2 = ky_rng_make(3, 4);
+  ky_rng_u32(&r1); ky_rng_u32(&r2);
+  ky_aug_fill_u32(&r1, a, 10);
+  for (int i = 0; i < 10; i++) assert_int_equal(a[i], ky_rng_u32(&r2));
+  assert_int_equal(r1.index, r2.index);
+}
+
 static void test_errors(void **st) {
   uint8_t buf[27];
   float k[9] = {0};
@@ -203,6 +237,7 @@ int main(void) {
       cmocka_unit_test(test_gray_invert_shuffle),
       cmocka_unit_test(test_additive_noise),
       cmocka_unit_test(test_gauss_noise),
+      cmocka_unit_test(test_normal_generator),
       cmocka_unit_test(test_errors),
   };
   return cmocka_run_group_tests_name("aug_pixel", tests, NULL, NULL);
