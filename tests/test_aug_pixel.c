@@ -200,12 +200,16 @@ static void test_normal_generator(void **st) {
   assert_true(fabs((double)out3 / N - 0.0026998) < 0.0003);
   assert_true(out4 >= 30 && out4 <= 110); /* expected 66 */
   free(z);
-  uint32_t a[10];
-  ky_rng r1 = ky_rng_make(3, 4), r2 = ky_rng_make(3, 4);
-  ky_rng_u32(&r1); ky_rng_u32(&r2);
-  ky_aug_fill_u32(&r1, a, 10);
-  for (int i = 0; i < 10; i++) assert_int_equal(a[i], ky_rng_u32(&r2));
-  assert_int_equal(r1.index, r2.index);
+  /* Bulk words (scalar, 4-word and 8-block paths) equal successive ky_rng_u32 calls, also where
+   * the block counter's low word wraps inside an 8-block batch. */
+  uint64_t starts[2] = {1, ((uint64_t)1 << 34) - 4 * 5};
+  for (int t = 0; t < 2; t++) {
+    uint32_t a[301];
+    ky_rng r1 = {0x1234567890abcdefull, (7ull << 40) + 3, starts[t]}, r2 = r1;
+    ky_aug_fill_u32(&r1, a, 301);
+    for (int i = 0; i < 301; i++) assert_int_equal(a[i], ky_rng_u32(&r2));
+    assert_int_equal(r1.index, r2.index);
+  }
 }
 
 static void test_errors(void **st) {
