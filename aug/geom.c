@@ -31,17 +31,28 @@ ky_status ky_aug_flip(uint8_t *rgb, uint16_t *labels, int h, int w, int code) {
   CHECK_ARGS(rgb, h, w);
   KY_CHECK(code >= -1 && code <= 1, KY_ERR_ARG, "ky_aug_flip: code must be -1, 0 or 1, got %d", code);
   int fr = code <= 0, fc = code != 0; /* flip rows? flip columns? */
-  size_t n = (size_t)h * w;
-  /* Swapping pixel i with its mirror j for i < j covers every pair once. */
-  for (size_t i = 0; i < n; i++) {
-    int y = (int)(i / w), x = (int)(i % w);
-    size_t j = (size_t)(fr ? h - 1 - y : y) * w + (fc ? w - 1 - x : x);
-    if (j <= i) continue;
-    for (int c = 0; c < 3; c++) {
-      uint8_t t = rgb[3 * i + c]; rgb[3 * i + c] = rgb[3 * j + c]; rgb[3 * j + c] = t;
+  if (fr) {
+    uint8_t *tmp = malloc((size_t)w * 3);
+    if (!tmp) return ky_error(KY_ERR_NOMEM, "ky_aug_flip: no memory for a %d-pixel row", w);
+    for (int y = 0; y < h / 2; y++) {
+      uint8_t *a = rgb + (size_t)y * w * 3, *b = rgb + (size_t)(h - 1 - y) * w * 3;
+      memcpy(tmp, a, (size_t)w * 3); memcpy(a, b, (size_t)w * 3); memcpy(b, tmp, (size_t)w * 3);
+      if (labels) {
+        uint16_t *la = labels + (size_t)y * w, *lb = labels + (size_t)(h - 1 - y) * w;
+        for (int x = 0; x < w; x++) { uint16_t t = la[x]; la[x] = lb[x]; lb[x] = t; }
+      }
     }
-    if (labels) { uint16_t t = labels[i]; labels[i] = labels[j]; labels[j] = t; }
+    free(tmp);
   }
+  if (fc)
+    for (int y = 0; y < h; y++) {
+      uint8_t *row = rgb + (size_t)y * w * 3;
+      uint16_t *lrow = labels ? labels + (size_t)y * w : NULL;
+      for (int x = 0, xr = w - 1; x < xr; x++, xr--) {
+        for (int c = 0; c < 3; c++) { uint8_t t = row[3 * x + c]; row[3 * x + c] = row[3 * xr + c]; row[3 * xr + c] = t; }
+        if (lrow) { uint16_t t = lrow[x]; lrow[x] = lrow[xr]; lrow[xr] = t; }
+      }
+    }
   return KY_OK;
 }
 

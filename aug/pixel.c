@@ -125,36 +125,37 @@ ky_status ky_aug_motion_blur(uint8_t *rgb, int h, int w, const float *kernel, in
   return ky_aug_filter2d(rgb, h, w, kernel, k, k);
 }
 
-static inline void sort2(uint8_t *a, uint8_t *b) {
-  uint8_t lo = *a < *b ? *a : *b, hi = *a < *b ? *b : *a;
-  *a = lo; *b = hi;
-}
-
-/* Median of 9 by the classic 19-exchange network. */
-static inline uint8_t median9(uint8_t *p) {
-  sort2(p + 1, p + 2); sort2(p + 4, p + 5); sort2(p + 7, p + 8);
-  sort2(p + 0, p + 1); sort2(p + 3, p + 4); sort2(p + 6, p + 7);
-  sort2(p + 1, p + 2); sort2(p + 4, p + 5); sort2(p + 7, p + 8);
-  sort2(p + 0, p + 3); sort2(p + 5, p + 8); sort2(p + 4, p + 7);
-  sort2(p + 3, p + 6); sort2(p + 1, p + 4); sort2(p + 2, p + 5);
-  sort2(p + 4, p + 7); sort2(p + 4, p + 2); sort2(p + 6, p + 4);
-  sort2(p + 4, p + 2);
-  return p[4];
-}
+/* One compare-exchange of the median network, on locals so that the loop over a row vectorises. */
+#define SORT2(a, b)                    \
+  do {                                 \
+    uint8_t lo_ = (a) < (b) ? (a) : (b); \
+    (b) = (a) < (b) ? (b) : (a);       \
+    (a) = lo_;                         \
+  } while (0)
 
 ky_status ky_aug_median3(uint8_t *rgb, int h, int w) {
   CHECK_ARGS(rgb, h, w);
   uint8_t *pad = pad_image(rgb, h, w, 1, 1);
   if (!pad) return ky_error(KY_ERR_NOMEM, "ky_aug_median3: no memory for a %dx%d image", h, w);
-  size_t pw = (size_t)w + 2;
-  for (int y = 0; y < h; y++)
-    for (int x = 0; x < w; x++)
-      for (int c = 0; c < 3; c++) {
-        uint8_t v[9];
-        for (int i = 0; i < 3; i++)
-          for (int j = 0; j < 3; j++) v[i * 3 + j] = pad[((y + i) * pw + x + j) * 3 + c];
-        rgb[((size_t)y * w + x) * 3 + c] = median9(v);
-      }
+  size_t pw3 = ((size_t)w + 2) * 3;
+  for (int y = 0; y < h; y++) {
+    const uint8_t *r0 = pad + (size_t)y * pw3, *r1 = r0 + pw3, *r2 = r1 + pw3;
+    uint8_t *out = rgb + (size_t)y * w * 3;
+    /* Interleaved values: the neighbours of value t of the row are t, t + 3, t + 6 (same channel). */
+    for (int t = 0; t < w * 3; t++) {
+      uint8_t p0 = r0[t], p1 = r0[t + 3], p2 = r0[t + 6], p3 = r1[t], p4 = r1[t + 3], p5 = r1[t + 6];
+      uint8_t p6 = r2[t], p7 = r2[t + 3], p8 = r2[t + 6];
+      /* Median of 9 by the classic 19-exchange network. */
+      SORT2(p1, p2); SORT2(p4, p5); SORT2(p7, p8);
+      SORT2(p0, p1); SORT2(p3, p4); SORT2(p6, p7);
+      SORT2(p1, p2); SORT2(p4, p5); SORT2(p7, p8);
+      SORT2(p0, p3); SORT2(p5, p8); SORT2(p4, p7);
+      SORT2(p3, p6); SORT2(p1, p4); SORT2(p2, p5);
+      SORT2(p4, p7); SORT2(p4, p2); SORT2(p6, p4);
+      SORT2(p4, p2);
+      out[t] = p4;
+    }
+  }
   free(pad);
   return KY_OK;
 }

@@ -60,6 +60,18 @@ static void test_flip_rot_transpose_identities(void **st) {
       assert_memory_equal(rgb, rgb0, h * w * 3);
       assert_memory_equal(lab, lab0, h * w * 2);
     }
+    /* cv2 codes: 0 mirrors rows (vertical flip), 1 mirrors columns. */
+    ky_aug_flip(rgb, lab, h, w, 0);
+    for (int y = 0; y < h; y++)
+      for (int x = 0; x < w; x++) assert_int_equal(lab[y * w + x], lab0[(h - 1 - y) * w + x]);
+    ky_aug_flip(rgb, lab, h, w, 0);
+    ky_aug_flip(rgb, lab, h, w, 1);
+    for (int y = 0; y < h; y++)
+      for (int x = 0; x < w; x++) {
+        assert_int_equal(lab[y * w + x], lab0[y * w + (w - 1 - x)]);
+        assert_memory_equal(rgb + 3 * (y * w + x), rgb0 + 3 * (y * w + (w - 1 - x)), 3);
+      }
+    ky_aug_flip(rgb, lab, h, w, 1);
     /* Flip -1 is rot90 twice. */
     uint8_t *tmp = malloc(h * w * 3);
     memcpy(tmp, rgb0, h * w * 3);
