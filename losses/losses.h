@@ -1,6 +1,7 @@
-/* Losses as autograd ops producing a one-element f32 tensor: BCE with logits, softmax
+/* Losses as autograd ops producing a one-element f32 tensor: BCE and focal with logits, softmax
  * cross-entropy, soft dice, weighted sums, and the reference solution's two combinations.
- * Tested by tests/op_cases.c (gradient checks, CPU-vs-CUDA) and tests/test_parity_losses.c. */
+ * Tested by tests/optable_cases.c (gradient checks, CPU-vs-CUDA), tests/test_parity_ops.c (PyTorch)
+ * and tests/test_losses_focal.c. */
 #ifndef KY_LOSSES_H
 #define KY_LOSSES_H
 
