@@ -10,7 +10,9 @@
  * plus a global ||got - ref|| / ||ref|| bound (fp32 5e-5, TF32 3e-3) and: every element finite
  * (forward outputs are NaN-poisoned before the call), a NaN guard band after every output left
  * untouched. Large layers are compared on 3000 sampled elements (all elements are still checked
- * for being written). wgrad is run twice per algorithm and must be bitwise identical. */
+ * for being written). wgrad is run twice per algorithm and must be bitwise identical.
+ * KY_CONV_TEST_SMALL=1 skips the layers with more than 2^20 input or output elements (for runs
+ * under compute-sanitizer, which slows kernels down a hundredfold). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -74,6 +76,11 @@ static ky_conv_shape shape_of(const conv_case *cc) {
 static size_t nx(const ky_conv_shape *s) { return (size_t)s->n * s->h * s->w * s->c; }
 static size_t ny(const ky_conv_shape *s) { return (size_t)s->n * s->oh * s->ow * s->k; }
 static size_t nw(const ky_conv_shape *s) { return (size_t)s->k * s->kh * s->kw * s->c; }
+
+static int skip_case(const ky_conv_shape *s) {
+  const char *e = getenv("KY_CONV_TEST_SMALL");
+  return e && e[0] == '1' && (nx(s) > ((size_t)1 << 20) || ny(s) > ((size_t)1 << 20));
+}
 
 static float *rand_host(size_t n, ky_rng *r) {
   float *p = malloc(n * sizeof *p);
@@ -315,6 +322,7 @@ static void test_fwd(void **state) {
   ky_rng rng = ky_rng_make(1234, KY_RNG_STREAM_TEST);
   for (int ci = 0; ci < NCASES; ++ci) {
     const ky_conv_shape s = shape_of(&kCases[ci]);
+    if (skip_case(&s)) continue;
     float *x = rand_host(nx(&s), &rng), *w = rand_host(nw(&s), &rng), *b = rand_host(s.k, &rng);
     float *dx = dev_copy(f->cu, nx(&s), x), *dw = dev_copy(f->cu, nw(&s), w), *db = dev_copy(f->cu, s.k, b);
     for (int ri = 0; ri < nr; ++ri) {
@@ -344,6 +352,7 @@ static void test_dgrad(void **state) {
   ky_rng rng = ky_rng_make(2345, KY_RNG_STREAM_TEST);
   for (int ci = 0; ci < NCASES; ++ci) {
     const ky_conv_shape s = shape_of(&kCases[ci]);
+    if (skip_case(&s)) continue;
     float *g = rand_host(ny(&s), &rng), *w = rand_host(nw(&s), &rng), *init = rand_host(nx(&s), &rng);
     float *dg = dev_copy(f->cu, ny(&s), g), *dw = dev_copy(f->cu, nw(&s), w);
     for (int ri = 0; ri < nr; ++ri) {
@@ -372,6 +381,7 @@ static void test_wgrad(void **state) {
   ky_rng rng = ky_rng_make(3456, KY_RNG_STREAM_TEST);
   for (int ci = 0; ci < NCASES; ++ci) {
     const ky_conv_shape s = shape_of(&kCases[ci]);
+    if (skip_case(&s)) continue;
     float *g = rand_host(ny(&s), &rng), *x = rand_host(nx(&s), &rng);
     float *winit = rand_host(nw(&s), &rng), *binit = rand_host(s.k, &rng);
     float *dg = dev_copy(f->cu, ny(&s), g), *dx = dev_copy(f->cu, nx(&s), x);
