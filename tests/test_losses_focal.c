@@ -1,16 +1,62 @@
 /* Focal loss kernels (losses/focal_cpu.c) and ops (losses/focal.c): hand-worked values, gamma = 0 /
- * alpha = 0.5 against BCE / 2, extreme logits, gradient accumulation, and the error messages.
- * The gradients themselves are checked by finite differences in tests/test_ops_gradcheck.c. */
+ * alpha = 0.5 against BCE / 2, extreme logits, gradient accumulation, the error messages, and
+ * PyTorch reference values (tests/fixtures/focal/, made by tests/fixtures/gen_focal.py).
+ * The op's gradients are also checked by finite differences in tests/test_ops_gradcheck.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 #include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "core/fileio.h"
 #include "losses/losses.h"
 #include "ops/kernels.h"
+
+#define FIX "tests/fixtures/focal/"
+enum { NPIX = 2 * 5 * 7, C = 2 };
+
+/* Reads n little-endian float32 from a fixture (tests/fixtures/gen_focal.py); run from the repository root. */
+static float *load(const char *name, size_t n) {
+  char path[128], *buf;
+  size_t len;
+  snprintf(path, sizeof path, FIX "%s", name);
+  if (ky_file_read_all(path, &buf, &len) != KY_OK) fail_msg("cannot read %s: %s", path, ky_last_error());
+  if (len != n * sizeof(float)) fail_msg("%s: %zu bytes, expected %zu", path, len, n * sizeof(float));
+  float *a = malloc(len);
+  memcpy(a, buf, len);
+  free(buf);
+  return a;
+}
+
+/* Against PyTorch in float64 (torchvision's sigmoid_focal_loss for 0/1 targets, the soft formula,
+ * BCE / 2 for gamma 0): loss and gradient for every case of the fixture script. */
+static void test_pytorch_reference(void **state) {
+  static const struct { int ch; float gamma, alpha; } cases[4] = {{0, 2.0f, 0.25f}, {1, 2.0f, 0.25f},
+                                                                 {1, 1.5f, 0.6f}, {0, 0.0f, 0.5f}};
+  float *x = load("x_2x5x7x2.bin", NPIX * C), *t = load("t_2x5x7x2.bin", NPIX * C), *want = load("loss_4.bin", 4);
+  for (int k = 0; k < 4; k++) {
+    char name[32];
+    snprintf(name, sizeof name, "grad%d_2x5x7x2.bin", k);
+    float *gw = load(name, NPIX * C), loss, dx[NPIX * C];
+    ky_cpu_focal_logits_fwd(&loss, x, t, NPIX, C, cases[k].ch, cases[k].gamma, cases[k].alpha);
+    if (!(fabs(loss - want[k]) <= 2e-7 * want[k])) fail_msg("case %d: loss %.9g, torch %.9g", k, loss, want[k]);
+    memset(dx, 0, sizeof dx);
+    ky_cpu_focal_logits_bwd(dx, x, t, 1.0f, NPIX, C, cases[k].ch, cases[k].gamma, cases[k].alpha);
+    double scale = 0;
+    for (int i = 0; i < NPIX * C; i++) scale = fmax(scale, fabs(gw[i]));
+    for (int i = 0; i < NPIX * C; i++)
+      if (!(fabs(dx[i] - gw[i]) <= 1e-6 * (fabs(gw[i]) + scale)))
+        fail_msg("case %d: dx[%d] %.9g, torch %.9g", k, i, dx[i], gw[i]);
+    free(gw);
+  }
+  free(x);
+  free(t);
+  free(want);
+}
 
 /* x = 0 (p = 1/2), t = 1: alpha (1/2)^2 log 2; x = ln 3 (p = 3/4), t = 0: (1-alpha) (3/4)^2 log 4. */
 static void test_hand_worked(void **state) {
@@ -112,6 +158,7 @@ int main(void) {
       cmocka_unit_test(test_gamma0_is_half_bce),
       cmocka_unit_test(test_extreme_logits_and_accumulation),
       cmocka_unit_test(test_op_errors_and_value),
+      cmocka_unit_test(test_pytorch_reference),
   };
   return cmocka_run_group_tests_name("losses_focal", tests, NULL, NULL);
 }
