@@ -4,6 +4,9 @@
 #include "aug/geom.h"
 #include "aug/round.h"
 #include "aug/rngfill.h"
+#ifdef __SSE4_1__
+#include <smmintrin.h>
+#endif
 
 #include <limits.h>
 #include <math.h>
@@ -18,6 +21,7 @@
   } while (0)
 
 static inline int refl(int i, int n) {
+  if ((unsigned)i < (unsigned)n) return i; /* the common case: no division */
   if (n == 1) return 0;
   int p = 2 * n - 2;
   i %= p;
@@ -156,7 +160,7 @@ static void map_row(const mapping *g, int y, int w, int *qx, int *qy) {
 
 static ky_status resample(uint8_t *rgb, uint16_t *labels, int h, int w, const mapping *g) {
   size_t n = (size_t)h * w;
-  uint8_t *src = malloc(n * 3);
+  uint8_t *src = malloc(n * 3 + 4); /* + 4: the vector path reads 4 bytes per pixel */
   uint16_t *sl = labels ? malloc(n * sizeof *sl) : NULL;
   int *q = malloc((size_t)w * 2 * sizeof *q);
   if (!src || !q || (labels && !sl)) {
@@ -164,6 +168,7 @@ static ky_status resample(uint8_t *rgb, uint16_t *labels, int h, int w, const ma
     return ky_error(KY_ERR_NOMEM, "warp: no memory for a %dx%d image", h, w);
   }
   memcpy(src, rgb, n * 3);
+  memset(src + n * 3, 0, 4);
   if (labels) memcpy(sl, labels, n * sizeof *sl);
   int *qx = q, *qy = q + w;
   for (int y = 0; y < h; y++) {
@@ -171,9 +176,10 @@ static ky_status resample(uint8_t *rgb, uint16_t *labels, int h, int w, const ma
     uint8_t *out = rgb + (size_t)y * w * 3;
     for (int x = 0; x < w; x++) {
       int ix = qx[x] >> 5, iy = qy[x] >> 5, fx = qx[x] & 31, fy = qy[x] & 31;
-      /* Products of 1/32 fractions are exact in OpenCV's 15-bit weights. */
-      int w00 = (32 - fx) * (32 - fy) * 32, w01 = fx * (32 - fy) * 32;
-      int w10 = (32 - fx) * fy * 32, w11 = fx * fy * 32;
+      /* OpenCV's 15-bit weights are 32 (32 - fx)(32 - fy) etc., exact products of 1/32 fractions;
+       * (32 S + 2^14) >> 15 == (S + 2^9) >> 10 for the 10-bit weights below. */
+      int w00 = (32 - fx) * (32 - fy), w01 = fx * (32 - fy);
+      int w10 = (32 - fx) * fy, w11 = fx * fy;
       const uint8_t *p00, *p01, *p10, *p11;
       if ((unsigned)ix < (unsigned)(w - 1) && (unsigned)iy < (unsigned)(h - 1)) {
         p00 = src + ((size_t)iy * w + ix) * 3;
@@ -183,10 +189,27 @@ static ky_status resample(uint8_t *rgb, uint16_t *labels, int h, int w, const ma
         p00 = src + ((size_t)y0 * w + x0) * 3; p01 = src + ((size_t)y0 * w + x1) * 3;
         p10 = src + ((size_t)y1 * w + x0) * 3; p11 = src + ((size_t)y1 * w + x1) * 3;
       }
+#ifdef __SSE4_1__
+      {
+        /* [p00 c, p01 c] pairs of 16-bit values times [w00, w01] by pmaddwd, per channel c. */
+        uint32_t a, b, c_, d;
+        memcpy(&a, p00, 4); memcpy(&b, p01, 4); memcpy(&c_, p10, 4); memcpy(&d, p11, 4);
+        __m128i top = _mm_unpacklo_epi16(_mm_cvtepu8_epi16(_mm_cvtsi32_si128((int)a)), _mm_cvtepu8_epi16(_mm_cvtsi32_si128((int)b)));
+        __m128i bot = _mm_unpacklo_epi16(_mm_cvtepu8_epi16(_mm_cvtsi32_si128((int)c_)), _mm_cvtepu8_epi16(_mm_cvtsi32_si128((int)d)));
+        __m128i s = _mm_add_epi32(_mm_madd_epi16(top, _mm_set1_epi32(w00 | (w01 << 16))),
+                                  _mm_madd_epi16(bot, _mm_set1_epi32(w10 | (w11 << 16))));
+        s = _mm_srli_epi32(_mm_add_epi32(s, _mm_set1_epi32(1 << 9)), 10);
+        uint32_t v = (uint32_t)_mm_cvtsi128_si32(_mm_packus_epi16(_mm_packus_epi32(s, s), s));
+        out[3 * x] = (uint8_t)v;
+        out[3 * x + 1] = (uint8_t)(v >> 8);
+        out[3 * x + 2] = (uint8_t)(v >> 16);
+      }
+#else
       for (int c = 0; c < 3; c++) {
-        int v = (p00[c] * w00 + p01[c] * w01 + p10[c] * w10 + p11[c] * w11 + (1 << 14)) >> 15;
+        int v = (p00[c] * w00 + p01[c] * w01 + p10[c] * w10 + p11[c] * w11 + (1 << 9)) >> 10;
         out[3 * x + c] = (uint8_t)(v > 255 ? 255 : v);
       }
+#endif
       if (labels) {
         int lx = refl((qx[x] + 16) >> 5, w), ly = refl((qy[x] + 16) >> 5, h);
         labels[(size_t)y * w + x] = sl[(size_t)ly * w + lx];

@@ -20,6 +20,7 @@
 static inline uint8_t sat_u8(int v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); }
 
 static inline int refl(int i, int n) {
+  if ((unsigned)i < (unsigned)n) return i; /* the common case: no division */
   if (n == 1) return 0;
   int p = 2 * n - 2;
   i %= p;
