@@ -22,7 +22,7 @@ static void usage(void) {
          "  --thr T               GBT selection threshold [0.3]\n"
          "  --export-dsb DIR      also write the instances as a DSB-layout folder (pseudo-labels)\n"
          "  --device cpu|cuda|auto  [auto]\n"
-         "  --model NAME --loss softmax|sigmoid|sigmoid3   for weight files without a training config\n"
+         "  --model NAME --loss softmax|sigmoid|sigmoid3|focal   for weight files without a training config\n"
          "  --no-overlay          skip the overlay PNGs\n");
 }
 

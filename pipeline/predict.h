@@ -16,7 +16,7 @@ typedef enum {
   KY_HEAD_SIGMOID3 = 2,  /* 3 logits: body, border, full */
 } ky_head;
 
-ky_status ky_head_parse(ky_head *h, const char *loss_name);   /* "softmax", "sigmoid", "sigmoid3" */
+ky_status ky_head_parse(ky_head *h, const char *loss_name);   /* "softmax", "sigmoid", "sigmoid3", "focal" (sigmoid head) */
 
 #define KY_PREDICT_MAX_MODELS 16
 typedef struct {

@@ -360,7 +360,8 @@ ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_ho
   } else if (cfg->init[0]) {
     ky_load_report rep;
     memset(&rep, 0, sizeof rep);
-    s = ky_model_load(t.model, cfg->init, KY_LOAD_ENCODER_ONLY | KY_LOAD_ALLOW_MISSING, &rep);
+    /* The encoder must be complete (a ResNet18 file given to a ResNet34 is an error); the decoder may be missing. */
+    s = ky_model_load(t.model, cfg->init, KY_LOAD_ENCODER_ONLY, &rep);
     if (s == KY_OK) info(hooks, "init: %d tensors from %s (%d model tensors not in the file, %d file tensors unused)",
                          rep.n_loaded, cfg->init, rep.n_missing, rep.n_unexpected);
     ky_load_report_free(&rep);
