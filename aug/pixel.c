@@ -300,7 +300,9 @@ ky_status ky_aug_contrast(uint8_t *rgb, int h, int w, float alpha) {
   free(g);
   float off = (float)(3.0 * (1.0 - alpha) / n * (double)sum);
   int mx = image_max(rgb, n * 3);
-  for (size_t i = 0; i < n * 3; i++) rgb[i] = clip_trunc(alpha * rgb[i] + off, mx);
+  uint8_t lut[256]; /* the result depends on the value only */
+  for (int v = 0; v < 256; v++) lut[v] = clip_trunc(alpha * v + off, mx);
+  for (size_t i = 0; i < n * 3; i++) rgb[i] = lut[rgb[i]];
   return KY_OK;
 }
 
@@ -309,7 +311,9 @@ ky_status ky_aug_brightness(uint8_t *rgb, int h, int w, float alpha) {
   KY_CHECK(isfinite(alpha), KY_ERR_ARG, "ky_aug_brightness: alpha must be finite");
   size_t n = (size_t)h * w * 3;
   int mx = image_max(rgb, n);
-  for (size_t i = 0; i < n; i++) rgb[i] = clip_trunc(alpha * rgb[i], mx);
+  uint8_t lut[256];
+  for (int v = 0; v < 256; v++) lut[v] = clip_trunc(alpha * v, mx);
+  for (size_t i = 0; i < n; i++) rgb[i] = lut[rgb[i]];
   return KY_OK;
 }
 
