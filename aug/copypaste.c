@@ -56,7 +56,33 @@ static int patch_orient(patch *p, int flip, int k) {
   return 1;
 }
 
-static int cmp_u8(const void *a, const void *b) { return *(const uint8_t *)a - *(const uint8_t *)b; }
+ky_status ky_aug_masked_median3(uint8_t *out, const uint8_t *plane, const uint8_t *mask, int h, int w) {
+  KY_CHECK_NULL(out, "out");
+  KY_CHECK_NULL(plane, "plane");
+  KY_CHECK_NULL(mask, "mask");
+  KY_CHECK(h > 0 && w > 0, KY_ERR_SHAPE, "ky_aug_masked_median3: plane must be non-empty, got %dx%d", h, w);
+  KY_CHECK(out != plane, KY_ERR_ARG, "ky_aug_masked_median3: out must not alias plane");
+  for (int y = 0; y < h; y++)
+    for (int x = 0; x < w; x++) {
+      size_t i = (size_t)y * w + x;
+      out[i] = plane[i];
+      if (!mask[i]) continue;
+      uint8_t v[9];
+      int n = 0;
+      for (int dy = -1; dy <= 1; dy++)
+        for (int dx = -1; dx <= 1; dx++) {
+          int yy = y + dy, xx = x + dx;
+          if (yy < 0 || yy >= h || xx < 0 || xx >= w || !mask[(size_t)yy * w + xx]) continue;
+          /* insertion sort: at most 9 values */
+          uint8_t t = plane[(size_t)yy * w + xx];
+          int k = n++;
+          while (k > 0 && v[k - 1] > t) { v[k] = v[k - 1]; k--; }
+          v[k] = t;
+        }
+      out[i] = v[n / 2];
+    }
+  return KY_OK;
+}
 
 /* Pastes p at (px, py) with label id, then blends the ring. */
 static int paste(uint8_t *rgb, uint16_t *labels, int h, int w, const patch *p, int px, int py, uint16_t id) {
@@ -64,7 +90,7 @@ static int paste(uint8_t *rgb, uint16_t *labels, int h, int w, const patch *p, i
   int wx0 = px - 2 < 0 ? 0 : px - 2, wy0 = py - 2 < 0 ? 0 : py - 2;
   int wx1 = px + p->w + 2 > w ? w : px + p->w + 2, wy1 = py + p->h + 2 > h ? h : py + p->h + 2;
   int ww = wx1 - wx0, wh = wy1 - wy0;
-  uint8_t *m = calloc((size_t)ww * wh, 1), *ring = calloc((size_t)ww * wh, 1), *img = malloc((size_t)ww * wh * 3);
+  uint8_t *m = calloc((size_t)ww * wh, 1), *ring = calloc((size_t)ww * wh, 1), *img = malloc((size_t)ww * wh * 2);
   if (!m || !ring || !img) { free(m); free(ring); free(img); return 0; }
   for (int y = 0; y < p->h; y++)
     for (int x = 0; x < p->w; x++) {
@@ -90,24 +116,16 @@ static int paste(uint8_t *rgb, uint16_t *labels, int h, int w, const patch *p, i
       int in = m[(size_t)y * ww + x];
       ring[(size_t)y * ww + x] = (uint8_t)((in && !all) || (!in && any));
     }
-  for (int y = 0; y < wh; y++) memcpy(img + (size_t)y * ww * 3, rgb + ((size_t)(y + wy0) * w + wx0) * 3, (size_t)ww * 3);
-  /* skimage rank median with a mask: over the masked 3x3 neighbours, the value at sorted index n/2. */
-  for (int y = 0; y < wh; y++)
-    for (int x = 0; x < ww; x++) {
-      if (!ring[(size_t)y * ww + x]) continue;
-      for (int c = 0; c < 3; c++) {
-        uint8_t v[9];
-        int n = 0;
-        for (int dy = -1; dy <= 1; dy++)
-          for (int dx = -1; dx <= 1; dx++) {
-            int yy = y + dy, xx = x + dx;
-            if (yy < 0 || yy >= wh || xx < 0 || xx >= ww || !ring[(size_t)yy * ww + xx]) continue;
-            v[n++] = img[((size_t)yy * ww + xx) * 3 + c];
-          }
-        qsort(v, (size_t)n, 1, cmp_u8);
-        rgb[((size_t)(y + wy0) * w + x + wx0) * 3 + c] = v[n / 2];
-      }
-    }
+  /* Per channel: the window's plane, its masked median on the ring, written back on the ring. */
+  uint8_t *med = img + (size_t)ww * wh;
+  for (int c = 0; c < 3; c++) {
+    for (int y = 0; y < wh; y++)
+      for (int x = 0; x < ww; x++) img[(size_t)y * ww + x] = rgb[((size_t)(y + wy0) * w + x + wx0) * 3 + c];
+    ky_aug_masked_median3(med, img, ring, wh, ww);
+    for (int y = 0; y < wh; y++)
+      for (int x = 0; x < ww; x++)
+        if (ring[(size_t)y * ww + x]) rgb[((size_t)(y + wy0) * w + x + wx0) * 3 + c] = med[(size_t)y * ww + x];
+  }
   free(m); free(ring); free(img);
   return 1;
 }

@@ -19,6 +19,11 @@
  * Targets must be remade from the new labels after the crop (the loader does). */
 ky_status ky_aug_copy_paste(uint8_t *rgb, uint16_t *labels, int h, int w, int crop_x0, int crop_y0, int crop,
                             float p, ky_rng *rng);
+/* skimage.filters.rank.median(plane, square(3), mask=mask) where mask is set: the value at sorted
+ * index n/2 of the masked pixels of the 3x3 neighbourhood (n of them, clipped to the image);
+ * elsewhere out = plane. out, plane, mask: [h, w] (out must not alias plane). */
+ky_status ky_aug_masked_median3(uint8_t *out, const uint8_t *plane, const uint8_t *mask, int h, int w);
+
 /* The loader's ky_precrop_fn signature (data/loader.h); ctx points to the float probability p. */
 ky_status ky_aug_copy_paste_hook(void *ctx, uint8_t *rgb, uint16_t *labels, int h, int w, int y0, int x0,
                                  int crop, ky_rng *rng);

@@ -196,6 +196,24 @@ static void test_many_donors(void **st) {
   assert_true(max_copies >= 3);
 }
 
+/* The seam's masked median equals skimage.filters.rank.median(plane, square(3), mask) on the mask. */
+static void test_masked_median_skimage(void **st) {
+  uint8_t *plane = fix_u8("ring_plane_24x20.png", 1, 24, 20), *mask = fix_u8("ring_mask_24x20.png", 1, 24, 20);
+  uint8_t *exp = fix_u8("ring_median_24x20.png", 1, 24, 20);
+  assert_non_null(plane); assert_non_null(mask); assert_non_null(exp);
+  uint8_t out[24 * 20];
+  assert_int_equal(ky_aug_masked_median3(out, plane, mask, 24, 20), KY_OK);
+  int n = 0;
+  for (int i = 0; i < 24 * 20; i++) {
+    if (mask[i]) { assert_int_equal(out[i], exp[i]); n++; }
+    else assert_int_equal(out[i], plane[i]);
+  }
+  assert_true(n > 100);
+  assert_int_equal(ky_aug_masked_median3(plane, plane, mask, 24, 20), KY_ERR_ARG);
+  assert_non_null(strstr(ky_last_error(), "must not alias"));
+  free(plane); free(mask); free(exp);
+}
+
 static void test_errors(void **st) {
   static uint8_t rgb[H * W * 3];
   static uint16_t lab[H * W];
@@ -216,6 +234,7 @@ int main(void) {
       cmocka_unit_test(test_no_donor_no_change),
       cmocka_unit_test(test_seam_blend_values),
       cmocka_unit_test(test_many_donors),
+      cmocka_unit_test(test_masked_median_skimage),
       cmocka_unit_test(test_errors),
   };
   return cmocka_run_group_tests_name("aug_copypaste", tests, NULL, NULL);
