@@ -168,31 +168,22 @@ ky_status ky_aug_rgb_to_hsv(uint8_t *hsv, const uint8_t *rgb, int h, int w) {
 ky_status ky_aug_hsv_to_rgb(uint8_t *rgb, const uint8_t *hsv, int h, int w) {
   CHECK_IMG(hsv, h, w);
   CHECK_IMG(rgb, h, w);
-  static const int sector_data[6][3] = {{1, 3, 0}, {1, 0, 2}, {3, 0, 1}, {0, 2, 1}, {0, 1, 3}, {2, 1, 0}};
   size_t n = (size_t)h * w;
+  /* OpenCV's sector table {b, g, r} = {1,3,0} {1,0,2} {3,0,1} {0,2,1} {0,1,3} {2,1,0} written as
+   * selects (as its vector path does), so that the loop vectorises; s = 0 gives r = g = b = v. */
   for (size_t i = 0; i < n; i++) {
-    float hh = hsv[3 * i], s = hsv[3 * i + 1] * (1.f / 255.f), v = hsv[3 * i + 2] * (1.f / 255.f);
-    float r, g, b;
-    if (s == 0.f) {
-      r = g = b = v;
-    } else {
-      hh *= 6.f / 180.f;
-      while (hh >= 6.f) hh -= 6.f;
-      int sector = (int)floorf(hh);
-      hh -= sector;
-      if ((unsigned)sector >= 6u) {
-        sector = 0;
-        hh = 0.f;
-      }
-      float tab[4] = {v, v * (1.f - s), v * (1.f - s * hh), v * (1.f - s * (1.f - hh))};
-      b = tab[sector_data[sector][0]];
-      g = tab[sector_data[sector][1]];
-      r = tab[sector_data[sector][2]];
-    }
+    float hh = hsv[3 * i] * (6.f / 180.f), s = hsv[3 * i + 1] * (1.f / 255.f), v = hsv[3 * i + 2] * (1.f / 255.f);
+    hh = hh >= 6.f ? hh - 6.f : hh; /* H <= 255 wraps at most once */
+    int sector = (int)hh;
+    float f = hh - (float)sector;
+    float t0 = v, t1 = v * (1.f - s), t2 = v * (1.f - s * f), t3 = v * (1.f - s * (1.f - f));
+    float b = sector < 2 ? t1 : sector == 2 ? t3 : sector < 5 ? t0 : t2;
+    float g = sector == 0 ? t3 : sector < 3 ? t0 : sector == 3 ? t2 : t1;
+    float r = sector == 0 ? t0 : sector == 1 ? t2 : sector < 4 ? t1 : sector == 4 ? t3 : t0;
     /* OpenCV's vectorised 8-bit path (every pixel but a row's tail) truncates. */
-    rgb[3 * i] = sat_u8((int)(r * 255.f));
-    rgb[3 * i + 1] = sat_u8((int)(g * 255.f));
-    rgb[3 * i + 2] = sat_u8((int)(b * 255.f));
+    rgb[3 * i] = (uint8_t)(int)(r * 255.f);
+    rgb[3 * i + 1] = (uint8_t)(int)(g * 255.f);
+    rgb[3 * i + 2] = (uint8_t)(int)(b * 255.f);
   }
   return KY_OK;
 }
