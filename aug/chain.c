@@ -364,6 +364,15 @@ ky_status ky_aug_chain_format(char *buf, int cap, const ky_aug_chain *chain) {
   return KY_OK;
 }
 
+ky_status ky_aug_chain_uniform_oneof(ky_aug_chain *chain) {
+  KY_CHECK_NULL(chain, "chain");
+  KY_TRY(check_chain(chain));
+  for (int i = 0; i < chain->n; i++)
+    if (chain->steps[i].oneof)
+      for (int j = 0; j < chain->steps[i].n; j++) chain->steps[i].m[j].p = 1.f;
+  return KY_OK;
+}
+
 /* Victor's aug_mega_hardcore (Albu's aug_victor), in the reference's step order (5.1). */
 static const char mega_spec[] =
     "oneof:0.35(clahe:0.5|sharpen:0.25|emboss:0.25),"

@@ -75,6 +75,9 @@ typedef struct ky_aug_chain {
 /* The reference chain (5.1) in Victor's order. p_all: whole-chain probability (Selim .95, Albu .97);
  * the ShiftScaleRotate scale is 1 + U(scale_lo, scale_hi) (Victor -.25, .6). */
 ky_status ky_aug_chain_mega(ky_aug_chain *chain, float p_all, float scale_lo, float scale_hi);
+/* Selim's OneOf picks its member uniformly (Albu's and Victor's weight by the members' p): sets
+ * every OneOf weight of the chain to 1. */
+ky_status ky_aug_chain_uniform_oneof(ky_aug_chain *chain);
 /* Config string, steps in order, comma-separated:
  *   name:p                          one transform with probability p
  *   oneof:p(name:w|name:w|...)      with probability p one member, chosen with weights w

@@ -130,6 +130,19 @@ static void test_oneof_weights_and_probabilities(void **st) {
   assert_true(fabs(none / (double)n - 0.2) < 0.03);
   assert_true(fabs(inv / (double)n - 0.6) < 0.03);
   assert_true(fabs(gray / (double)n - 0.2) < 0.03);
+  /* Selim's uniform choice. */
+  assert_int_equal(ky_aug_chain_uniform_oneof(&c), KY_OK);
+  inv = gray = none = 0;
+  for (int t = 0; t < n; t++) {
+    memcpy(px, orig, sizeof px);
+    ky_rng r = ky_rng_make(6, (uint64_t)t);
+    assert_int_equal(ky_aug_apply(&c, px, NULL, 4, 4, &r), KY_OK);
+    if (px[0] == 255 - orig[0]) inv++;
+    else if (px[0] == px[1]) gray++;
+    else none++;
+  }
+  printf("  uniform oneof: invert %d, gray %d, none %d of %d\n", inv, gray, none, n);
+  assert_true(fabs(inv / (double)n - 0.4) < 0.03 && fabs(gray / (double)n - 0.4) < 0.03);
   /* Chain probability 0 leaves the sample untouched. */
   assert_int_equal(ky_aug_chain_parse(&c, "all:0,invert:1"), KY_OK);
   memcpy(px, orig, sizeof px);
