@@ -55,6 +55,7 @@ __global__ void bn_partial(double *part, const float *x, const float *dy, const 
   int cnt = 0;
   if (ch < c) {
     if (MODE == 0) {
+#pragma unroll 4
       for (size_t p = p0 + ty; p < p1; p += TY) {
         float v = x[p * c + ch];
         cnt++;
@@ -64,6 +65,7 @@ __global__ void bn_partial(double *part, const float *x, const float *dy, const 
       }
     } else {
       float m = mean[ch], is = invstd[ch];
+#pragma unroll 4
       for (size_t p = p0 + ty; p < p1; p += TY) {
         float g = dy[p * c + ch];
         s0 += g;
@@ -231,6 +233,36 @@ __global__ void bn_eval_stats(float *coef, const float *run_mean, const float *r
   coef[c + ch] = (float)(1.0 / sqrt((double)run_var[ch] + (double)eps));
 }
 
+/* bn_dx with 16-byte accesses (c % 4 == 0). */
+__global__ void bn_dx4(float4 *dx, const float4 *dy, const float4 *x, const float *coef, size_t n4, int c) {
+  const float *m = coef, *is = coef + c, *A = coef + 2 * c, *Bh = coef + 3 * c, *D = coef + 4 * c;
+  size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+  size_t stride = (size_t)gridDim.x * blockDim.x;
+  int c4 = c / 4;
+  int q = (int)(i % (size_t)c4), step = (int)(stride % (size_t)c4);
+  for (; i < n4; i += stride) {
+    int ch = q * 4;
+    float4 g = dy[i], v = x[i], o = dx[i];
+    o.x += A[ch] * g.x + Bh[ch] * ((v.x - m[ch]) * is[ch]) + D[ch];
+    o.y += A[ch + 1] * g.y + Bh[ch + 1] * ((v.y - m[ch + 1]) * is[ch + 1]) + D[ch + 1];
+    o.z += A[ch + 2] * g.z + Bh[ch + 2] * ((v.z - m[ch + 2]) * is[ch + 2]) + D[ch + 2];
+    o.w += A[ch + 3] * g.w + Bh[ch + 3] * ((v.w - m[ch + 3]) * is[ch + 3]) + D[ch + 3];
+    dx[i] = o;
+    q += step;
+    if (q >= c4) q -= c4;
+  }
+}
+
+ky_status launch_dx(ky_cuda *cu, float *dx, const float *dy, const float *x, const float *coef, size_t npix, int c) {
+  size_t n = npix * (size_t)c;
+  if (c % 4 == 0 && ky_cuda_aligned16(dx) && ky_cuda_aligned16(dy) && ky_cuda_aligned16(x))
+    bn_dx4<<<ky_cuda_grid(cu, n / 4, 256), 256, 0, cu->stream>>>((float4 *)dx, (const float4 *)dy, (const float4 *)x,
+                                                                coef, n / 4, c);
+  else
+    bn_dx<<<ky_cuda_grid(cu, n, 256), 256, 0, cu->stream>>>(dx, dy, x, coef, n, c);
+  return KY_OK;
+}
+
 /* Copies mean/invstd into the coefficient block (so train and eval share bn_partial / bn_dx). */
 __global__ void bn_copy_stats(float *coef, const float *mean, const float *invstd, int c) {
   int ch = blockIdx.x * blockDim.x + threadIdx.x;
@@ -323,8 +355,7 @@ extern "C" ky_status ky_cuda_bn_bwd_train(ky_cuda *cu, float *dx, float *dgamma,
   bn_bwd_final<<<(c + 7) / 8, 256, 0, cu->stream>>>(coef, dgamma, dbeta, part, nchunks, gamma, npix, c, 1);
   KY_CUDA_LAUNCH_CHECK(cu);
   if (dx) {
-    size_t n = npix * (size_t)c;
-    bn_dx<<<ky_cuda_grid(cu, n, 256), 256, 0, cu->stream>>>(dx, dy, x, coef, n, c);
+    launch_dx(cu, dx, dy, x, coef, npix, c);
     KY_CUDA_LAUNCH_CHECK(cu);
   }
   return KY_OK;
@@ -350,8 +381,7 @@ extern "C" ky_status ky_cuda_bn_bwd_eval(ky_cuda *cu, float *dx, float *dgamma, 
   bn_bwd_final<<<(c + 7) / 8, 256, 0, cu->stream>>>(coef, dgamma, dbeta, part, nchunks, gamma, npix, c, 0);
   KY_CUDA_LAUNCH_CHECK(cu);
   if (dx) {
-    size_t n = npix * (size_t)c;
-    bn_dx<<<ky_cuda_grid(cu, n, 256), 256, 0, cu->stream>>>(dx, dy, x, coef, n, c);
+    launch_dx(cu, dx, dy, x, coef, npix, c);
     KY_CUDA_LAUNCH_CHECK(cu);
   }
   return KY_OK;

@@ -65,14 +65,18 @@ enum { FIN_MEAN = 0, FIN_RATIO = 1, FIN_STORE = 2 };
 __global__ void sum_parts(float *out, double *res, const double *part, size_t nb, int ncomp, double denom, int mode) {
   __shared__ double sh[32];
   double s[2] = {0.0, 0.0};
+  /* constant bounds keep s[] in registers; ncomp (1 or 2) is uniform over the block */
   for (size_t j = threadIdx.x; j < nb; j += blockDim.x)
-    for (int k = 0; k < ncomp; k++) s[k] += part[j * ncomp + k];
-  for (int k = 0; k < ncomp; k++) s[k] = ky_block_sum(s[k], sh);
+    for (int k = 0; k < 2; k++)
+      if (k < ncomp) s[k] += part[j * ncomp + k];
+  for (int k = 0; k < 2; k++)
+    if (k < ncomp) s[k] = ky_block_sum(s[k], sh);
   if (threadIdx.x != 0) return;
   if (mode == FIN_MEAN) *out = (float)(s[0] / denom);
   else if (mode == FIN_RATIO) *out = s[1] > 0.0 ? (float)(s[0] / s[1]) : 0.f;
   else
-    for (int k = 0; k < ncomp; k++) res[k] = s[k];
+    for (int k = 0; k < 2; k++)
+      if (k < ncomp) res[k] = s[k];
 }
 
 /* dx[p, ch] += dloss * (sigmoid(x) - t) / npix */
