@@ -200,9 +200,15 @@ static ky_status resample(uint8_t *rgb, uint16_t *labels, int h, int w, const ma
                                   _mm_madd_epi16(bot, _mm_set1_epi32(w10 | (w11 << 16))));
         s = _mm_srli_epi32(_mm_add_epi32(s, _mm_set1_epi32(1 << 9)), 10);
         uint32_t v = (uint32_t)_mm_cvtsi128_si32(_mm_packus_epi16(_mm_packus_epi32(s, s), s));
-        out[3 * x] = (uint8_t)v;
-        out[3 * x + 1] = (uint8_t)(v >> 8);
-        out[3 * x + 2] = (uint8_t)(v >> 16);
+        /* One 4-byte store: its 4th byte is the next pixel's, written after this one (pixels go
+         * in memory order); the image's last pixel stores 3 bytes. */
+        if (x + 1 < w || y + 1 < h) {
+          memcpy(out + 3 * x, &v, 4);
+        } else {
+          out[3 * x] = (uint8_t)v;
+          out[3 * x + 1] = (uint8_t)(v >> 8);
+          out[3 * x + 2] = (uint8_t)(v >> 16);
+        }
       }
 #else
       for (int c = 0; c < 3; c++) {
