@@ -32,7 +32,7 @@ void ky_aug_params_default(ky_aug_params *p) {
   p->emboss_strength[0] = .2f; p->emboss_strength[1] = .7f;
   p->noise_sigma[0] = .01f * 255; p->noise_sigma[1] = .05f * 255;
   p->gauss_var[0] = 10; p->gauss_var[1] = 50;
-  p->motion_ksize = 9;
+  p->motion_ksize[0] = 3; p->motion_ksize[1] = 7;
   p->contrast_limit = .2f;
   p->brightness_limit = .2f;
   p->hue_shift = 20; p->sat_shift = 30; p->val_shift = 20;
@@ -91,7 +91,10 @@ static ky_status apply_op(ky_aug_op op, const ky_aug_params *P, uint8_t *rgb, ui
       return ky_aug_transpose(rgb, labels, &hh, &ww);
     }
     case KY_AUG_MOTION_BLUR: {
-      int k = P->motion_ksize;
+      int lo = P->motion_ksize[0], hi = P->motion_ksize[1];
+      if (lo < 1 || hi < lo || lo % 2 == 0 || hi % 2 == 0 || hi > 31)
+        return ky_error(KY_ERR_ARG, "motion_blur: kernel sizes must be odd, 1 <= lo <= hi <= 31, got (%d, %d)", lo, hi);
+      int k = lo + 2 * (int)ky_rng_int(r, 0, (hi - lo) / 2 + 1);
       float *kern = malloc((size_t)k * k * sizeof *kern);
       if (!kern) return ky_error(KY_ERR_NOMEM, "motion_blur: no memory");
       int x0 = (int)ky_rng_int(r, 0, k), y0 = (int)ky_rng_int(r, 0, k);
@@ -373,16 +376,16 @@ ky_status ky_aug_chain_uniform_oneof(ky_aug_chain *chain) {
   return KY_OK;
 }
 
-/* Victor's aug_mega_hardcore (Albu's aug_victor), in the reference's step order (5.1). */
+/* Victor's aug_mega_hardcore (Albu's aug_victor), steps in the code's order. */
 static const char mega_spec[] =
     "oneof:0.35(clahe:0.5|sharpen:0.25|emboss:0.25),"
     "oneof:0.5(additive_noise:0.3|gauss_noise:0.7),"
     "to_gray:0.25,invert:0.2,remap:0.4,rot90:0.5,flip:0.5,transpose:0.5,"
     "oneof:0.4(motion_blur:0.2|median_blur:0.3|blur:0.5),"
     "oneof:0.4(contrast:0.5|brightness:0.5),"
-    "hsv:0.5,ssr:0.7,"
+    "ssr:0.7,"
     "oneof:0.6(distort1:0.2|distort2:0.2|elastic:0.2|perspective:0.2|piecewise_affine:0.2),"
-    "channel_shuffle:0.2";
+    "hsv:0.5,channel_shuffle:0.2";
 
 ky_status ky_aug_chain_mega(ky_aug_chain *chain, float p_all, float scale_lo, float scale_hi) {
   KY_CHECK_NULL(chain, "chain");

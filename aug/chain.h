@@ -32,7 +32,8 @@ typedef struct {
   float emboss_strength[2];  /* (.2, .7) */
   float noise_sigma[2];      /* AdditiveGaussianNoise scale (.01 * 255, .05 * 255) */
   int gauss_var[2];          /* GaussNoise var: integer in [10, 50) */
-  int motion_ksize;          /* 9 */
+  int motion_ksize[2];       /* odd kernel size, uniform over {lo, lo + 2, .., hi}: (3, 7) as the
+                              * reference code draws it (Blur's get_params; 5.1 says 9 x 9) */
   float contrast_limit;      /* alpha = 1 + U(-.2, .2) */
   float brightness_limit;    /* alpha = 1 + U(-.2, .2) */
   float hue_shift, sat_shift, val_shift; /* U(-20, 20), U(-30, 30), U(-20, 20) */
@@ -72,7 +73,9 @@ typedef struct ky_aug_chain {
   ky_aug_params params;
 } ky_aug_chain;
 
-/* The reference chain (5.1) in Victor's order. p_all: whole-chain probability (Selim .95, Albu .97);
+/* The reference chain (5.1) in the order of Victor's code (victor/transforms.py aug_mega_hardcore,
+ * = Albu's aug_victor): HueSaturationValue comes after the distortions, not before
+ * ShiftScaleRotate as 5.1 lists it. p_all: whole-chain probability (Victor and Albu .97, Selim .95);
  * the ShiftScaleRotate scale is 1 + U(scale_lo, scale_hi) (Victor -.25, .6). */
 ky_status ky_aug_chain_mega(ky_aug_chain *chain, float p_all, float scale_lo, float scale_hi);
 /* Selim's OneOf picks its member uniformly (Albu's and Victor's weight by the members' p): sets
