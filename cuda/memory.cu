@@ -6,7 +6,9 @@
  * size lies in [r, 2r] (best fit). All work of a context runs on its one stream, so a block
  * released here may be handed out again at once: the stream orders the old use before the new.
  * Out of memory: the cache is returned to the driver and the cudaMalloc tried once more; then
- * KY_ERR_NOMEM names the bytes asked and the bytes free. */
+ * KY_ERR_NOMEM names the bytes asked and the bytes free.
+ * KY_CUDA_NO_CACHE=1 turns the cache off (exact sizes, cudaFree on release) so that
+ * compute-sanitizer memcheck sees every out-of-bounds access and every use after release. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,13 +24,15 @@ struct ky_cuda_cache {
   ky_cuda_block *b;
   size_t n, cap;
   size_t in_use, reserved, peak;
+  int off;   /* KY_CUDA_NO_CACHE=1 */
 };
 
 static const size_t KY_SMALL_LIMIT = (size_t)1 << 20;
 static const size_t KY_SMALL_ROUND = 512;
 static const size_t KY_LARGE_ROUND = (size_t)2 << 20;
 
-static size_t round_size(size_t bytes) {
+static size_t round_size(const ky_cuda_cache *c, size_t bytes) {
+  if (c->off) return bytes ? bytes : 1;
   if (bytes == 0) bytes = 1;
   size_t r = bytes <= KY_SMALL_LIMIT ? KY_SMALL_ROUND : KY_LARGE_ROUND;
   return (bytes + r - 1) / r * r;
@@ -37,6 +41,8 @@ static size_t round_size(size_t bytes) {
 extern "C" ky_status ky_cuda_cache_init_(ky_cuda *cu) {
   cu->cache = (ky_cuda_cache *)calloc(1, sizeof(ky_cuda_cache));
   KY_CHECK(cu->cache != NULL, KY_ERR_NOMEM, "ky_cuda_init: no host memory for the allocator");
+  const char *env = getenv("KY_CUDA_NO_CACHE");
+  cu->cache->off = env && env[0] == '1';
   return KY_OK;
 }
 
@@ -76,13 +82,13 @@ extern "C" ky_status ky_cuda_malloc(ky_cuda *cu, void **p, size_t bytes) {
   KY_CHECK_NULL(p, "p");
   *p = NULL;
   ky_cuda_cache *c = cu->cache;
-  size_t r = round_size(bytes);
+  size_t r = round_size(c, bytes);
   KY_CHECK(r >= bytes, KY_ERR_NOMEM, "ky_cuda_malloc: %zu bytes is too large", bytes);
 
   ky_cuda_block *best = NULL;
   for (size_t i = 0; i < c->n; i++) {
     ky_cuda_block *b = &c->b[i];
-    if (b->used || b->size < r || b->size / 2 > r) continue;
+    if (c->off || b->used || b->size < r || b->size / 2 > r) continue;
     if (!best || b->size < best->size) best = b;
     if (best->size == r) break;
   }
@@ -132,6 +138,11 @@ extern "C" void ky_cuda_release(ky_cuda *cu, void *p) {
         c->b[i].used = 0;
         c->in_use -= c->b[i].size;
       }
+      if (c->off) {
+        cudaFree(p);
+        c->reserved -= c->b[i].size;
+        c->b[i] = c->b[--c->n];
+      }
       return;
     }
   }
@@ -172,7 +183,7 @@ extern "C" ky_status ky_cuda_workspace(ky_cuda *cu, void **p, size_t bytes) {
   cu->ws = NULL;
   cu->ws_bytes = 0;
   KY_TRY(ky_cuda_malloc(cu, &cu->ws, bytes));
-  cu->ws_bytes = round_size(bytes);
+  cu->ws_bytes = round_size(cu->cache, bytes);
   *p = cu->ws;
   return KY_OK;
 }
