@@ -130,33 +130,28 @@ static int paste(uint8_t *rgb, uint16_t *labels, int h, int w, const patch *p, i
   return 1;
 }
 
-ky_status ky_aug_copy_paste(uint8_t *rgb, uint16_t *labels, int h, int w, int crop_x0, int crop_y0, int crop,
-                            float p, ky_rng *rng) {
-  KY_CHECK_NULL(rgb, "rgb");
+ky_status ky_aug_donors_find(ky_aug_donors *out, const uint16_t *labels, int h, int w) {
+  KY_CHECK_NULL(out, "out");
   KY_CHECK_NULL(labels, "labels");
-  KY_CHECK_NULL(rng, "rng");
-  KY_CHECK(h > 0 && w > 0, KY_ERR_SHAPE, "ky_aug_copy_paste: image must be non-empty, got %dx%d", h, w);
-  KY_CHECK(crop >= 1 && crop_x0 >= 0 && crop_y0 >= 0 && crop_x0 < w && crop_y0 < h, KY_ERR_ARG,
-           "ky_aug_copy_paste: crop window (x0 %d, y0 %d, size %d) must start inside the %dx%d image",
-           crop_x0, crop_y0, crop, h, w);
-  KY_CHECK(p >= 0.f && p <= 1.f, KY_ERR_ARG, "ky_aug_copy_paste: p must be in [0, 1], got %g", p);
-  if (!(ky_rng_uniform(rng) < p)) return KY_OK;
-
+  KY_CHECK(h > 0 && w > 0, KY_ERR_SHAPE, "ky_aug_donors_find: label map must be non-empty, got %dx%d", h, w);
+  memset(out, 0, sizeof *out);
+  out->h = h;
+  out->w = w;
   size_t n = (size_t)h * w;
   int maxid = 0;
   for (size_t i = 0; i < n; i++) maxid = labels[i] > maxid ? labels[i] : maxid;
+  out->max_id = maxid;
   if (maxid == 0) return KY_OK;
   uint8_t *body = malloc(n);
   box *bx = malloc(((size_t)maxid + 1) * sizeof *bx);
-  int *pool = malloc(((size_t)maxid + 1) * sizeof *pool);
-  if (!body || !bx || !pool) {
-    free(body); free(bx); free(pool);
-    return ky_error(KY_ERR_NOMEM, "ky_aug_copy_paste: no memory for a %dx%d image", h, w);
+  if (!body || !bx) {
+    free(body); free(bx);
+    return ky_error(KY_ERR_NOMEM, "ky_aug_donors_find: no memory for a %dx%d image", h, w);
   }
   ky_status st = ky_targets_make(body, NULL, NULL, labels, h, w);
   if (st != KY_OK) {
-    free(body); free(bx); free(pool);
-    return ky_error_context(st, "ky_aug_copy_paste: ");
+    free(body); free(bx);
+    return ky_error_context(st, "ky_aug_donors_find: ");
   }
   for (int i = 0; i <= maxid; i++) bx[i] = (box){w, h, -1, -1, 0, 1};
   for (int y = 0; y < h; y++)
@@ -176,15 +171,50 @@ ky_status ky_aug_copy_paste(uint8_t *rgb, uint16_t *labels, int h, int w, int cr
   int np = 0;
   for (int id = 1; id <= maxid; id++) {
     const box *b = &bx[id];
-    if (b->count && b->all_body && b->x0 > 0 && b->y0 > 0 && b->x1 < w - 1 && b->y1 < h - 1) pool[np++] = id;
+    np += b->count && b->all_body && b->x0 > 0 && b->y0 > 0 && b->x1 < w - 1 && b->y1 < h - 1;
   }
-  if (np == 0) { free(bx); free(pool); return KY_OK; }
+  out->ids = malloc((size_t)(np ? np : 1) * sizeof *out->ids);
+  out->boxes = malloc((size_t)(np ? np : 1) * 4 * sizeof *out->boxes);
+  if (!out->ids || !out->boxes) {
+    free(bx);
+    ky_aug_donors_free(out);
+    return ky_error(KY_ERR_NOMEM, "ky_aug_donors_find: no memory for %d donors", np);
+  }
+  for (int id = 1; id <= maxid; id++) {
+    const box *b = &bx[id];
+    if (!(b->count && b->all_body && b->x0 > 0 && b->y0 > 0 && b->x1 < w - 1 && b->y1 < h - 1)) continue;
+    out->ids[out->n] = (uint16_t)id;
+    int *q = out->boxes + 4 * out->n++;
+    q[0] = b->x0; q[1] = b->y0; q[2] = b->x1; q[3] = b->y1;
+  }
+  free(bx);
+  return KY_OK;
+}
+
+void ky_aug_donors_free(ky_aug_donors *d) {
+  if (!d) return;
+  free(d->ids);
+  free(d->boxes);
+  memset(d, 0, sizeof *d);
+}
+
+/* The copies, after the p draw: n, the n donors, then per copy flip, k, y, x. */
+static ky_status copy_from_pool(uint8_t *rgb, uint16_t *labels, int h, int w, int crop_x0, int crop_y0, int crop,
+                                const ky_aug_donors *donors, ky_rng *rng) {
+  int np = donors->n;
+  if (np == 0) return KY_OK;
+  /* New ids continue after the largest id now in the image. */
+  int maxid = 0;
+  for (size_t i = 0; i < (size_t)h * w; i++) maxid = labels[i] > maxid ? labels[i] : maxid;
+  ky_status st = KY_OK;
   int copies = (int)ky_rng_int(rng, 1, (np < 5 ? np : 5) + 1);
   patch ps[5];
   memset(ps, 0, sizeof ps);
   for (int i = 0; i < copies && st == KY_OK; i++) {
-    int id = pool[ky_rng_int(rng, 0, np)];
-    if (!patch_take(&ps[i], rgb, labels, w, &bx[id], (uint16_t)id))
+    int k = (int)ky_rng_int(rng, 0, np);
+    const int *q = donors->boxes + 4 * k;
+    box b = {q[0], q[1], q[2], q[3], 0, 1};
+    if (!patch_take(&ps[i], rgb, labels, w, &b, donors->ids[k]))
       st = ky_error(KY_ERR_NOMEM, "ky_aug_copy_paste: no memory for a donor patch");
   }
   for (int i = 0; i < copies && st == KY_OK; i++) {
@@ -203,7 +233,41 @@ ky_status ky_aug_copy_paste(uint8_t *rgb, uint16_t *labels, int h, int w, int cr
       st = ky_error(KY_ERR_NOMEM, "ky_aug_copy_paste: no memory for the seam");
   }
   for (int i = 0; i < 5; i++) { free(ps[i].mask); free(ps[i].rgb); }
-  free(bx); free(pool);
+  return st;
+}
+
+#define CHECK_PASTE_ARGS()                                                                                  \
+  do {                                                                                                      \
+    KY_CHECK_NULL(rgb, "rgb");                                                                              \
+    KY_CHECK_NULL(labels, "labels");                                                                        \
+    KY_CHECK_NULL(rng, "rng");                                                                              \
+    KY_CHECK(h > 0 && w > 0, KY_ERR_SHAPE, "ky_aug_copy_paste: image must be non-empty, got %dx%d", h, w);  \
+    KY_CHECK(crop >= 1 && crop_x0 >= 0 && crop_y0 >= 0 && crop_x0 < w && crop_y0 < h, KY_ERR_ARG,          \
+             "ky_aug_copy_paste: crop window (x0 %d, y0 %d, size %d) must start inside the %dx%d image",    \
+             crop_x0, crop_y0, crop, h, w);                                                                 \
+    KY_CHECK(p >= 0.f && p <= 1.f, KY_ERR_ARG, "ky_aug_copy_paste: p must be in [0, 1], got %g", p);        \
+  } while (0)
+
+ky_status ky_aug_copy_paste_donors(uint8_t *rgb, uint16_t *labels, int h, int w, int crop_x0, int crop_y0,
+                                   int crop, float p, const ky_aug_donors *donors, ky_rng *rng) {
+  CHECK_PASTE_ARGS();
+  KY_CHECK_NULL(donors, "donors");
+  KY_CHECK(donors->h == h && donors->w == w, KY_ERR_SHAPE,
+           "ky_aug_copy_paste: donors were found on a %dx%d label map, the image is %dx%d", donors->h,
+           donors->w, h, w);
+  if (!(ky_rng_uniform(rng) < p)) return KY_OK;
+  return copy_from_pool(rgb, labels, h, w, crop_x0, crop_y0, crop, donors, rng);
+}
+
+ky_status ky_aug_copy_paste(uint8_t *rgb, uint16_t *labels, int h, int w, int crop_x0, int crop_y0, int crop,
+                            float p, ky_rng *rng) {
+  CHECK_PASTE_ARGS();
+  /* The p draw first: a skipped sample costs no target computation. */
+  if (!(ky_rng_uniform(rng) < p)) return KY_OK;
+  ky_aug_donors d;
+  KY_TRY(ky_aug_donors_find(&d, labels, h, w));
+  ky_status st = copy_from_pool(rgb, labels, h, w, crop_x0, crop_y0, crop, &d, rng);
+  ky_aug_donors_free(&d);
   return st;
 }
 

@@ -19,6 +19,23 @@
  * Targets must be remade from the new labels after the crop (the loader does). */
 ky_status ky_aug_copy_paste(uint8_t *rgb, uint16_t *labels, int h, int w, int crop_x0, int crop_y0, int crop,
                             float p, ky_rng *rng);
+/* The donor pool of a label map (what ky_aug_copy_paste computes on each call, through
+ * ky_targets_make): a loader can find it once per image and reuse it for every crop of that image. */
+typedef struct {
+  int h, w;        /* the label map it was found on */
+  int max_id;      /* largest label id */
+  int n;           /* donors */
+  uint16_t *ids;   /* [n] label ids, increasing */
+  int *boxes;      /* [n, 4] inclusive bounding boxes x0, y0, x1, y1 */
+} ky_aug_donors;
+
+ky_status ky_aug_donors_find(ky_aug_donors *out, const uint16_t *labels, int h, int w);
+void ky_aug_donors_free(ky_aug_donors *d);
+/* ky_aug_copy_paste with a pool found on this very label map (as it is before the paste): same
+ * draws, same result. */
+ky_status ky_aug_copy_paste_donors(uint8_t *rgb, uint16_t *labels, int h, int w, int crop_x0, int crop_y0,
+                                   int crop, float p, const ky_aug_donors *donors, ky_rng *rng);
+
 /* skimage.filters.rank.median(plane, square(3), mask=mask) where mask is set: the value at sorted
  * index n/2 of the masked pixels of the 3x3 neighbourhood (n of them, clipped to the image);
  * elsewhere out = plane. out, plane, mask: [h, w] (out must not alias plane). */

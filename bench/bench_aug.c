@@ -1,6 +1,6 @@
 /* Throughput of the augmentation chain on 256 x 256 crops of real DSB images, one core: the mega
- * chain (every sample augmented, p_all = 1, and p_all = .95 as Selim trains), copy-paste + chain,
- * and each op alone. Prints a table of medians (thread CPU time). Compare with
+ * chain (every sample augmented, p_all = 1, and p_all = .95 as Selim trains), copy-paste + chain
+ * (donor pool per call, or found once per image), and each op alone. Prints a table of medians (thread CPU time). Compare with
  * tests/fixtures/bench_aug.py (the same chain in albumentations).
  * Usage: bench_aug [dsb_root] [crops]   (default: /work/shared/data/dsb2018/stage1_train when
  * present, else tests/fixtures/dsb_sample; 400 crops per run, 5 runs) */
@@ -31,6 +31,7 @@ static int cmp_double(const void *a, const void *b) {
 typedef struct {
   int n;
   ky_dsb_sample s[MAX_IMAGES];
+  ky_aug_donors d[MAX_IMAGES]; /* donor pools of the padded images */
 } images;
 
 /* Zero-padded copy of sample s with at least CROP x CROP, as the loader makes it. */
@@ -52,7 +53,7 @@ static void crop_of(uint8_t *crgb, uint16_t *clab, const uint8_t *rgb, const uin
   }
 }
 
-typedef enum { MODE_CHAIN, MODE_COPY_CHAIN, MODE_OP } mode;
+typedef enum { MODE_CHAIN, MODE_COPY_CHAIN, MODE_POOL_CHAIN, MODE_OP } mode;
 
 /* crops per second (median of RUNS), each crop from a cycled image at a seeded origin. */
 static double run(const images *im, mode md, const ky_aug_chain *chain, ky_aug_op op, int crops, double *ms) {
@@ -75,6 +76,8 @@ static double run(const images *im, mode md, const ky_aug_chain *chain, ky_aug_o
       ky_status st = KY_OK;
       double t0 = cpu_now();
       if (md == MODE_COPY_CHAIN) st = ky_aug_copy_paste(rgb, lab, h, w, x0, y0, CROP, p_copy, &rng);
+      if (md == MODE_POOL_CHAIN)
+        st = ky_aug_copy_paste_donors(rgb, lab, h, w, x0, y0, CROP, p_copy, &im->d[c % im->n], &rng);
       double t1 = cpu_now();
       crop_of(crgb, clab, rgb, lab, w, x0, y0);
       double t2 = cpu_now();
@@ -116,6 +119,17 @@ int main(int argc, char **argv) {
       fprintf(stderr, "bench_aug: %s\n", ky_last_error());
       return 1;
     }
+    uint8_t *rgb;
+    uint16_t *lab;
+    int h, w;
+    padded(&im.s[im.n], &rgb, &lab, &h, &w);
+    ky_status st = ky_aug_donors_find(&im.d[im.n], lab, h, w);
+    free(rgb);
+    free(lab);
+    if (st != KY_OK) {
+      fprintf(stderr, "bench_aug: %s\n", ky_last_error());
+      return 1;
+    }
     im.n++;
   }
   ky_dsb_ids_free(&ids);
@@ -141,11 +155,16 @@ int main(int argc, char **argv) {
   printf("%-44s %10.1f %10.3f\n", "  the same without piecewise_affine", r, ms);
   r = run(&im, MODE_COPY_CHAIN, &all, 0, crops, &ms);
   printf("%-44s %10.1f %10.3f\n", "copy-paste (p 1) + mega chain (p_all 1)", r, ms);
+  r = run(&im, MODE_POOL_CHAIN, &all, 0, crops, &ms);
+  printf("%-44s %10.1f %10.3f\n", "  the same, donor pools found once per image", r, ms);
   printf("%-44s %10s %10s\n", "single op (always applied)", "crops/s", "ms/crop");
   for (int op = 0; op < KY_AUG_NUM_OPS; op++) {
     r = run(&im, MODE_OP, NULL, (ky_aug_op)op, crops / 4 > 20 ? crops / 4 : 20, &ms);
     printf("  %-42s %10.1f %10.3f\n", ky_aug_op_name((ky_aug_op)op), r, ms);
   }
-  for (int i = 0; i < im.n; i++) ky_dsb_sample_free(&im.s[i]);
+  for (int i = 0; i < im.n; i++) {
+    ky_dsb_sample_free(&im.s[i]);
+    ky_aug_donors_free(&im.d[i]);
+  }
   return 0;
 }

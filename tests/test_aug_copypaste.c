@@ -176,6 +176,22 @@ static void test_many_donors(void **st) {
     assert_int_equal(ky_aug_copy_paste(rgb2, lab2, H, W, 16, 16, 32, 1.f, &r2), KY_OK);
     assert_memory_equal(rgb, rgb2, sizeof rgb);
     assert_memory_equal(lab, lab2, sizeof lab);
+    /* The same with a pool found beforehand. */
+    background(rgb2, lab2);
+    for (int k = 0; k < 6; k++) disc(lab2, rgb2, cx[k], cy[k], 3 + k % 3, (uint16_t)(k + 1));
+    ky_aug_donors d;
+    assert_int_equal(ky_aug_donors_find(&d, lab2, H, W), KY_OK);
+    assert_int_equal(d.n, 6);
+    assert_int_equal(d.max_id, 6);
+    ky_rng r3 = ky_rng_make(5, s);
+    assert_int_equal(ky_aug_copy_paste_donors(rgb2, lab2, H, W, 16, 16, 32, 1.f, &d, &r3), KY_OK);
+    assert_memory_equal(rgb, rgb2, sizeof rgb);
+    assert_memory_equal(lab, lab2, sizeof lab);
+    assert_int_equal(r3.index, r1.index);
+    assert_int_equal(ky_aug_copy_paste_donors(rgb2, lab2, H - 1, W, 16, 16, 32, 1.f, &d, &r3), KY_ERR_SHAPE);
+    assert_non_null(strstr(ky_last_error(), "donors were found on a 64x64 label map, the image is 63x64"));
+    ky_aug_donors_free(&d);
+    memcpy(lab2, lab, sizeof lab);
     int copies = 0;
     for (uint16_t id = 7; id < 20; id++) {
       int c = count_id(lab, id);
