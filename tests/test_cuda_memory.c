@@ -12,6 +12,7 @@
 
 #include "core/status.h"
 #include "cuda/cuda.h"
+#include "cuda/kernels.h"
 
 #define OK(call)                                                                        \
   do {                                                                                  \
@@ -196,6 +197,26 @@ static void test_bad_device(void **st) {
   assert_int_equal(ky_cuda_malloc(NULL, (void **)&cu2, 4), KY_ERR_ARG);
 }
 
+/* KY_CUDA_SYNC=1: every launcher synchronises and checks; results are unchanged. */
+static void test_sync_mode(void **st) {
+  (void)st;
+  setenv("KY_CUDA_SYNC", "1", 1);
+  ky_cuda *cu;
+  ky_status s = ky_cuda_init(&cu, 0);
+  unsetenv("KY_CUDA_SYNC");
+  OK(s);
+  void *d;
+  OK(ky_cuda_malloc(cu, &d, 1001 * sizeof(float)));
+  OK(ky_cuda_fill(cu, (float *)d, 0.25f, 1001));
+  OK(ky_cuda_scale_fwd(cu, (float *)d, (const float *)d, 4.f, 1001));
+  float h[1001];
+  OK(ky_cuda_d2h(cu, h, d, sizeof h));
+  for (int i = 0; i < 1001; i++)
+    if (h[i] != 1.f) fail_msg("sync mode: element %d is %g, expected 1", i, h[i]);
+  ky_cuda_release(cu, d);
+  ky_cuda_free(cu);
+}
+
 int main(void) {
   char why[256];
   if (ky_cuda_device_count(why, sizeof why) == 0) {
@@ -207,6 +228,7 @@ int main(void) {
       cmocka_unit_test(test_warm_steps_do_not_grow), cmocka_unit_test(test_out_of_memory),
       cmocka_unit_test(test_copies),             cmocka_unit_test(test_workspace),
       cmocka_unit_test(test_timer_and_device),   cmocka_unit_test(test_bad_device),
+      cmocka_unit_test(test_sync_mode),
   };
   return cmocka_run_group_tests_name("cuda_memory", tests, setup, teardown);
 }
