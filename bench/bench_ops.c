@@ -88,7 +88,7 @@ int main(int argc, char **argv) {
 #ifdef KY_HAVE_CUDA
   char why[256] = "";
   if (want_cuda && ky_cuda_device_count(why, sizeof why) <= 0) {
-    printf("bench_ops: CUDA rows skipped: no CUDA GPU (%s)\n", why);
+    printf("bench_ops: CUDA rows SKIPPED: no CUDA GPU (%s)\n", why);
     want_cuda = 0;
   }
 #else

@@ -21,7 +21,7 @@ B=${B:-build}
 if [ "${1:-}" = "--pack" ]; then
   dst=.gpu/build
   rm -rf "$dst" && mkdir -p "$dst/tests" "$dst/bench" || exit 1
-  for f in "$B"/tests/test_cuda_* "$B"/bench/bench_cuda_*; do
+  for f in "$B"/tests/test_cuda_* "$B"/bench/bench_cuda_* "$B"/bench/bench_ops "$B"/bench/bench_model; do
     case "$f" in *.o|*.d) continue ;; esac
     [ -x "$f" ] && cp "$f" "$dst/${f#$B/}"
   done
@@ -55,7 +55,7 @@ run_step() {
   local rc=$? dt=$(( $(date +%s) - s0 )) st
   if [ $rc -eq 0 ]; then
     st=PASS
-    grep -q "SKIPPED: no CUDA GPU" "$LOGS/$log" && st="SKIP(no GPU)"
+    grep -qE "SKIPPED: no CUDA GPU|gpu: skipped" "$LOGS/$log" && st="SKIP(no GPU)"
   elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
     st="TIMEOUT(${t}s)"
   else
@@ -85,10 +85,16 @@ for b in $BENCHES; do
   run_step "$n" "$n.log" 150 "$b"
 done
 if [ -f .gpu/torch_anchor.py ]; then
-  run_step "torch_anchor.py --quick" "torch_anchor.log" 150 python3 .gpu/torch_anchor.py --quick
+  run_step "torch_anchor.py --quick" "torch_anchor.log" 150 python3 .gpu/torch_anchor.py --quick --json "$LOGS/torch_anchor.json"
 else
   SUMMARY+=("$(printf '%-44s %-14s %6s  %s' "torch_anchor.py --quick" "SKIP(absent)" "-" "copy it to .gpu/")")
 fi
+# The whole model's training step beside PyTorch's (same card, same run), and the op table's
+# rows on the GPU.
+ANCHOR=()
+[ -f "$LOGS/torch_anchor.json" ] && ANCHOR=(--anchor "$LOGS/torch_anchor.json")
+[ -x "$B/bench/bench_model" ] && run_step "bench_model (train step, batch 16)" "bench_model.log" 150 "$B/bench/bench_model" --gpu-only "${ANCHOR[@]}"
+[ -x "$B/bench/bench_ops" ] && run_step "bench_ops --cuda (op table)" "bench_ops.log" 90 "$B/bench/bench_ops" --cuda
 if [ -n "$SAN" ]; then
   for tool in memcheck racecheck; do
     for t in $TESTS; do
@@ -105,10 +111,11 @@ else
 fi
 
 # Benchmark tables again at the end, so the last screen holds the numbers.
-for b in $BENCHES; do
+for b in $BENCHES bench_model bench_ops; do
   n=$(basename "$b")
   echo
   echo "== $n (table)"
+  case "$n" in bench_model|bench_ops) head -n 40 "$LOGS/$n.log" 2>/dev/null; continue ;; esac
   grep -E '^\||copy|allocator|bench_' "$LOGS/$n.log" 2>/dev/null | head -80
 done
 if [ -f "$LOGS/torch_anchor.log" ]; then
