@@ -113,9 +113,9 @@ ky_status choose(ky_cuda *cu, int dir, float *out, const float *a, const float *
   const conv_key key = make_key(cu, dir, s);
   if (cache_get(key, best)) return KY_OK;
 
-  conv_choice cands[2 * KY_IGEMM_NCFG + 1];
+  conv_choice cands[KY_IGEMM_SIMT_NCFG + KY_IGEMM_NCFG + 1];
   int nc = 0;
-  for (int c = 0; c < KY_IGEMM_NCFG; ++c) cands[nc++] = conv_choice{KY_CONV_ALGO_IMPLICIT_GEMM, c};
+  for (int c = 0; c < KY_IGEMM_SIMT_NCFG; ++c) cands[nc++] = conv_choice{KY_CONV_ALGO_IMPLICIT_GEMM, c};
   if (cu->tf32 && cu->sm >= 80)
     for (int c = 0; c < KY_IGEMM_NCFG; ++c) cands[nc++] = conv_choice{KY_CONV_ALGO_IMPLICIT_TF32, c};
   cands[nc++] = conv_choice{KY_CONV_ALGO_IM2COL_GEMM, -1};

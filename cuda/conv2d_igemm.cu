@@ -35,7 +35,7 @@
  * BK = 8 step, unrolled), no local memory; the TF32 file carries mma.sync.m16n8k8 + cvt.rna.tf32 only in
  * its sm_80+ code. Threads per block: SIMT 128x128 = 256, 128x64 / 64x128 = 128, 64x64 = 64;
  * TF32 128x128 = 256, the others 128. Registers above 128 limit a 256-thread SIMT block to one
- * per SM (8 warps); capping them at 128 spilled (see the __launch_bounds__ note below).
+ * per SM (8 warps); a register-capped 128x128 variant (two blocks per SM) is offered to AUTO.
  *                             sm_80                                 | sm_90
  *   conv_bias_grad_partial     20 regs     0 B smem 0/0 spill |  20 regs     0 B smem 0/0 spill
  *   simt fwd   128x128 scalar 129 regs 16896 B smem 0/0 spill | 128 regs 16896 B smem 0/0 spill
@@ -63,6 +63,9 @@
  *   simt wgrad 64x64 scalar   163 regs  8704 B smem 0/0 spill | 167 regs  8704 B smem 0/0 spill
  *   simt wgrad 64x64 vec      130 regs  8704 B smem 0/0 spill | 153 regs  8704 B smem 0/0 spill
  *   conv_split_reduce_kernel   32 regs     0 B smem 0/0 spill |  32 regs     0 B smem 0/0 spill
+ *   128x128 capped at 128 registers (__launch_bounds__(256, 2), AUTO candidate only), spill bytes
+ *   store/load:   sm_80: fwd 0/0 (scalar), 0/0 (vec); dgrad 0/0, 0/0; wgrad 88/124, 0/0
+ *                 sm_90: fwd 12/16, 0/0;               dgrad 0/0, 40/36; wgrad 56/72, 0/0
  *   tf32 fwd   128x128 scalar 127 regs 34816 B smem 0/0 spill | 125 regs 34816 B smem 0/0 spill
  *   tf32 fwd   128x128 vec    127 regs 34816 B smem 0/0 spill | 125 regs 34816 B smem 0/0 spill
  *   tf32 fwd   128x64 scalar  164 regs 26624 B smem 0/0 spill | 164 regs 26624 B smem 0/0 spill
@@ -99,10 +102,10 @@ namespace {
 
 constexpr int SIMT_BK = 8;
 
-template <int DIR, int BM, int BN, bool VEC>
-/* No register cap: capping at 128 (two 256-thread blocks per SM) spills 8-308 bytes per thread
- * with nvcc 13.0; whether the extra occupancy pays for that is for the benchmark to decide. */
-__global__ void __launch_bounds__((BM / 8) * (BN / 8))
+/* MINB = 1: no register cap (no spills). MINB = 2 (128x128 only): capped at 128 registers for two
+ * 256-thread blocks per SM, at the price of some spilling; AUTO times both. */
+template <int DIR, int BM, int BN, bool VEC, int MINB>
+__global__ void __launch_bounds__((BM / 8) * (BN / 8), MINB)
 conv_igemm_simt(ky_conv_gemm p) {
   constexpr int BK = SIMT_BK, THREADS = (BM / 8) * (BN / 8), LDA = BM + 4, LDB = BN + 4;
   using LA = typename ky_conv_loaders<DIR, BM, BN, BK, THREADS, VEC>::A;
@@ -199,14 +202,14 @@ __global__ void conv_bias_grad_partial(float *part, const float *dy, int npix, i
   part[(size_t)blockIdx.y * k + kk] = s;
 }
 
-template <int DIR, int BM, int BN>
+template <int DIR, int BM, int BN, int MINB = 1>
 ky_status launch_simt(ky_cuda *cu, const ky_conv_gemm &g, int splits, bool vec) {
   const dim3 grid((g.M + BM - 1) / BM, (g.N + BN - 1) / BN, splits);
   const int threads = (BM / 8) * (BN / 8);
   if (vec)
-    conv_igemm_simt<DIR, BM, BN, true><<<grid, threads, 0, cu->stream>>>(g);
+    conv_igemm_simt<DIR, BM, BN, true, MINB><<<grid, threads, 0, cu->stream>>>(g);
   else
-    conv_igemm_simt<DIR, BM, BN, false><<<grid, threads, 0, cu->stream>>>(g);
+    conv_igemm_simt<DIR, BM, BN, false, MINB><<<grid, threads, 0, cu->stream>>>(g);
   KY_CUDA_LAUNCH_CHECK(cu);
   return KY_OK;
 }
@@ -217,12 +220,13 @@ ky_status launch_simt_cfg(ky_cuda *cu, const ky_conv_gemm &g, int cfg, int split
     case KY_IGEMM_T128x128: return launch_simt<DIR, 128, 128>(cu, g, splits, vec);
     case KY_IGEMM_T128x64: return launch_simt<DIR, 128, 64>(cu, g, splits, vec);
     case KY_IGEMM_T64x128: return launch_simt<DIR, 64, 128>(cu, g, splits, vec);
+    case KY_IGEMM_T128x128_R128: return launch_simt<DIR, 128, 128, 2>(cu, g, splits, vec);
     default: return launch_simt<DIR, 64, 64>(cu, g, splits, vec);
   }
 }
 
-const int kTileM[KY_IGEMM_NCFG] = {128, 128, 64, 64};
-const int kTileN[KY_IGEMM_NCFG] = {128, 64, 128, 64};
+const int kTileM[KY_IGEMM_SIMT_NCFG] = {128, 128, 64, 64, 128};
+const int kTileN[KY_IGEMM_SIMT_NCFG] = {128, 64, 128, 64, 128};
 
 }  // namespace
 
@@ -318,7 +322,7 @@ ky_status ky_conv_igemm_run(ky_cuda *cu, int dir, float *out, const float *a, co
                             const float *bias, float *db, const ky_conv_shape *s, int relu, int cfg) {
   ky_conv_gemm g;
   ky_conv_gemm_setup(&g, dir, out, a, b, bias, s, relu);
-  if (cfg < 0 || cfg >= KY_IGEMM_NCFG) cfg = igemm_pick_cfg(cu, g.M, g.N);
+  if (cfg < 0 || cfg >= KY_IGEMM_SIMT_NCFG) cfg = igemm_pick_cfg(cu, g.M, g.N);
   const long long blocks = (long long)((g.M + kTileM[cfg] - 1) / kTileM[cfg]) * ((g.N + kTileN[cfg] - 1) / kTileN[cfg]);
   int splits = 1;
   g.rchunk = ky_conv_plan_splits(cu, blocks, g.R, SIMT_BK, 16, &splits);

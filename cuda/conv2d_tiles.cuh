@@ -469,8 +469,11 @@ ky_status ky_conv_split_reduce(ky_cuda *cu, float *out, const float *part, const
 size_t ky_conv_bias_grad_ws_floats(ky_cuda *cu, int npix, int k);
 ky_status ky_conv_bias_grad(ky_cuda *cu, float *db, const float *dy, int npix, int k, float *ws);
 
-/* Tile configurations of the implicit-GEMM kernels (index into each kernel's table). */
+/* Tile configurations of the implicit-GEMM kernels (index into each kernel's table). The SIMT
+ * kernel has one more: 128x128 capped at 128 registers (two blocks per SM, some spilling), left
+ * to the AUTO chooser to accept or reject on the card at hand. */
 enum { KY_IGEMM_T128x128 = 0, KY_IGEMM_T128x64, KY_IGEMM_T64x128, KY_IGEMM_T64x64, KY_IGEMM_NCFG };
+enum { KY_IGEMM_T128x128_R128 = KY_IGEMM_NCFG, KY_IGEMM_SIMT_NCFG };
 /* cfg < 0: heuristic. splits <= 0: heuristic. */
 ky_status ky_conv_igemm_run(ky_cuda *cu, int dir, float *out, const float *a, const float *b,
                             const float *bias, float *db, const ky_conv_shape *s, int relu, int cfg);
