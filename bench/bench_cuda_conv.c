@@ -86,7 +86,7 @@ static ky_status upload_random(ky_cuda *cu, float *d, size_t n, const float *poo
 int main(int argc, char **argv) {
   char why[256];
   if (ky_cuda_device_count(why, sizeof why) == 0) {
-    printf("bench_cuda_conv: no CUDA GPU (%s); nothing timed\n", why);
+    printf("bench_cuda_conv: SKIPPED: no CUDA GPU (%s); nothing timed\n", why);
     return 0;
   }
   char *anchor = NULL;
