@@ -120,8 +120,15 @@ $(B)/tests/test_ops_gradcheck $(B)/tests/test_cuda_optable $(B)/bench/bench_ops:
 test: check-deps banner $(TEST_BIN) $(KARYON)
 	@ASAN_OPTIONS=protect_shadow_gap=0:detect_leaks=1 KY_BUILD=$(B) sh tests/run_all.sh $(TEST_BIN)
 
-demo: check-deps $(KARYON)
-	$(KARYON) demo
+# Without a GPU the demo runs on the CPU, so it skips compiling the CUDA kernels (minutes on two
+# cores) and builds a CPU-only karyon in build-cpu/.
+demo: check-deps
+	@if [ "$(CUDA)" = 1 ] && nvidia-smi -L >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory $(KARYON) && $(KARYON) demo; \
+	else \
+	  echo "karyon: no GPU found: building and running the CPU demo (build-cpu/)"; \
+	  $(MAKE) --no-print-directory CUDA=0 B=build-cpu build-cpu/karyon && build-cpu/karyon demo; \
+	fi
 
 bench: $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
