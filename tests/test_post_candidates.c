@@ -12,19 +12,16 @@
 #include <unistd.h>
 
 #include "core/image.h"
+#include "tests/util_test.h"
 #include "post/candidates.h"
 #include "post/select.h"
 
 #define FIX "tests/fixtures/candidates/"
 
+/* Channel 0 of a fixture PNG as int32; a missing or broken fixture fails the test. */
 static int32_t *load(const char *path, int *h, int *w) {
-  ky_image im;
-  if (ky_image_load(&im, path) != KY_OK) fail_msg("%s: %s", path, ky_last_error());
-  *h = im.h; *w = im.w;
-  int32_t *o = malloc((size_t)im.h * im.w * sizeof *o);
-  for (size_t i = 0; i < (size_t)im.h * im.w; i++)
-    o[i] = im.depth == 16 ? ((uint16_t *)im.data)[i * im.c] : ((uint8_t *)im.data)[i * im.c];
-  ky_image_free(&im);
+  int32_t *o = ky_test_load_png_i32(path, h, w);
+  if (!o) fail_msg("%s: %s", path, ky_last_error());
   return o;
 }
 

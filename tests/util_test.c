@@ -4,6 +4,8 @@
 #endif
 #include "tests/util_test.h"
 
+#include "core/image.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,4 +36,17 @@ double ky_test_max_err(const float *a, const float *b, size_t n, double atol, do
   }
   if (worst) *worst = w;
   return m;
+}
+
+int32_t *ky_test_load_png_i32(const char *path, int *h, int *w) {
+  ky_image im;
+  if (ky_image_load(&im, path) != KY_OK) return NULL;
+  *h = im.h;
+  *w = im.w;
+  int32_t *o = malloc((size_t)im.h * im.w * sizeof *o);
+  if (o)
+    for (size_t i = 0; i < (size_t)im.h * im.w; i++)
+      o[i] = im.depth == 16 ? ((uint16_t *)im.data)[i * im.c] : ((uint8_t *)im.data)[i * im.c];
+  ky_image_free(&im);
+  return o;
 }

@@ -4,6 +4,7 @@
 #define KY_TESTS_UTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* mkdtemp under /tmp; returns a static-lifetime path owned by the caller (free()). */
 char *ky_test_tmpdir(const char *tag);
@@ -11,5 +12,9 @@ char *ky_test_tmpdir(const char *tag);
 void ky_test_rmdir(const char *path);
 /* Max over i of |a-b| / (atol + rtol*|b|); *worst receives the index. NaN anywhere -> +inf. */
 double ky_test_max_err(const float *a, const float *b, size_t n, double atol, double rtol, size_t *worst);
+
+/* Channel 0 of an 8- or 16-bit PNG as int32 [h, w] (malloc'ed); NULL with ky_last_error() set on
+ * failure (callers turn that into a test failure). */
+int32_t *ky_test_load_png_i32(const char *path, int *h, int *w);
 
 #endif
