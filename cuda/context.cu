@@ -85,6 +85,7 @@ extern "C" void ky_cuda_free(ky_cuda *cu) {
   cudaStreamSynchronize(cu->stream);
   if (cu->cublas) cublasDestroy(cu->cublas);
   cu->ws = NULL;
+  ky_conv_cache_free_(cu);
   ky_cuda_cache_destroy_(cu);
   cudaStreamDestroy(cu->stream);
   free(cu);

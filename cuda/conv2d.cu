@@ -7,13 +7,10 @@
  * events on the context's stream, and remembers the fastest. Backward candidates run into a
  * scratch buffer so the caller's gradients are accumulated exactly once.
  *
- * Where the cache lives: struct ky_cuda (cuda/check.cuh, owned by the context code) has no slot
- * for per-operation state, so the cache is one fixed-size table in this file, keyed by the
- * context pointer plus device and compute capability, guarded by a mutex. It is the only
- * process-wide mutable state of the convolution code. A stale entry (a freed context whose
- * address is reused) can only pick a slower, never a wrong, algorithm: every candidate computes
- * the same function, and TF32 candidates are only cached under a tf32 = 1 key. */
-#include <pthread.h>
+ * The cache belongs to the context (cu->conv_cache, made on first use, freed by ky_cuda_free), so
+ * the convolution code keeps no process-wide state; like the context's stream, it is used by one
+ * thread at a time. TF32 candidates are only cached under a tf32 = 1 key. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cuda/conv2d_tiles.cuh"
@@ -21,8 +18,7 @@
 namespace {
 
 struct conv_key {
-  const ky_cuda *cu;
-  int device, sm, dir, tf32;
+  int dir, tf32;
   int n, h, w, c, k, kh, kw, stride, pad, dil;
 };
 
@@ -37,45 +33,57 @@ struct conv_cache_entry {
   conv_key key;
   conv_choice choice;
 };
-conv_cache_entry g_cache[CACHE_SLOTS];
-int g_cache_next;  /* round-robin replacement once the table is full */
-pthread_mutex_t g_cache_mu = PTHREAD_MUTEX_INITIALIZER;
+
+}  // namespace
+
+/* Outside the anonymous namespace: check.cuh names it in struct ky_cuda. */
+struct ky_conv_cache {
+  conv_cache_entry e[CACHE_SLOTS];
+  int next;  /* round-robin replacement once the table is full */
+};
+
+void ky_conv_cache_free_(ky_cuda *cu) {
+  free(cu->conv_cache);
+  cu->conv_cache = NULL;
+}
+
+namespace {
 
 conv_key make_key(const ky_cuda *cu, int dir, const ky_conv_shape *s) {
   conv_key k;
   memset(&k, 0, sizeof k);  /* padding bytes too: keys are compared with memcmp */
-  k.cu = cu; k.device = cu->device; k.sm = cu->sm; k.dir = dir; k.tf32 = cu->tf32;
+  k.dir = dir; k.tf32 = cu->tf32;
   k.n = s->n; k.h = s->h; k.w = s->w; k.c = s->c; k.k = s->k; k.kh = s->kh; k.kw = s->kw;
   k.stride = s->stride; k.pad = s->pad; k.dil = s->dil;
   return k;
 }
 
-bool cache_get(const conv_key &k, conv_choice *out) {
-  bool hit = false;
-  pthread_mutex_lock(&g_cache_mu);
+bool cache_get(const ky_cuda *cu, const conv_key &k, conv_choice *out) {
+  const ky_conv_cache *c = cu->conv_cache;
+  if (!c) return false;
   for (int i = 0; i < CACHE_SLOTS; ++i)
-    if (g_cache[i].used && memcmp(&g_cache[i].key, &k, sizeof k) == 0) {
-      *out = g_cache[i].choice;
-      hit = true;
-      break;
+    if (c->e[i].used && memcmp(&c->e[i].key, &k, sizeof k) == 0) {
+      *out = c->e[i].choice;
+      return true;
     }
-  pthread_mutex_unlock(&g_cache_mu);
-  return hit;
+  return false;
 }
 
-void cache_put(const conv_key &k, conv_choice c) {
-  pthread_mutex_lock(&g_cache_mu);
+/* Remembers a choice; without memory for the table the choice is simply timed again next call. */
+void cache_put(ky_cuda *cu, const conv_key &k, conv_choice ch) {
+  if (!cu->conv_cache) cu->conv_cache = (ky_conv_cache *)calloc(1, sizeof(ky_conv_cache));
+  ky_conv_cache *c = cu->conv_cache;
+  if (!c) return;
   int slot = -1;
   for (int i = 0; i < CACHE_SLOTS && slot < 0; ++i)
-    if (!g_cache[i].used || memcmp(&g_cache[i].key, &k, sizeof k) == 0) slot = i;
+    if (!c->e[i].used || memcmp(&c->e[i].key, &k, sizeof k) == 0) slot = i;
   if (slot < 0) {
-    slot = g_cache_next;
-    g_cache_next = (g_cache_next + 1) % CACHE_SLOTS;
+    slot = c->next;
+    c->next = (c->next + 1) % CACHE_SLOTS;
   }
-  g_cache[slot].used = 1;
-  g_cache[slot].key = k;
-  g_cache[slot].choice = c;
-  pthread_mutex_unlock(&g_cache_mu);
+  c->e[slot].used = 1;
+  c->e[slot].key = k;
+  c->e[slot].choice = ch;
 }
 
 ky_status run_choice(ky_cuda *cu, conv_choice ch, int dir, float *out, const float *a, const float *b,
@@ -111,7 +119,7 @@ size_t out_floats(int dir, const ky_conv_shape *s) {
 ky_status choose(ky_cuda *cu, int dir, float *out, const float *a, const float *b, const float *bias, float *db,
                  const ky_conv_shape *s, int relu, conv_choice *best) {
   const conv_key key = make_key(cu, dir, s);
-  if (cache_get(key, best)) return KY_OK;
+  if (cache_get(cu, key, best)) return KY_OK;
 
   conv_choice cands[KY_IGEMM_SIMT_NCFG + KY_IGEMM_NCFG + 1];
   int nc = 0;
@@ -150,7 +158,7 @@ ky_status choose(ky_cuda *cu, int dir, float *out, const float *a, const float *
   if (!found)
     return ky_error_context(KY_ERR_CUDA, "conv2d (auto): no algorithm could run this shape: ");
   ky_error_clear();
-  cache_put(key, *best);
+  cache_put(cu, key, *best);
   return KY_OK;
 }
 

@@ -15,7 +15,7 @@ ky_status ky_cuda_init(ky_cuda **out, int device) {
   snprintf(cu->name, sizeof cu->name, "host mock");
   *out = cu; return KY_OK;
 }
-void ky_cuda_free(ky_cuda *cu) { if (cu) { free(cu->ws); free(cu); } }
+void ky_cuda_free(ky_cuda *cu) { if (cu) { free(cu->conv_cache); free(cu->ws); free(cu); } }
 void ky_cuda_set_tf32(ky_cuda *cu, int on) { cu->tf32 = on && cu->sm >= 80; }
 int ky_cuda_tf32(const ky_cuda *cu) { return cu->tf32; }
 void ky_cuda_set_deterministic(ky_cuda *, int) {}
