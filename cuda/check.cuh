@@ -23,7 +23,7 @@ struct ky_cuda {
   int tf32, deterministic;
   int sync_each;           /* KY_CUDA_SYNC=1: synchronise and check after every launch */
   ky_cuda_cache *cache;
-  struct ky_conv_cache *conv_cache;  /* AUTO's per-shape algorithm choices (cuda/conv2d.cu) */
+  struct ky_conv_cache *conv_cache;  /* AUTO's per-shape choices (cuda/conv2d.cu; calloc'ed, freed here) */
   void *ws;                /* workspace block from the cache */
   size_t ws_bytes;
   char name[128];
@@ -69,8 +69,5 @@ static inline unsigned ky_cuda_grid(const ky_cuda *cu, size_t n, int threads) {
 }
 
 static inline int ky_cuda_aligned16(const void *p) { return ((uintptr_t)p & 15u) == 0; }
-
-/* Frees the convolution chooser's cache of a context (cuda/conv2d.cu); called by ky_cuda_free. */
-void ky_conv_cache_free_(ky_cuda *cu);
 
 #endif

@@ -85,7 +85,7 @@ extern "C" void ky_cuda_free(ky_cuda *cu) {
   cudaStreamSynchronize(cu->stream);
   if (cu->cublas) cublasDestroy(cu->cublas);
   cu->ws = NULL;
-  ky_conv_cache_free_(cu);
+  free(cu->conv_cache);   /* plain calloc'ed table: no destructor needed */
   ky_cuda_cache_destroy_(cu);
   cudaStreamDestroy(cu->stream);
   free(cu);

@@ -7,7 +7,7 @@
  * events on the context's stream, and remembers the fastest. Backward candidates run into a
  * scratch buffer so the caller's gradients are accumulated exactly once.
  *
- * The cache belongs to the context (cu->conv_cache, made on first use, freed by ky_cuda_free), so
+ * The cache belongs to the context (cu->conv_cache, calloc'ed on first use, freed by ky_cuda_free), so
  * the convolution code keeps no process-wide state; like the context's stream, it is used by one
  * thread at a time. TF32 candidates are only cached under a tf32 = 1 key. */
 #include <stdlib.h>
@@ -41,11 +41,6 @@ struct ky_conv_cache {
   conv_cache_entry e[CACHE_SLOTS];
   int next;  /* round-robin replacement once the table is full */
 };
-
-void ky_conv_cache_free_(ky_cuda *cu) {
-  free(cu->conv_cache);
-  cu->conv_cache = NULL;
-}
 
 namespace {
 
