@@ -18,6 +18,7 @@ static void usage(void) {
          "  --weights W1,W2,...   ensemble weights, one per checkpoint [1 each]\n"
          "  --out DIR             output folder [predictions]: prob/, labels/, overlay/, submission.csv\n"
          "  --tta 8|1             dihedral test-time augmentation variants [8]\n"
+         "  --scales S1,S2,...    also predict at these scales and average (Victor: 1,0.75,1.25) [1]\n"
          "  --gbt MODEL           score candidates with a GBT ensemble (karyon postproc train) [level-1 rule]\n"
          "  --thr T               GBT selection threshold [0.3]\n"
          "  --export-dsb DIR      also write the instances as a DSB-layout folder (pseudo-labels)\n"
@@ -28,7 +29,7 @@ static void usage(void) {
 
 int ky_cmd_predict(int argc, char **argv) {
   if (ky_cli_wants_help(argc, argv)) { usage(); return 0; }
-  static const char *const known[] = {"ckpt", "weights", "images", "out", "tta", "gbt", "thr", "export-dsb", "device",
+  static const char *const known[] = {"ckpt", "weights", "images", "out", "tta", "scales", "gbt", "thr", "export-dsb", "device",
                                       "model", "loss", "no-overlay!", "help!", NULL};
   if (!ky_cli_check(argc, argv, "predict", known)) return 2;
   const char *ckpt = ky_cli_opt(argc, argv, "ckpt"), *images = ky_cli_opt(argc, argv, "images");
@@ -54,6 +55,20 @@ int ky_cmd_predict(int argc, char **argv) {
   ky_predictor p;
   memset(&p, 0, sizeof p);
   p.tta = tta;
+  if (ky_cli_opt(argc, argv, "scales")) {
+    char *sl = strdup(ky_cli_opt(argc, argv, "scales")), *sv, *end;
+    for (char *t = strtok_r(sl, ",", &sv); t; t = strtok_r(NULL, ",", &sv)) {
+      float v = strtof(t, &end);
+      if (*end || p.n_scales == 4 || !(v >= 0.25f && v <= 4.0f)) {
+        fprintf(stderr, "karyon predict: --scales takes up to 4 numbers in [0.25, 4], got '%s'\n", t);
+        free(sl);
+        ky_ctx_free(&ctx);
+        return 2;
+      }
+      p.scales[p.n_scales++] = v;
+    }
+    free(sl);
+  }
   char *list = strdup(ckpt), *wl = ky_cli_opt(argc, argv, "weights") ? strdup(ky_cli_opt(argc, argv, "weights")) : NULL;
   char *sv1, *sv2, *wtok = wl ? strtok_r(wl, ",", &sv2) : NULL;
   for (char *tok = strtok_r(list, ",", &sv1); tok && s == KY_OK; tok = strtok_r(NULL, ",", &sv1)) {

@@ -74,9 +74,75 @@ static void head_probs(float *pr, const float *lg, size_t npix, int C, ky_head h
   }
 }
 
+void ky_resize_bilinear_f32(float *out, int oh, int ow, const float *in, int h, int w, int c) {
+  double sy = (double)h / oh, sx = (double)w / ow;
+  for (int y = 0; y < oh; y++) {
+    double fy = (y + 0.5) * sy - 0.5;
+    int y0 = (int)floor(fy);
+    float ay = (float)(fy - y0);
+    int ya = y0 < 0 ? 0 : y0 >= h ? h - 1 : y0, yb = y0 + 1 < 0 ? 0 : y0 + 1 >= h ? h - 1 : y0 + 1;
+    for (int x = 0; x < ow; x++) {
+      double fx = (x + 0.5) * sx - 0.5;
+      int x0 = (int)floor(fx);
+      float ax = (float)(fx - x0);
+      int xa = x0 < 0 ? 0 : x0 >= w ? w - 1 : x0, xb = x0 + 1 < 0 ? 0 : x0 + 1 >= w ? w - 1 : x0 + 1;
+      const float *p00 = in + ((size_t)ya * w + xa) * c, *p01 = in + ((size_t)ya * w + xb) * c;
+      const float *p10 = in + ((size_t)yb * w + xa) * c, *p11 = in + ((size_t)yb * w + xb) * c;
+      float *o = out + ((size_t)y * ow + x) * c;
+      for (int k = 0; k < c; k++)
+        o[k] = (1 - ay) * ((1 - ax) * p00[k] + ax * p01[k]) + ay * ((1 - ax) * p10[k] + ax * p11[k]);
+    }
+  }
+}
+
+static ky_status predict_scale1(ky_ctx *ctx, const ky_predictor *p, const uint8_t *rgb, int h, int w,
+                                float *body, float *border, float *full);
+
+/* Multi-scale TTA: each scale resizes the image (bilinear), runs the dihedral TTA, and resizes the
+ * maps back; the maps are averaged over scales. */
 ky_status ky_predict_probs(ky_ctx *ctx, const ky_predictor *p, const uint8_t *rgb, int h, int w,
                            float *body, float *border, float *full) {
   KY_CHECK(ctx && p && rgb && body && border && full, KY_ERR_ARG, "predict: NULL argument");
+  KY_CHECK(p->n_scales >= 0 && p->n_scales <= 4, KY_ERR_ARG, "predict: %d scales (at most 4)", p->n_scales);
+  if (p->n_scales <= 1 && (p->n_scales == 0 || p->scales[0] == 1.0f)) return predict_scale1(ctx, p, rgb, h, w, body, border, full);
+  size_t n = (size_t)h * w;
+  float *acc = calloc(n * 3, sizeof(float)), *tmp = NULL, *rs = NULL;
+  uint8_t *img = NULL;
+  ky_status s = acc ? KY_OK : ky_error(KY_ERR_NOMEM, "predict: out of memory");
+  for (int i = 0; i < p->n_scales && s == KY_OK; i++) {
+    float sc = p->scales[i];
+    if (!(sc >= 0.25f && sc <= 4.0f)) { s = ky_error(KY_ERR_ARG, "predict: scale %g outside [0.25, 4]", sc); break; }
+    int sh = (int)lroundf(h * sc), sw = (int)lroundf(w * sc);
+    if (sh < 1) sh = 1;
+    if (sw < 1) sw = 1;
+    size_t sn = (size_t)sh * sw;
+    free(tmp); free(rs); free(img);
+    tmp = malloc(sn * 3 * sizeof(float));
+    rs = malloc((n > sn ? n : sn) * 3 * sizeof(float));
+    img = malloc(sn * 3);
+    if (!tmp || !rs || !img) { s = ky_error(KY_ERR_NOMEM, "predict: out of memory at scale %g", sc); break; }
+    /* Image -> scale (as floats, rounded back to uint8 as cv2.resize does for 8-bit images). */
+    float *src = malloc(n * 3 * sizeof(float));
+    if (!src) { s = ky_error(KY_ERR_NOMEM, "predict: out of memory"); break; }
+    for (size_t q = 0; q < n * 3; q++) src[q] = rgb[q];
+    ky_resize_bilinear_f32(tmp, sh, sw, src, h, w, 3);
+    free(src);
+    for (size_t q = 0; q < sn * 3; q++) { float v = tmp[q] + 0.5f; img[q] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); }
+    float *b = rs, *bd = rs + sn, *f = rs + 2 * sn;
+    if ((s = predict_scale1(ctx, p, img, sh, sw, b, bd, f)) != KY_OK) break;
+    /* Maps (planar) -> interleaved -> original size. */
+    for (size_t q = 0; q < sn; q++) { tmp[3 * q] = b[q]; tmp[3 * q + 1] = bd[q]; tmp[3 * q + 2] = f[q]; }
+    ky_resize_bilinear_f32(rs, h, w, tmp, sh, sw, 3);
+    for (size_t q = 0; q < n * 3; q++) acc[q] += rs[q] / p->n_scales;
+  }
+  if (s == KY_OK)
+    for (size_t q = 0; q < n; q++) { body[q] = acc[3 * q]; border[q] = acc[3 * q + 1]; full[q] = acc[3 * q + 2]; }
+  free(acc); free(tmp); free(rs); free(img);
+  return s;
+}
+
+static ky_status predict_scale1(ky_ctx *ctx, const ky_predictor *p, const uint8_t *rgb, int h, int w,
+                                float *body, float *border, float *full) {
   KY_CHECK(p->n >= 1 && p->n <= KY_PREDICT_MAX_MODELS, KY_ERR_ARG, "predict: %d models", p->n);
   KY_CHECK(p->tta == 1 || p->tta == 8, KY_ERR_ARG, "predict: tta %d, expected 1 or 8", p->tta);
   KY_CHECK(h > 0 && w > 0, KY_ERR_ARG, "predict: empty %dx%d image", w, h);
@@ -161,7 +227,7 @@ ky_status ky_predictor_add(ky_predictor *p, const char *path, float weight, ky_d
   }
   ky_st_free(&f);
   KY_TRY(s);
-  ky_head head;
+  ky_head head = KY_HEAD_SOFTMAX;
   ky_norm norm;
   KY_TRY(ky_head_parse(&head, tc.loss));
   KY_TRY(ky_norm_parse(&norm, tc.norm));

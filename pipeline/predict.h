@@ -26,6 +26,8 @@ typedef struct {
   float weight[KY_PREDICT_MAX_MODELS];
   ky_norm norm;
   int tta;               /* 1: identity only; 8: the 8 dihedral variants */
+  int n_scales;          /* 0 or 1 with scales[0] = 1: the image as it is */
+  float scales[4];       /* Victor's TTA: 1, 0.75, 1.25 (bilinear resize, maps resized back) */
 } ky_predictor;
 
 /* Dihedral variant v in 0..7: flip = v >> 2 (vertical flip first), k = v & 3 (then rot90 k times,
@@ -44,6 +46,10 @@ ky_status ky_predict_probs(ky_ctx *ctx, const ky_predictor *p, const uint8_t *rg
 ky_status ky_predictor_add(ky_predictor *p, const char *path, float weight, ky_device dev, struct ky_cuda *cu,
                            const char *fallback_model, const char *fallback_loss);
 void ky_predictor_free(ky_predictor *p);
+
+/* Bilinear resize with OpenCV's INTER_LINEAR convention (half-pixel centres, clamped edges):
+ * out [oh, ow, c] from in [h, w, c]. */
+void ky_resize_bilinear_f32(float *out, int oh, int ow, const float *in, int h, int w, int c);
 
 /* Probabilities as uint8 (x 255, truncated as the reference stores them). */
 void ky_probs_to_u8(uint8_t *out, const float *p, int64_t n);

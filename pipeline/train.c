@@ -184,7 +184,7 @@ static ky_status validate(trainer *t, const ky_dsb_set *set, const int *val, int
   double ls = 0, ss = 0;
   ky_status s = KY_OK;
   for (int i = 0; i < n_val && s == KY_OK; i++) {
-    double l, sc;
+    double l = 0, sc = 0;
     s = validate_one(t, &set->samples[val[i]], &l, &sc);
     if (s != KY_OK) s = ky_error_context(s, "validating %s: ", set->ids[val[i]]);
     ls += l;

@@ -14,6 +14,7 @@
 
 #include "core/fileio.h"
 #include "core/image.h"
+#include "data/dsb.h"
 #include "pipeline/config.h"
 #include "pipeline/infer.h"
 #include "pipeline/predict.h"
@@ -182,6 +183,21 @@ static void test_resume_is_bitwise(void **st) {
     snprintf(pa, sizeof pa, "%s/%s/images/%s.png", exp, only[i], only[i]);
     if ((access(pa, R_OK) == 0) != (maxl > 0)) fail_msg("%s: %d instances, export %s", only[i], maxl, pa);
   }
+  /* Multi-scale TTA (Victor's 1, 0.75, 1.25) on one image: probabilities stay in [0, 1]. */
+  {
+    ky_dsb_sample sm;
+    assert_int_equal(ky_dsb_load(&sm, SAMPLE, only[1], KY_DSB_MASKS_SKIP), KY_OK);
+    size_t np = (size_t)sm.h * sm.w;
+    float *pb = malloc(np * sizeof(float)), *ps = malloc(np * sizeof(float)), *pf = malloc(np * sizeof(float));
+    p.n_scales = 3;
+    p.scales[0] = 1; p.scales[1] = 0.75f; p.scales[2] = 1.25f;
+    if (ky_predict_probs(&ctx, &p, sm.rgb, sm.h, sm.w, pb, ps, pf) != KY_OK) fail_msg("multi-scale: %s", ky_last_error());
+    for (size_t q = 0; q < np; q++)
+      if (!(pb[q] >= 0 && pb[q] <= 1 && ps[q] >= 0 && ps[q] <= 1 && pf[q] >= 0 && pf[q] <= 1)) fail_msg("probability out of range at %zu", q);
+    p.n_scales = 0;
+    free(pb); free(ps); free(pf);
+    ky_dsb_sample_free(&sm);
+  }
   char *csv;
   size_t nc;
   snprintf(pa, sizeof pa, "%s/submission.csv", out);
@@ -229,6 +245,18 @@ static void test_dihedral_inverse(void **st) {
     seen_distinct += memcmp(fw, in, sizeof in) != 0;
   }
   assert_int_equal(seen_distinct, 7);   /* only the identity leaves the image as it was */
+  /* Bilinear resize: identity at the same size, constants stay constant, an exact 2x reduction
+   * averages pixel pairs (OpenCV's half-pixel convention). */
+  float ramp[4 * 4], half[2 * 2], same[16], cst[9], cst2[25];
+  for (int i = 0; i < 16; i++) ramp[i] = (float)i;
+  ky_resize_bilinear_f32(same, 4, 4, ramp, 4, 4, 1);
+  assert_memory_equal(same, ramp, sizeof ramp);
+  ky_resize_bilinear_f32(half, 2, 2, ramp, 4, 4, 1);
+  assert_float_equal(half[0], (0 + 1 + 4 + 5) / 4.0, 1e-6);
+  assert_float_equal(half[3], (10 + 11 + 14 + 15) / 4.0, 1e-6);
+  for (int i = 0; i < 9; i++) cst[i] = 0.25f;
+  ky_resize_bilinear_f32(cst2, 5, 5, cst, 3, 3, 1);
+  for (int i = 0; i < 25; i++) assert_float_equal(cst2[i], 0.25, 1e-7);
   /* v = 1 is numpy.rot90: out[i][j] = in[j][W-1-i]. */
   ky_dihedral(fw, in, H, W, C, 1, 0);
   assert_true(fw[(0 * H + 0) * C] == in[(0 * W + W - 1) * C]);
