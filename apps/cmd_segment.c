@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "apps/cli.h"
+#include "pipeline/segment.h"
 #include "core/fileio.h"
 #include "core/image.h"
 #include "post/candidates.h"
@@ -108,8 +109,7 @@ static ky_status segment_one(const seg_ctx *sc, const char *id, ky_rle_writer *w
   uint8_t *B = NULL, *S = NULL, *E = NULL;
   int32_t *gt = NULL, *lab32 = NULL;
   uint16_t *lab = NULL;
-  double *scores = NULL, *y = NULL;
-  float *xf = NULL;
+  double *y = NULL;
   ky_candidates c;
   ky_features f;
   memset(&c, 0, sizeof c);
@@ -143,26 +143,14 @@ static ky_status segment_one(const seg_ctx *sc, const char *id, ky_rle_writer *w
       fputc('\n', sc->feat);
     }
   }
-  if (sc->gbt) {
-    size_t cnt = (size_t)(f.rows ? f.rows : 1);
-    scores = malloc(cnt * sizeof *scores);
-    xf = malloc(cnt * KY_POST_NFEAT * sizeof *xf);
-    if (!scores || !xf) { s = ky_error(KY_ERR_NOMEM, "no memory for %d rows", f.rows); goto done; }
-    for (size_t i = 0; i < (size_t)f.rows * KY_POST_NFEAT; i++) xf[i] = (float)f.x[i];
-    if (f.rows && (s = ky_gbt_ensemble_predict(sc->gbt, scores, xf, f.rows, KY_POST_NFEAT)) != KY_OK) goto done;
-    if ((s = ky_post_select(lab, n_inst, &c, &f, scores, sc->thr)) != KY_OK) goto done;
-  } else {
-    if (c.n > 65535) { s = ky_error(KY_ERR_SHAPE, "%d candidates do not fit a 16-bit label image", c.n); goto done; }
-    for (size_t i = 0; i < n; i++) lab[i] = (uint16_t)c.labels[i];
-    *n_inst = c.n;
-  }
+  if ((s = ky_pipeline_instances(lab, n_inst, &c, sc->gbt ? &f : NULL, sc->gbt, sc->thr)) != KY_OK) goto done;
   snprintf(p, sizeof p, "%s/%s.png", sc->out, id);
   if ((s = ky_png_save_u16(p, lab, w, h, 1)) != KY_OK) goto done;
   for (size_t i = 0; i < n; i++) lab32[i] = lab[i];
   s = ky_rle_writer_add(wr, id, lab32, h, w);
 done:
   if (s != KY_OK) ky_error_context(s, "image %s: ", id);
-  free(B); free(S); free(E); free(gt); free(lab32); free(lab); free(scores); free(y); free(xf);
+  free(B); free(S); free(E); free(gt); free(lab32); free(lab); free(y);
   ky_post_features_free(&f);
   ky_post_candidates_free(&c);
   return s;

@@ -116,6 +116,23 @@ static void test_train_resume_predict_score(void **st) {
   assert_non_null(sc);
   if (atof(sc + 7) < 0.5) fail_msg("GBT selection on target maps scores only %s", sc + 7);
   free(o);
+  /* karyon segment over the same maps: the level-1 rule (seg0) and GBT selection (seg1), each
+   * writing the feature table; both must score well against the masks. */
+  if (run("segment --prob %s/tg --out %s/seg0 --features %s/feat0.csv", dir, dir, dir) != 0) {
+    char *o2 = output(); fail_msg("segment: %s", o2);
+  }
+  if (run("segment --prob %s/tg --out %s/seg1 --gbt %s/gbt.txt --features %s/feat1.csv", dir, dir, dir, dir) != 0) {
+    char *o2 = output(); fail_msg("segment --gbt: %s", o2);
+  }
+  for (int g = 0; g < 2; g++) {
+    if (run("score --truth tests/fixtures/dsb_sample --pred %s/seg%d", dir, g) != 0) { char *o2 = output(); fail_msg("score seg%d: %s", g, o2); }
+    char *o2 = output(), *sc2 = strstr(o2, "score: ");
+    assert_non_null(sc2);
+    if (atof(sc2 + 7) < 0.5) fail_msg("segment (gbt %d) on target maps scores only %s", g, sc2 + 7);
+    free(o2);
+    snprintf(p, sizeof p, "%s/feat%d.csv", dir, g);
+    assert_int_equal(access(p, R_OK), 0);
+  }
   /* The export holds exactly the images with instances, one mask PNG per instance. */
   int exported = 0;
   const char *ids[9] = {"13c8ff1f49886e91c98ce795c93648ad8634c782ff57eb928ce29496b0425057",
