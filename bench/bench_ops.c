@@ -99,7 +99,7 @@ int main(int argc, char **argv) {
     if ((d == 0 && !want_cpu) || (d == 1 && !want_cuda)) continue;
     for (const ky_opcase *c = ky_opcases; c->name; c++) {
       if (!c->bench) continue;
-      double f, fb, bytes;
+      double f, fb, bytes = 0;
       if (time_case(d ? KY_DEV_CUDA : KY_DEV_CPU, c, reps, &f, &fb, &bytes) != KY_OK) {
         printf("%-46s %-4s failed: %s\n", c->name + 6, d ? "cuda" : "cpu", ky_last_error());
         return 1;
