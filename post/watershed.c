@@ -19,12 +19,12 @@
 typedef struct {
   int pw;          /* padded width */
   size_t np;       /* padded pixel count */
-  /* [np] > 0 label, 0 unlabelled in the mask, -1 outside the mask, padding, or a line pixel (skimage
-   * clears the mask there), so "may this pixel be pushed" is one test */
+  /* [np] > 0 label; 0 unlabelled in the mask; -1 outside the mask, padding, or a line pixel
+   * (skimage clears the mask there); <= -2, with lines only: -2 - label, for a pixel queued with
+   * that label but not yet popped, and, once popped, for a marker made a line pixel (skimage keeps
+   * its label in the output while its neighbours no longer see it). "May this pixel be pushed" is
+   * out == 0, and "is it labelled for its neighbours" is out > 0. */
   int32_t *out;
-  /* [np] lines only: the label a queued pixel's entry carries (0 = not queued); after a marker
-   * becomes a line pixel, its label, which skimage leaves in the output */
-  int32_t *pend;
   uint8_t *act;    /* [np] exact paths: markers whose pop can still change something (mark_active) */
   uint8_t *elev8;  /* [np] 8-bit elevations */
   uint32_t *elev;  /* [np] order-preserving float keys (float path) */
@@ -46,7 +46,7 @@ static void *big_alloc(size_t n) {
 }
 
 static void grid_free(ws_grid *g) {
-  free(g->out); free(g->pend); free(g->act); free(g->elev8); free(g->elev);
+  free(g->out); free(g->act); free(g->elev8); free(g->elev);
   memset(g, 0, sizeof *g);
 }
 
@@ -68,7 +68,6 @@ static ky_status grid_init(ws_grid *g, const int32_t *labels, const uint8_t *mas
   int ok = (g->out = big_alloc(g->np * sizeof *g->out)) != NULL;
   if (want & WANT_U8) ok = ok && (g->elev8 = big_alloc(g->np));
   if (want & WANT_F32) ok = ok && (g->elev = big_alloc(g->np * sizeof *g->elev));
-  if (line) ok = ok && (g->pend = calloc(g->np, sizeof *g->pend));
   if (want & WANT_ACT) ok = ok && (g->act = calloc(g->np, 1));
   if (!ok) {
     grid_free(g);
@@ -92,13 +91,9 @@ static ky_status grid_init(ws_grid *g, const int32_t *labels, const uint8_t *mas
 
 static void grid_store(int32_t *labels, const ws_grid *g, int h, int w) {
   for (int r = 0; r < h; r++) {
-    size_t p = (size_t)(r + 1) * g->pw + 1;
-    const int32_t *src = g->out + p, *keep = g->pend ? g->pend + p : NULL;
+    const int32_t *src = g->out + (size_t)(r + 1) * g->pw + 1;
     int32_t *dst = labels + (size_t)r * w;
-    if (keep)
-      for (int c = 0; c < w; c++) dst[c] = src[c] > 0 ? src[c] : src[c] < 0 && keep[c] > 0 ? keep[c] : 0;
-    else
-      for (int c = 0; c < w; c++) dst[c] = src[c] > 0 ? src[c] : 0;
+    for (int c = 0; c < w; c++) dst[c] = src[c] > 0 ? src[c] : src[c] < -1 ? -2 - src[c] : 0;
   }
 }
 
@@ -111,33 +106,38 @@ static ky_status check_args(const char *fn, const int32_t *labels, const void *e
   KY_CHECK(connectivity == 4 || connectivity == 8, KY_ERR_ARG,
            "%s: connectivity is %d, expected 4 or 8", fn, connectivity);
   KY_CHECK(line == 0 || line == 1, KY_ERR_ARG, "%s: line is %d, expected 0 or 1", fn, line);
-  int32_t lo = 0;
-  for (size_t i = 0; i < (size_t)h * w; i++) lo = labels[i] < lo ? labels[i] : lo;
-  if (lo < 0)
+  int32_t lo = 0, hi = 0;
+  for (size_t i = 0; i < (size_t)h * w; i++) {
+    lo = labels[i] < lo ? labels[i] : lo;
+    hi = labels[i] > hi ? labels[i] : hi;
+  }
+  if (lo < 0 || hi > INT32_MAX - 2)   /* lines store a queued label as -2 - label */
     for (size_t i = 0; i < (size_t)h * w; i++)
-      KY_CHECK(labels[i] >= 0, KY_ERR_ARG, "%s: marker at pixel %zu is %d, expected >= 0", fn, i, labels[i]);
+      KY_CHECK(labels[i] >= 0 && labels[i] <= INT32_MAX - 2, KY_ERR_ARG,
+               "%s: marker at pixel %zu is %d, expected 0..%d", fn, i, labels[i], INT32_MAX - 2);
   return KY_OK;
 }
 
 /* skimage's _diff_neighbors: do the in-mask neighbours carry two different nonzero labels? Then the
  * pixel becomes a line. Branch-free: that is "largest label != smallest label" over the labelled
- * neighbours. */
-static inline __attribute__((always_inline)) int diff_neighbours(const int32_t *out, int32_t p,
-                                                                 const int *nb, const int nnb) {
+ * neighbours (out > 0). */
+static inline __attribute__((always_inline)) int diff_labels(const int32_t *o, const int nnb) {
   int32_t hi = 0, lo = INT32_MAX;
   for (int k = 0; k < nnb; k++) {
-    int32_t o = out[p + nb[k]];
-    hi = o > hi ? o : hi;
-    lo = o > 0 && o < lo ? o : lo;
+    hi = o[k] > hi ? o[k] : hi;
+    lo = o[k] > 0 && o[k] < lo ? o[k] : lo;
   }
   return hi > 0 && hi != lo;
 }
 
-/* A pop made p a line pixel: it leaves the mask; a marker keeps its label for the output. */
-static inline void make_line(int32_t *out, int32_t *pend, int32_t p) {
-  pend[p] = out[p] > 0 ? out[p] : 0;
-  out[p] = -1;
+static inline int diff_neighbours(const int32_t *out, int32_t p, const int *nb, const int nnb) {
+  int32_t o[8];
+  for (int k = 0; k < nnb; k++) o[k] = out[p + nb[k]];
+  return diff_labels(o, nnb);
 }
+
+/* A pop made p a line pixel: it leaves the mask; a marker keeps its label for the output. */
+static inline int32_t line_value(int32_t o) { return o > 0 ? -2 - o : -1; }
 
 /* ---- 8-bit flood on 256 FIFO queues ---- */
 
@@ -177,12 +177,13 @@ static inline void queue_put(ws_queues *Q, int v, int32_t p) {
 }
 
 /* Runs the queues to empty and frees them. Without lines out[q] is set at push, so a popped pixel's
- * label is out[p]; with lines it is pend[p], and out[p] is set (or the pixel made a line) at pop.
+ * label is out[p]; with lines it is -2 - out[p] (or out[p] for a marker), and the label is set (or
+ * the pixel made a line) at pop.
  * The line / no-line and 4 / 8 loops are instantiated apart so the neighbour loop unrolls. */
 static inline __attribute__((always_inline)) void queues_loop(ws_grid *g, ws_queues *Q, const int line,
                                                               const int nnb) {
   const uint8_t *el = g->elev8;
-  int32_t *out = g->out, *pend = g->pend, *buf = Q->buf;
+  int32_t *out = g->out, *buf = Q->buf;
   size_t *head = Q->head, *tail = Q->tail;
   const int pw = g->pw;
   int nb[8];
@@ -203,27 +204,24 @@ static inline __attribute__((always_inline)) void queues_loop(ws_grid *g, ws_que
         __builtin_prefetch(el + f - pw, 0);
         __builtin_prefetch(el + f + pw, 0);
       }
-      int32_t lab;
-      if (line) {
-        if (diff_neighbours(out, p, nb, nnb)) { make_line(out, pend, p); continue; }
-        lab = out[p] = pend[p];
-      } else {
-        lab = out[p];
-      }
       /* Whether a neighbour joins is a coin toss on a flood front, so it is written back either
        * way and stored into its queue's next slot, and only `take` advances the tail. Each slice
        * has one spare slot for the store that does not count. */
+      int32_t o[8], qv;   /* neighbours' values; what a neighbour taken in gets */
+      if (line) {
+        for (int k = 0; k < nnb; k++) o[k] = out[p + nb[k]];
+        int32_t self = out[p], lab = self > 0 ? self : -2 - self;   /* a marker, or queued */
+        if (diff_labels(o, nnb)) { out[p] = line_value(self); continue; }
+        out[p] = lab;
+        qv = -2 - lab;
+      } else {
+        qv = out[p];
+      }
       for (int k = 0; k < nnb; k++) {
         int32_t q = p + nb[k];
-        int take;
-        if (line) {
-          take = (out[q] == 0) & (pend[q] == 0);
-          pend[q] = take ? lab : pend[q];
-        } else {
-          int32_t o = out[q];
-          take = o == 0;
-          out[q] = take ? lab : o;
-        }
+        int32_t ok = line ? o[k] : out[q];
+        int take = ok == 0;
+        out[q] = take ? qv : ok;
         int v = el[q];
         if (v == cur) {
           buf[t] = q;
@@ -254,7 +252,6 @@ static ky_status flood_queues(ws_grid *g, int line) {
   KY_TRY(queues_init(&Q, g));
   for (size_t p = 0; p < g->np; p++)
     if (g->out[p] > 0) {
-      if (line) g->pend[p] = g->out[p];
       queue_put(&Q, g->elev8[p], (int32_t)p);
     }
   queues_run(g, &Q, line);
@@ -352,8 +349,8 @@ static ky_status hand_over(ws_grid *g, ws_heap *hp, int line, uint64_t max_age) 
     const ws_item *it = &hp->a[i];
     if ((it->key & 0xffffffffu) == 0) continue;
     if (line) {
-      if (g->pend[it->idx] || g->out[it->idx]) continue;
-      g->pend[it->idx] = it->lab;
+      if (g->out[it->idx]) continue;
+      g->out[it->idx] = -2 - it->lab;
     }
     queue_put(&Q, (int)(it->key >> 32), it->idx);
   }
@@ -404,7 +401,7 @@ static ky_status flood_heap(ws_grid *g, int line, int u8) {
     if (line) {
       if (marker && g->act[e.idx]) { g->act[e.idx] = 0; active--; }
       if (out[e.idx] && !marker) continue;   /* labelled, or a line, by an older entry */
-      if (diff_neighbours(out, e.idx, g->nb, g->nnb)) { make_line(out, g->pend, e.idx); continue; }
+      if (diff_neighbours(out, e.idx, g->nb, g->nnb)) { out[e.idx] = line_value(out[e.idx]); continue; }
       out[e.idx] = e.lab;
     }
     for (int k = 0; k < g->nnb; k++) {
