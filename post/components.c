@@ -18,7 +18,7 @@ static ky_status check_dims(const char *fn, int h, int w, int connectivity) {
 static ky_status flood_all(int32_t *out, int *count, const int32_t *val, int h, int w, int conn) {
   static const int dr[8] = {-1, 0, 0, 1, -1, -1, 1, 1}, dc[8] = {0, -1, 1, 0, -1, 1, -1, 1};
   size_t n = (size_t)h * w;
-  int32_t *queue = malloc(n * sizeof *queue);
+  int32_t (*queue)[2] = malloc(n * sizeof *queue);   /* (row, column): no division per pixel */
   if (!queue) return ky_error(KY_ERR_NOMEM, "label: no memory for a %dx%d queue", h, w);
   memset(out, 0, n * sizeof *out);
   int32_t next = 0;
@@ -27,17 +27,17 @@ static ky_status flood_all(int32_t *out, int *count, const int32_t *val, int h, 
     int32_t v = val[p];
     out[p] = ++next;
     size_t qh = 0, qt = 0;
-    queue[qt++] = (int32_t)p;
+    queue[qt][0] = (int32_t)(p / w); queue[qt][1] = (int32_t)(p % w); qt++;
     while (qh < qt) {
-      int32_t q = queue[qh++];
-      int r = q / w, c = q % w;
+      int r = queue[qh][0], c = queue[qh][1];
+      qh++;
       for (int k = 0; k < conn; k++) {
         int rr = r + dr[k], cc = c + dc[k];
         if (rr < 0 || rr >= h || cc < 0 || cc >= w) continue;
         int32_t nb = rr * w + cc;
         if (out[nb] || val[nb] != v) continue;
         out[nb] = next;
-        queue[qt++] = nb;
+        queue[qt][0] = rr; queue[qt][1] = cc; qt++;
       }
     }
   }

@@ -54,6 +54,16 @@ static int euler8(const uint8_t *m, int h, int w) {
   return e;
 }
 
+static inline long long floor_div(long long a, long long b) {
+  long long q = a / b;
+  return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+static inline long long ceil_div(long long a, long long b) {
+  long long q = a / b;
+  return (a % b != 0 && ((a < 0) == (b < 0))) ? q + 1 : q;
+}
+
 /* skimage convex_hull_image: hull of the pixels' edge midpoints (centre +- 0.5 along each axis);
  * pixels whose centres lie inside or on that hull. Coordinates are doubled to stay integral. */
 static ky_status convex_area(double *out, const uint8_t *m, int h, int w, int r0, int r1, int c0, int c1) {
@@ -77,18 +87,21 @@ static ky_status convex_area(double *out, const uint8_t *m, int h, int w, int r0
     pts[n++] = (ky_point){2 * hi, 2 * r + 1};
   }
   int k = ky_convex_hull(hull, pts, n);
+  /* A pixel centre q = (2c, 2r) is inside when it is on the left of (or on) every hull edge a->b:
+   * dx (qy - ay) - dy (qx - ax) >= 0. On one row that bounds 2c from one side per edge, so each row
+   * is one interval of columns, found in integers, instead of a test per pixel and edge. */
   long long count = 0;
-  for (int r = r0; r < r1; r++)
-    for (int c = c0; c < c1; c++) {
-      ky_point q = {2 * c, 2 * r};
-      int inside = 1;
-      for (int i = 0; i < k && inside; i++) {
-        ky_point a = hull[i], b = hull[(i + 1) % k];
-        long long cr = (long long)(b.x - a.x) * (q.y - a.y) - (long long)(b.y - a.y) * (q.x - a.x);
-        if (cr < 0) inside = 0;
-      }
-      count += inside;
+  for (int r = r0; r < r1; r++) {
+    long long lo = c0, hi = c1 - 1, qy = 2LL * r;
+    for (int i = 0; i < k && lo <= hi; i++) {
+      ky_point a = hull[i], b = hull[(i + 1) % k];
+      long long dx = b.x - a.x, dy = b.y - a.y, rhs = dx * (qy - a.y) + dy * a.x;   /* dy qx <= rhs */
+      if (dy > 0) { long long m = floor_div(rhs, 2 * dy); hi = m < hi ? m : hi; }
+      else if (dy < 0) { long long m = ceil_div(rhs, 2 * dy); lo = m > lo ? m : lo; }
+      else if (rhs < 0) hi = lo - 1;   /* dy = 0: the row is wholly on one side */
     }
+    if (hi >= lo) count += hi - lo + 1;
+  }
   free(pts);
   free(hull);
   *out = (double)count;
