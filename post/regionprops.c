@@ -156,6 +156,7 @@ ky_status ky_post_regionprops(ky_regionprops *out, const uint8_t *mask, int h, i
   double l1 = half + disc, l2 = l1 > 0 ? (a * d - b * b) / l1 : 0;  /* det / l1: no cancellation */
   if (l1 < 0) l1 = 0;
   if (l2 < 0) l2 = 0;
+  if (l2 > l1 || disc == 0) l2 = l1;   /* round-off in det / l1 must not make 1 - l2 / l1 negative */
   p.major_axis_length = 4 * sqrt(l1);
   p.minor_axis_length = 4 * sqrt(l2);
   p.eccentricity = l1 == 0 ? 0 : sqrt(1 - l2 / l1);

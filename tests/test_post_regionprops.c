@@ -120,6 +120,29 @@ static void test_hole_gives_euler_zero(void **st) {
   assert_true(p.euler_number == 1);
 }
 
+/* Round shapes have equal inertia eigenvalues; round-off once made 1 - l2 / l1 slightly negative
+ * and the eccentricity NaN, which stopped GBT training on such a candidate (found by
+ * bench_watershed). skimage gives exactly 0. */
+static void test_round_shapes_have_zero_eccentricity(void **st) {
+  enum { N = 41 };
+  uint8_t m[N * N];
+  for (int rad = 0; rad <= 20; rad++)
+    for (int shape = 0; shape < 3; shape++) {
+      memset(m, 0, sizeof m);
+      for (int r = 0; r < N; r++)
+        for (int c = 0; c < N; c++) {
+          int dr = r - N / 2, dc = c - N / 2;
+          int in = shape == 0 ? dr * dr + dc * dc <= rad * rad                       /* disc */
+                 : shape == 1 ? abs(dr) <= rad && abs(dc) <= rad                     /* square */
+                              : (abs(dr) <= rad && dc == 0) || (abs(dc) <= rad && dr == 0);  /* plus */
+          m[r * N + c] = (uint8_t)in;
+        }
+      ky_regionprops p;
+      assert_int_equal(ky_post_regionprops(&p, m, N, N, 0, 0), KY_OK);
+      if (!(p.eccentricity == 0)) fail_msg("shape %d radius %d: eccentricity %g, expected 0", shape, rad, p.eccentricity);
+    }
+}
+
 static void test_contour_simple_chain(void **st) {
   /* A 2x3 block: the outer border compresses to its four corners, counter-clockwise on screen
    * from the top-left corner as OpenCV lists them. */
@@ -159,6 +182,7 @@ int main(void) {
     cmocka_unit_test(test_fixture_regions),
     cmocka_unit_test(test_hand_rectangle),
     cmocka_unit_test(test_hole_gives_euler_zero),
+    cmocka_unit_test(test_round_shapes_have_zero_eccentricity),
     cmocka_unit_test(test_contour_simple_chain),
     cmocka_unit_test(test_bad_input),
   };
