@@ -2,6 +2,7 @@
 #include "apps/cli.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char *ky_cli_opt(int argc, char **argv, const char *name) {
@@ -53,4 +54,27 @@ int ky_cli_check(int argc, char **argv, const char *cmd, const char *const *know
 int ky_cli_fail(const char *cmd, ky_status s) {
   fprintf(stderr, "karyon %s: %s\n", cmd, ky_last_error()[0] ? ky_last_error() : ky_status_name(s));
   return 1;
+}
+
+ky_status ky_cli_ids(ky_dsb_ids *out, const char *data, const char *ids_opt) {
+  out->n = 0;
+  out->ids = NULL;
+  if (!ids_opt) return ky_dsb_list_ids(out, data);
+  int cap = 1;
+  for (const char *p = ids_opt; *p; p++) cap += *p == ',';
+  out->ids = calloc((size_t)cap, sizeof *out->ids);
+  if (!out->ids) return ky_error(KY_ERR_NOMEM, "--ids: out of memory");
+  for (const char *p = ids_opt; *p;) {
+    size_t len = strcspn(p, ",");
+    if (len && !(out->ids[out->n++] = strndup(p, len))) {
+      ky_dsb_ids_free(out);
+      return ky_error(KY_ERR_NOMEM, "--ids: out of memory");
+    }
+    p += len + (p[len] == ',');
+  }
+  if (out->n == 0) {
+    ky_dsb_ids_free(out);
+    return ky_error(KY_ERR_ARG, "--ids '%s' names no id", ids_opt);
+  }
+  return KY_OK;
 }

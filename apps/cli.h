@@ -4,6 +4,7 @@
 #define KY_APPS_CLI_H
 
 #include "core/status.h"
+#include "data/dsb.h"
 
 /* Options are "--name value" or "--flag". ky_cli_opt returns the value after --name (or NULL),
  * ky_cli_flag whether --name is present. ky_cli_check rejects options not in `known`
@@ -12,6 +13,10 @@ const char *ky_cli_opt(int argc, char **argv, const char *name);
 int ky_cli_flag(int argc, char **argv, const char *name);
 int ky_cli_check(int argc, char **argv, const char *cmd, const char *const *known);
 int ky_cli_wants_help(int argc, char **argv);
+
+/* The ids a command works on: the comma-separated `ids_opt` when given, else every sample of the
+ * DSB folder `data`. Free with ky_dsb_ids_free. */
+ky_status ky_cli_ids(ky_dsb_ids *out, const char *data, const char *ids_opt);
 
 /* Prints "karyon <cmd>: <message>" from the last error and returns 1 (the exit code). */
 int ky_cli_fail(const char *cmd, ky_status s);

@@ -63,38 +63,15 @@ int ky_cmd_targets(int argc, char **argv) {
   }
   ky_status s = ky_mkdirs(out);
   if (s != KY_OK) return ky_cli_fail("targets", s);
-  ky_dsb_ids ids = {0, NULL};
-  char *copy = NULL;
-  if (ids_opt) {
-    copy = strdup(ids_opt);
-    if (!copy) return ky_cli_fail("targets", ky_error(KY_ERR_NOMEM, "out of memory"));
-    int cap = 1;
-    for (const char *p = copy; *p; p++) cap += *p == ',';
-    ids.ids = calloc((size_t)cap, sizeof *ids.ids);
-    if (!ids.ids) { free(copy); return ky_cli_fail("targets", ky_error(KY_ERR_NOMEM, "out of memory")); }
-    for (char *tok = strtok(copy, ","); tok; tok = strtok(NULL, ","))
-      if (*tok) ids.ids[ids.n++] = tok;
-    if (ids.n == 0) {
-      free(ids.ids);
-      free(copy);
-      fprintf(stderr, "karyon targets: --ids '%s' names no id\n", ids_opt);
-      return 2;
-    }
-  } else {
-    s = ky_dsb_list_ids(&ids, data);
-    if (s != KY_OK) return ky_cli_fail("targets", s);
-  }
+  ky_dsb_ids ids;
+  s = ky_cli_ids(&ids, data, ids_opt);
+  if (s != KY_OK) return ky_cli_fail("targets", s);
   int done = 0;
   for (int i = 0; i < ids.n && s == KY_OK; i++) {
     s = write_one(data, ids.ids[i], out);
     if (s == KY_OK) done++;
   }
-  if (copy) {
-    free(ids.ids);
-    free(copy);
-  } else {
-    ky_dsb_ids_free(&ids);
-  }
+  ky_dsb_ids_free(&ids);
   if (s != KY_OK) return ky_cli_fail("targets", s);
   printf("karyon targets: wrote targets for %d image%s into %s\n", done, done == 1 ? "" : "s", out);
   return 0;

@@ -1,5 +1,6 @@
 /* DSB folder reader: id listing, image decoding to RGB 8-bit, label maps painted from per-nucleus
- * masks, and the in-memory sample cache. Tested by tests/test_data_dsb.c. */
+ * masks or read from the compact layout's labels.png, the compact writer, and the in-memory sample
+ * cache. Tested by tests/test_data_dsb.c. */
 #include "data/dsb.h"
 
 #include <dirent.h>
@@ -9,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/fileio.h"
 #include "core/image.h"
 
 static int is_dir(const char *p) {
@@ -193,6 +195,18 @@ static ky_status paint_masks(uint16_t *labels, int *n_painted, const char *dir, 
   return s;
 }
 
+/* The compact layout's <id>/labels.png in place of masks/; n_labels is its largest label. */
+static ky_status load_label_map(ky_dsb_sample *out, const char *path) {
+  int h, w;
+  ky_status s = ky_dsb_read_labels(&out->labels, &h, &w, path);
+  if (s == KY_OK && (h != out->h || w != out->w))
+    s = ky_error(KY_ERR_SHAPE, "%s: label map is %dx%d, its image %dx%d", path, w, h, out->w, out->h);
+  if (s != KY_OK) { ky_dsb_sample_free(out); return s; }
+  for (size_t i = 0; i < (size_t)h * w; i++)
+    if (out->labels[i] > out->n_labels) out->n_labels = out->labels[i];
+  return KY_OK;
+}
+
 ky_status ky_dsb_load(ky_dsb_sample *out, const char *root, const char *id, ky_dsb_masks masks) {
   KY_CHECK_NULL(out, "out");
   memset(out, 0, sizeof *out);
@@ -207,6 +221,8 @@ ky_status ky_dsb_load(ky_dsb_sample *out, const char *root, const char *id, ky_d
   if (!is_file(path)) return ky_error(KY_ERR_IO, "%s: missing image file", path);
   KY_TRY(ky_dsb_read_rgb(&out->rgb, &out->h, &out->w, path));
   if (masks == KY_DSB_MASKS_SKIP) return KY_OK;
+  snprintf(path, sizeof path, "%s/%s/labels.png", root, id);
+  if (is_file(path)) return load_label_map(out, path);
   snprintf(dir, sizeof dir, "%s/%s/masks", root, id);
   if (!is_dir(dir)) {
     if (masks == KY_DSB_MASKS_OPTIONAL) return KY_OK;
@@ -218,6 +234,30 @@ ky_status ky_dsb_load(ky_dsb_sample *out, const char *root, const char *id, ky_d
   ky_status s = paint_masks(out->labels, &out->n_labels, dir, out->h, out->w);
   if (s != KY_OK) ky_dsb_sample_free(out);
   return s;
+}
+
+ky_status ky_dsb_save_compact(const ky_dsb_sample *s, const char *root, const char *id) {
+  KY_CHECK_NULL(s, "sample");
+  KY_CHECK_NULL(root, "root");
+  KY_CHECK_NULL(id, "id");
+  KY_CHECK(s->rgb && s->h > 0 && s->w > 0, KY_ERR_ARG, "ky_dsb_save_compact: sample %s has no image", id);
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s/images", root, id);
+  KY_TRY(ky_mkdirs(path));
+  size_t np = (size_t)s->h * s->w;
+  int grey = 1;
+  for (size_t i = 0; i < np && grey; i++) grey = s->rgb[3 * i] == s->rgb[3 * i + 1] && s->rgb[3 * i] == s->rgb[3 * i + 2];
+  uint8_t *g = grey ? malloc(np) : NULL;
+  if (grey && !g) return ky_error(KY_ERR_NOMEM, "%s: out of memory", id);
+  for (size_t i = 0; g && i < np; i++) g[i] = s->rgb[3 * i];
+  snprintf(path, sizeof path, "%s/%s/images/%s.png", root, id, id);
+  ky_status st = ky_png_save_u8(path, grey ? g : s->rgb, s->w, s->h, grey ? 1 : 3);
+  free(g);
+  if (st == KY_OK && s->labels) {
+    snprintf(path, sizeof path, "%s/%s/labels.png", root, id);
+    st = ky_dsb_write_labels(path, s->labels, s->h, s->w);
+  }
+  return st;
 }
 
 void ky_dsb_sample_free(ky_dsb_sample *s) {

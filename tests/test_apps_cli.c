@@ -1,6 +1,6 @@
 /* Command-line tests: runs the built `karyon` ($KY_BUILD/karyon, set by `make test`) on the bundled
- * sample: --help of every command, exit codes, train a few iterations, resume, predict, score,
- * postproc train/apply, and config errors; checks the files each step writes. */
+ * sample: --help of every command, exit codes, pack, train a few iterations, resume, predict,
+ * score, postproc train/apply, and config errors; checks the files each step writes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,6 +14,7 @@
 
 #include "core/fileio.h"
 #include "core/image.h"
+#include "data/dsb.h"
 #include "tests/util_test.h"
 
 static char karyon[512], *dir, out_txt[600];
@@ -45,7 +46,8 @@ static void expect_output(const char *needle) {
 }
 
 static void test_help_and_exit_codes(void **st) {
-  const char *cmds[] = {"train", "predict", "postproc", "segment", "score", "watershed", "targets", "summary", "info", "demo"};
+  const char *cmds[] = {"train", "predict", "postproc", "segment", "score", "watershed", "targets", "pack", "summary", "info",
+                        "demo"};
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
     if (run("%s --help", cmds[i]) != 0) fail_msg("karyon %s --help failed", cmds[i]);
     expect_output("usage: karyon");
@@ -64,6 +66,39 @@ static void test_help_and_exit_codes(void **st) {
   expect_output("none.safetensors");
   assert_int_equal(run("summary --model unet_resnet34"), 0);
   expect_output("params: 24531523");
+}
+
+/* pack writes the compact layout; targets read from it equal targets read from the original. */
+static void test_pack_then_targets(void **st) {
+  const char *id = "13c8ff1f";
+  char full[256] = {0}, p[1024], q[1024];
+  ky_dsb_ids ids;
+  assert_int_equal(ky_dsb_list_ids(&ids, "tests/fixtures/dsb_sample"), KY_OK);
+  for (int i = 0; i < ids.n; i++)
+    if (!strncmp(ids.ids[i], id, strlen(id))) snprintf(full, sizeof full, "%s", ids.ids[i]);
+  ky_dsb_ids_free(&ids);
+  assert_true(full[0]);
+  assert_int_equal(run("pack --data tests/fixtures/dsb_sample --out %s/packed", dir), 0);
+  expect_output("wrote 9 samples (9 with labels)");
+  snprintf(p, sizeof p, "%s/packed/%s/labels.png", dir, full);
+  assert_int_equal(access(p, R_OK), 0);
+  assert_int_equal(run("targets --data tests/fixtures/dsb_sample --ids %s --out %s/t_orig", full, dir), 0);
+  assert_int_equal(run("targets --data %s/packed --ids %s --out %s/t_packed", dir, full, dir), 0);
+  const char *kinds[] = {"body", "border", "full", "labels"};
+  for (int k = 0; k < 4; k++) {
+    char *a, *b;
+    size_t na, nb;
+    snprintf(p, sizeof p, "%s/t_orig/%s_%s.png", dir, full, kinds[k]);
+    snprintf(q, sizeof q, "%s/t_packed/%s_%s.png", dir, full, kinds[k]);
+    assert_int_equal(ky_file_read_all(p, &a, &na), KY_OK);
+    assert_int_equal(ky_file_read_all(q, &b, &nb), KY_OK);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na);
+    free(a);
+    free(b);
+  }
+  assert_int_equal(run("pack --data tests/fixtures/dsb_sample --ids , --out %s/p2", dir), 1);
+  expect_output("names no id");
 }
 
 static void test_train_resume_predict_score(void **st) {
@@ -182,6 +217,7 @@ static int teardown(void **st) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_help_and_exit_codes),
+      cmocka_unit_test(test_pack_then_targets),
       cmocka_unit_test(test_train_resume_predict_score),
   };
   return cmocka_run_group_tests_name("apps_cli", tests, setup, teardown);

@@ -1,7 +1,8 @@
 /* Tests for data/dsb: listing and loading the shared sample, image conversions (grey, 16-bit,
  * RGBA), mask painting order, unlabelled images, and the reader's errors (missing images/ or
  * masks/, a mask of another size, a truncated PNG, empty folders), each naming the file; the
- * broken inputs are written into a temporary folder. Run by `make test` from the repo root. */
+ * broken inputs are written into a temporary folder; the compact layout's round trip. Run by
+ * `make test` from the repo root. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -220,6 +221,49 @@ static void test_reader_errors_name_the_file(void **st) {
   assert_non_null(strstr(ky_last_error(), "threads 0"));
 }
 
+/* The compact layout round trip: every bundled sample written with ky_dsb_save_compact loads back
+ * with the same pixels and labels, the grey ones as 1-channel PNGs; a label map of the wrong size
+ * is named. */
+static void test_compact_layout_round_trip(void **st) {
+  char root[256], p[512];
+  snprintf(root, sizeof root, "%s/compact", g_dir);
+  ky_dsb_set a, b;
+  assert_int_equal(ky_dsb_set_load(&a, SAMPLE, NULL, 0, KY_DSB_MASKS_REQUIRED), KY_OK);
+  for (int i = 0; i < a.n; i++) assert_int_equal(ky_dsb_save_compact(&a.samples[i], root, a.ids[i]), KY_OK);
+  assert_int_equal(ky_dsb_set_load(&b, root, NULL, 0, KY_DSB_MASKS_REQUIRED), KY_OK);
+  assert_int_equal(b.n, a.n);
+  int grey = 0;
+  for (int i = 0; i < a.n; i++) {
+    const ky_dsb_sample *x = &a.samples[i], *y = &b.samples[i];
+    assert_string_equal(a.ids[i], b.ids[i]);
+    assert_int_equal(x->h, y->h);
+    assert_int_equal(x->w, y->w);
+    size_t np = (size_t)x->h * x->w;
+    assert_memory_equal(x->rgb, y->rgb, np * 3);
+    assert_memory_equal(x->labels, y->labels, np * 2);
+    uint16_t mx = 0;
+    for (size_t k = 0; k < np; k++) mx = x->labels[k] > mx ? x->labels[k] : mx;
+    assert_int_equal(y->n_labels, mx);
+    ky_image im;
+    snprintf(p, sizeof p, "%s/%s/images/%s.png", root, a.ids[i], a.ids[i]);
+    assert_int_equal(ky_image_load(&im, p), KY_OK);
+    grey += im.c == 1;
+    ky_image_free(&im);
+  }
+  assert_true(grey > 0);   /* the sample has grey fluorescence images */
+  /* A label map that does not match its image. */
+  uint16_t lab[6] = {0, 1, 1, 0, 2, 2};
+  snprintf(p, sizeof p, "%s/%s/labels.png", root, a.ids[0]);
+  assert_int_equal(ky_dsb_write_labels(p, lab, 2, 3), KY_OK);
+  ky_dsb_sample s;
+  assert_int_equal(ky_dsb_load(&s, root, a.ids[0], KY_DSB_MASKS_REQUIRED), KY_ERR_SHAPE);
+  assert_non_null(strstr(ky_last_error(), "labels.png"));
+  assert_non_null(strstr(ky_last_error(), "3x2"));
+  assert_null(s.rgb);
+  ky_dsb_set_free(&a);
+  ky_dsb_set_free(&b);
+}
+
 static void test_threaded_set_load_matches(void **st) {
   ky_dsb_set a, b;
   assert_int_equal(ky_dsb_set_load(&a, SAMPLE, NULL, 0, KY_DSB_MASKS_REQUIRED), KY_OK);
@@ -246,6 +290,7 @@ int main(void) {
       cmocka_unit_test(test_unlabelled_test_images),
       cmocka_unit_test(test_reader_errors_name_the_file),
       cmocka_unit_test(test_threaded_set_load_matches),
+      cmocka_unit_test(test_compact_layout_round_trip),
   };
   return cmocka_run_group_tests_name("data_dsb", tests, setup, teardown);
 }
