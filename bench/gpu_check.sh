@@ -6,8 +6,8 @@
 # is made on the CPU machine and carried along).
 #
 #   bash bench/gpu_check.sh            # B=build by default; GPU_CHECK_BUDGET=420 seconds overall
-#   bash bench/gpu_check.sh --pack     # on the CPU machine: pack the CUDA test / bench binaries
-#                                      # (+ libcmocka) of $B into .gpu/build.tar.xz (about 13 MB for
+#   bash bench/gpu_check.sh --pack     # on the CPU machine: pack the CUDA test / bench binaries and
+#                                      # karyon (+ libcmocka) of $B into .gpu/build.tar.xz (~17 MB for
 #                                      # sm_90 only) to carry instead of the build folder; then on
 #                                      # the GPU: B=.gpu/build bash bench/gpu_check.sh (unpacks it)
 #
@@ -21,7 +21,7 @@ B=${B:-build}
 if [ "${1:-}" = "--pack" ]; then
   dst=.gpu/build
   rm -rf "$dst" && mkdir -p "$dst/tests" "$dst/bench" || exit 1
-  for f in "$B"/tests/test_cuda_* "$B"/bench/bench_cuda_* "$B"/bench/bench_ops "$B"/bench/bench_model; do
+  for f in "$B"/tests/test_cuda_* "$B"/bench/bench_cuda_* "$B"/bench/bench_ops "$B"/bench/bench_model "$B"/karyon; do
     case "$f" in *.o|*.d) continue ;; esac
     [ -x "$f" ] && cp "$f" "$dst/${f#$B/}"
   done
