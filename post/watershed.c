@@ -102,7 +102,7 @@ static ky_status check_args(const char *fn, const int32_t *labels, const void *e
   KY_CHECK(labels != NULL, KY_ERR_ARG, "%s: labels (the markers) is NULL", fn);
   KY_CHECK(elev != NULL, KY_ERR_ARG, "%s: elevation is NULL", fn);
   KY_CHECK(h > 0 && w > 0, KY_ERR_SHAPE, "%s: image is %dx%d, expected positive sizes", fn, h, w);
-  KY_CHECK((int64_t)(h + 2) * (w + 2) < INT32_MAX / 8, KY_ERR_SHAPE, "%s: image %dx%d is too large", fn, h, w);
+  KY_CHECK((int64_t)(h + 2) * (w + 2) < INT32_MAX, KY_ERR_SHAPE, "%s: image %dx%d is too large", fn, h, w);
   KY_CHECK(connectivity == 4 || connectivity == 8, KY_ERR_ARG,
            "%s: connectivity is %d, expected 4 or 8", fn, connectivity);
   KY_CHECK(line == 0 || line == 1, KY_ERR_ARG, "%s: line is %d, expected 0 or 1", fn, line);
@@ -204,10 +204,7 @@ static inline __attribute__((always_inline)) void queues_loop(ws_grid *g, ws_que
         __builtin_prefetch(el + f - pw, 0);
         __builtin_prefetch(el + f + pw, 0);
       }
-      /* Whether a neighbour joins is a coin toss on a flood front, so it is written back either
-       * way and stored into its queue's next slot, and only `take` advances the tail. Each slice
-       * has one spare slot for the store that does not count. */
-      int32_t o[8], qv;   /* neighbours' values; what a neighbour taken in gets */
+      int32_t o[8], qv;   /* neighbours' values (lines: read once for both uses); what a taken one gets */
       if (line) {
         for (int k = 0; k < nnb; k++) o[k] = out[p + nb[k]];
         int32_t self = out[p], lab = self > 0 ? self : -2 - self;   /* a marker, or queued */
@@ -217,6 +214,9 @@ static inline __attribute__((always_inline)) void queues_loop(ws_grid *g, ws_que
       } else {
         qv = out[p];
       }
+      /* Whether a neighbour joins is a coin toss on a flood front, so it is written back either
+       * way and stored into its queue's next slot, and only `take` advances the tail. Each slice
+       * has one spare slot for the store that does not count. */
       for (int k = 0; k < nnb; k++) {
         int32_t q = p + nb[k];
         int32_t ok = line ? o[k] : out[q];
@@ -251,9 +251,7 @@ static ky_status flood_queues(ws_grid *g, int line) {
   ws_queues Q;
   KY_TRY(queues_init(&Q, g));
   for (size_t p = 0; p < g->np; p++)
-    if (g->out[p] > 0) {
-      queue_put(&Q, g->elev8[p], (int32_t)p);
-    }
+    if (g->out[p] > 0) queue_put(&Q, g->elev8[p], (int32_t)p);
   queues_run(g, &Q, line);
   return KY_OK;
 }

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include "core/status.h"
 
-/* labels: int32 [h, w]; on entry the markers (0 = none, >0 = basin label; markers outside the mask
+/* labels: int32 [h, w]; on entry the markers (0 = none, 1..2^31-3 = basin label; markers outside the mask
  * are dropped as skimage does), on exit the basins (0 = not reached, outside the mask, or line).
  * mask: uint8 [h, w] or NULL (everywhere). connectivity: 4 (skimage connectivity=1, its default) or
  * 8 (connectivity=2). line: 1 for watershed_line=True.
