@@ -23,10 +23,33 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-/* np.median: the middle value, or the mean of the two middle values. Sorts v. */
+/* The k-th smallest of v[0..n) (0-based), reordering v: quickselect with a median-of-three pivot. */
+static double select_kth(double *v, int n, int k) {
+  int lo = 0, hi = n - 1;
+  while (lo < hi) {
+    int mid = lo + (hi - lo) / 2;
+    double a = v[lo], b = v[mid], c = v[hi];
+    double p = a < b ? (b < c ? b : a < c ? c : a) : (a < c ? a : b < c ? c : b);
+    int i = lo, j = hi;
+    while (i <= j) {   /* Hoare partition: [lo, j] <= p <= [i, hi] */
+      while (v[i] < p) i++;
+      while (v[j] > p) j--;
+      if (i <= j) { double t = v[i]; v[i] = v[j]; v[j] = t; i++; j--; }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return v[k];
+  }
+  return v[k];
+}
+
+/* np.median: the middle value, or the mean of the two middle values. Reorders v. */
 static double median(double *v, int n) {
-  qsort(v, n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
+  double hi = select_kth(v, n, n / 2);
+  if (n % 2) return hi;
+  double lo = v[0];   /* the largest of the lower half, which select_kth left below n / 2 */
+  for (int i = 1; i < n / 2; i++) lo = v[i] > lo ? v[i] : lo;
+  return (lo + hi) / 2.0;
 }
 
 typedef struct { int64_t area; int bbox[4]; double sr, sc, v, vv; } region_acc;
@@ -90,7 +113,6 @@ static void common(double *f, const ky_regionprops *pr, int64_t area, const int 
 }
 
 typedef struct { double d2; int j; } nb_item;
-static int cmp_nb(const void *a, const void *b) { return cmp_double(&((const nb_item *)a)->d2, &((const nb_item *)b)->d2); }
 typedef struct { double r; int i; } row_key;
 static int cmp_row(const void *a, const void *b) { return cmp_double(&((const row_key *)a)->r, &((const row_key *)b)->r); }
 
@@ -114,11 +136,11 @@ static ky_status neighbours(double *x, const region_acc *a, int n, double med) {
       double dr = order[oj].r - ri, dc = a[j].sc / (double)a[j].area - ci, d2 = dr * dr + dc * dc;
       if (d2 <= radii[3] * radii[3]) { nb[k].d2 = d2; nb[k].j = j; k++; }
     }
-    qsort(nb, k, sizeof *nb, cmp_nb);
     double *f = x + (size_t)i * KY_POST_NFEAT;
-    for (int q = 0, m = 0; q < 4; q++) {
-      while (m < k && nb[m].d2 <= radii[q] * radii[q]) m++;
-      for (int t = 0; t < m; t++) ar[t] = (double)a[nb[t].j].area;
+    for (int q = 0; q < 4; q++) {
+      int m = 0;
+      for (int t = 0; t < k; t++)
+        if (nb[t].d2 <= radii[q] * radii[q]) ar[m++] = (double)a[nb[t].j].area;
       double ma = m > 0 ? median(ar, m) : med;
       f[25 + 3 * q] = m;
       f[26 + 3 * q] = ma;
