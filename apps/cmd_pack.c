@@ -17,7 +17,7 @@ static void usage(void) {
          "    <out>/<id>/images/<id>.png  8-bit grey when R = G = B everywhere, else 8-bit RGB\n"
          "    <out>/<id>/labels.png       16-bit label map, masks painted 1..N in file-name order\n"
          "  Every karyon command that takes a DSB folder reads the result and sees the same pixels\n"
-         "  and labels. The DSB stage-1 training set shrinks from 189 MB to about a third.\n");
+         "  and labels. The DSB stage-1 training set shrinks from 189 MB to 77 MB.\n");
 }
 
 int ky_cmd_pack(int argc, char **argv) {
