@@ -10,6 +10,7 @@
 #include "data/dsb.h"
 #include "data/loader.h"
 #include "data/targets.h"
+#include "tests/util_test.h"
 
 #define SHARED "/work/shared/data/dsb2018/stage1_train"
 #define SAMPLE "tests/fixtures/dsb_sample"
@@ -20,13 +21,8 @@ static double now_s(void) {
   return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-static int cmp_d(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
 static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_d);
+  qsort(v, (size_t)n, sizeof *v, ky_test_cmp_double);
   return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 

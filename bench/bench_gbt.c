@@ -9,6 +9,7 @@
 
 #include "core/rng.h"
 #include "post/gbt.h"
+#include "tests/util_test.h"
 
 #define NTRAIN 100000
 #define NTEST 20000
@@ -20,11 +21,6 @@ static double now(void) {
   struct timespec t;
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
   return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
 }
 
 /* Same function as bench_gbt.py: a few informative features among 41 uniform ones. */
@@ -94,8 +90,8 @@ int main(int argc, char **argv) {
       ky_gbt_free(&m);
     }
     int n = reps < 16 ? reps : 16;
-    qsort(tt, n, sizeof *tt, cmp_d);
-    qsort(tp, n, sizeof *tp, cmp_d);
+    qsort(tt, n, sizeof *tt, ky_test_cmp_double);
+    qsort(tp, n, sizeof *tp, ky_test_cmp_double);
     printf("%-38s %10.2f %12.1f %14.0f %10.4f\n", cfg[c].name, tt[n / 2], tt[n / 2] * 1e3 / 100, NTEST / tp[n / 2], rm);
   }
   free(x); free(y); free(xt); free(yt); free(pred);

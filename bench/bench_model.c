@@ -17,6 +17,7 @@
 #include "optim/optim.h"
 #ifdef KY_HAVE_CUDA
 #include "cuda/cuda.h"
+#include "tests/util_test.h"
 #endif
 
 typedef struct {
@@ -31,12 +32,6 @@ static void die_on(ky_status s, const char *what) {
     fprintf(stderr, "bench_model: %s: %s\n", what, ky_last_error());
     exit(1);
   }
-}
-
-static double now_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -142,7 +137,7 @@ static void run_device(const opts *o, ky_device dev, int n, int steps) {
   float loss0 = 0, loss1 = 0;
   for (int i = -1; i < steps; i++) {
     sync_dev(&ctx);
-    double t0 = now_ms();
+    double t0 = ky_test_now_ms();
     ky_ctx_reset(&ctx);
     ctx.training = 1;
     ky_ctx_set_grad(&ctx, 1);
@@ -155,7 +150,7 @@ static void run_device(const opts *o, ky_device dev, int n, int steps) {
     ky_model_trainable_range(m, &first, &end);
     die_on(ky_optim_step(&opt, ps, opt.lr, first, end), "adam");
     sync_dev(&ctx);
-    if (i >= 0) ms[i] = now_ms() - t0;
+    if (i >= 0) ms[i] = ky_test_now_ms() - t0;
     die_on(ky_tensor_item(&ctx, i < 0 ? &loss0 : &loss1, loss), "loss value");
   }
   qsort(ms, (size_t)steps, sizeof *ms, cmp_double);
@@ -179,14 +174,14 @@ static void run_device(const opts *o, ky_device dev, int n, int steps) {
   ctx.host.peak = ctx.devmem.peak = 0;  /* inference peak on its own */
   for (int i = -1; i < steps; i++) {
     sync_dev(&ctx);
-    double t0 = now_ms();
+    double t0 = ky_test_now_ms();
     ky_ctx_reset(&ctx);
     ctx.training = 0;
     ky_ctx_set_grad(&ctx, 0);
     ky_tensor *y;
     die_on(ky_model_forward(&ctx, m, &xin, &y), "inference");
     sync_dev(&ctx);
-    if (i >= 0) ms[i] = now_ms() - t0;
+    if (i >= 0) ms[i] = ky_test_now_ms() - t0;
   }
   qsort(ms, (size_t)steps, sizeof *ms, cmp_double);
   peak = (double)(ctx.host.peak + ctx.devmem.peak) + (double)(ps->total + ky_model_buffers(m)->total) * sizeof(float);

@@ -10,18 +10,8 @@
 #include "tests/optable.h"
 #ifdef KY_HAVE_CUDA
 #include "cuda/cuda.h"
+#include "tests/util_test.h"
 #endif
-
-static double now_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
-
-static int cmp_d(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
 
 /* Forward FLOPs of a conv row (2 per multiply-add), 0 for other ops. */
 static double conv_flops(const ky_opcase *c) {
@@ -47,7 +37,7 @@ static ky_status time_case(ky_device dev, const ky_opcase *c, int reps, double *
 #ifdef KY_HAVE_CUDA
       if (dev == KY_DEV_CUDA) ky_cuda_sync(ctx.cu);
 #endif
-      double t0 = now_ms();
+      double t0 = ky_test_now_ms();
       if ((s = c->build(&ctx, c, t, &y)) != KY_OK) break;
       if (pass) {
         ky_tensor *dy;
@@ -58,7 +48,7 @@ static ky_status time_case(ky_device dev, const ky_opcase *c, int reps, double *
 #ifdef KY_HAVE_CUDA
       if (dev == KY_DEV_CUDA) ky_cuda_sync(ctx.cu);
 #endif
-      double dt = now_ms() - t0;
+      double dt = ky_test_now_ms() - t0;
       if (r > 0) (pass ? tb : tf)[r - 1] = dt;   /* the first round warms caches and allocators */
       if (!pass && r == 0) {
         *bytes = (double)ky_tensor_bytes(y);
@@ -69,8 +59,8 @@ static ky_status time_case(ky_device dev, const ky_opcase *c, int reps, double *
   ky_opcase_free_inputs(&in);
   ky_ctx_free(&ctx);
   if (s != KY_OK) return s;
-  qsort(tf, (size_t)reps, sizeof(double), cmp_d);
-  qsort(tb, (size_t)reps, sizeof(double), cmp_d);
+  qsort(tf, (size_t)reps, sizeof(double), ky_test_cmp_double);
+  qsort(tb, (size_t)reps, sizeof(double), ky_test_cmp_double);
   *fwd_ms = tf[reps / 2];
   *fb_ms = tb[reps / 2];
   return KY_OK;

@@ -18,17 +18,7 @@
 #include "post/candidates.h"
 #include "post/features.h"
 #include "post/gbt.h"
-
-static double now_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
-}
-
-static int cmp_d(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
+#include "tests/util_test.h"
 
 /* Separable box blur of radius 2, edges clamped: a soft version of a 0/255 target. */
 static void blur5(uint8_t *m, uint8_t *tmp, int h, int w) {
@@ -51,7 +41,7 @@ typedef struct { double cand, feat, gbt, total, rows, mpix; } img_t;   /* per im
 static void report(const char *name, img_t *t, int n, size_t off) {
   double *v = malloc((size_t)n * sizeof *v);
   for (int i = 0; i < n; i++) v[i] = *(const double *)((const char *)&t[i] + off);
-  qsort(v, (size_t)n, sizeof *v, cmp_d);
+  qsort(v, (size_t)n, sizeof *v, ky_test_cmp_double);
   printf("%-22s %10.2f %10.2f %10.2f\n", name, v[n / 2], v[(int)(0.9 * (n - 1))], v[n - 1]);
   free(v);
 }
@@ -82,11 +72,11 @@ int main(int argc, char **argv) {
     for (size_t k = 0; k < np; k++) gt[k] = s.labels[k];
     ky_cand_opts o = ky_cand_opts_default();
     ky_candidates c;
-    double t0 = now_ms();
+    double t0 = ky_test_now_ms();
     if (ky_post_candidates(&c, B, S, E, s.h, s.w, &o) != KY_OK) return fail(ids.ids[i]);
-    double t1 = now_ms();
+    double t1 = ky_test_now_ms();
     if (ky_post_features(&feats[i], &c) != KY_OK) return fail(ids.ids[i]);
-    double t2 = now_ms();
+    double t2 = ky_test_now_ms();
     t[i].cand = t1 - t0;
     t[i].feat = t2 - t1;
     t[i].rows = feats[i].rows;
@@ -115,9 +105,9 @@ int main(int argc, char **argv) {
     int rows = feats[i].rows;
     double *pred = malloc(((size_t)rows + 1) * sizeof *pred), best = 1e30;
     for (int rep = 0; rep < 5; rep++) {
-      double t0 = now_ms();
+      double t0 = ky_test_now_ms();
       if (ky_gbt_predict(&m, pred, x + at * KY_POST_NFEAT, rows, KY_POST_NFEAT) != KY_OK) return fail("predict");
-      double d = now_ms() - t0;
+      double d = ky_test_now_ms() - t0;
       best = d < best ? d : best;
     }
     t[i].gbt = best;

@@ -17,21 +17,11 @@
 #include "post/features.h"
 #include "post/gbt.h"
 #include "post/watershed.h"
+#include "tests/util_test.h"
 
 enum { H = 1024, W = 1024, NUC = 1400, REPS = 9 };
 
-static double now_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
-}
-
-static int cmp_d(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) { qsort(v, n, sizeof *v, cmp_d); return v[n / 2]; }
+static double median(double *v, int n) { qsort(v, n, sizeof *v, ky_test_cmp_double); return v[n / 2]; }
 /* call after median (sorted) */
 static double minimum(const double *v) { return v[0]; }
 
@@ -83,9 +73,9 @@ static ky_status bench_gbt(double *ms, const ky_features *f) {
   if ((s = ky_gbt_train(&m, &p, x, y, (int)n, (int)nf, NULL, NULL, 0)) != KY_OK) goto done;
   double t[REPS];
   for (int r = 0; r < REPS; r++) {
-    double t0 = now_ms();
+    double t0 = ky_test_now_ms();
     if ((s = ky_gbt_predict(&m, pred, x, (int)n, (int)nf)) != KY_OK) goto done;
-    t[r] = now_ms() - t0;
+    t[r] = ky_test_now_ms() - t0;
   }
   median(t, REPS);
   *ms = minimum(t);
@@ -116,10 +106,10 @@ int main(void) {
       double t[REPS];
       for (int r = 0; r < REPS; r++) {
         memcpy(lab, mk, n * sizeof *lab);
-        double t0 = now_ms();
+        double t0 = ky_test_now_ms();
         ky_status s = fast ? ky_post_watershed_u8_fast(lab, el, NULL, H, W, 4, line)
                            : ky_post_watershed_u8(lab, el, NULL, H, W, 4, line);
-        t[r] = now_ms() - t0;
+        t[r] = ky_test_now_ms() - t0;
         if (s != KY_OK) { fprintf(stderr, "%s\n", ky_last_error()); return 1; }
       }
       double ms = median(t, REPS), mn = minimum(t);
@@ -141,11 +131,11 @@ int main(void) {
       o.exact_watershed = !fast;
       ky_candidates c;
       ky_features f;
-      double t0 = now_ms();
+      double t0 = ky_test_now_ms();
       if (ky_post_candidates(&c, B, S, E, H, W, &o) != KY_OK) { fprintf(stderr, "%s\n", ky_last_error()); return 1; }
-      double t1 = now_ms();
+      double t1 = ky_test_now_ms();
       if (ky_post_features(&f, &c) != KY_OK) { fprintf(stderr, "%s\n", ky_last_error()); return 1; }
-      tf[r] = now_ms() - t1;
+      tf[r] = ky_test_now_ms() - t1;
       tc[r] = t1 - t0;
       mains = c.n; rows = f.rows;
       if (!fast && r == 0) {

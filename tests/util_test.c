@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 char *ky_test_tmpdir(const char *tag) {
   char *p = malloc(256);
@@ -49,4 +50,15 @@ int32_t *ky_test_load_png_i32(const char *path, int *h, int *w) {
       o[i] = im.depth == 16 ? ((uint16_t *)im.data)[i * im.c] : ((uint8_t *)im.data)[i * im.c];
   ky_image_free(&im);
   return o;
+}
+
+double ky_test_now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1e3 + t.tv_nsec * 1e-6;
+}
+
+int ky_test_cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
 }

@@ -1,5 +1,5 @@
 /* Small helpers shared by the test and bench programs (linked into every one): temporary folders,
- * tolerant float comparison with a message naming the worst element. */
+ * tolerant float comparison with a message naming the worst element, benchmark timing. */
 #ifndef KY_TESTS_UTIL_H
 #define KY_TESTS_UTIL_H
 
@@ -12,6 +12,10 @@ char *ky_test_tmpdir(const char *tag);
 void ky_test_rmdir(const char *path);
 /* Max over i of |a-b| / (atol + rtol*|b|); *worst receives the index. NaN anywhere -> +inf. */
 double ky_test_max_err(const float *a, const float *b, size_t n, double atol, double rtol, size_t *worst);
+
+/* Benchmarks: a monotonic clock in milliseconds, and a qsort comparator for doubles. */
+double ky_test_now_ms(void);
+int ky_test_cmp_double(const void *a, const void *b);
 
 /* Channel 0 of an 8- or 16-bit PNG as int32 [h, w] (malloc'ed); NULL with ky_last_error() set on
  * failure (callers turn that into a test failure). */
