@@ -27,7 +27,7 @@ ky_status ky_post_watershed_f32(int32_t *labels, const float *elev, const uint8_
 /* Ties in insertion order: 256 FIFO queues, marker pixels queued in raster order. Identical to
  * skimage whenever no two marker pixels that push neighbours share an elevation; otherwise tied
  * markers leave in raster order instead of skimage's heap order, which can move a few pixels where
- * basins meet on a plateau (834 of 1M on the bench image). About 1.6x faster than the exact version
+ * basins meet on a plateau (834 of 1M on the bench image). About 2x faster than the exact version
  * there; see bench/bench_watershed.c. */
 ky_status ky_post_watershed_u8_fast(int32_t *labels, const uint8_t *elev, const uint8_t *mask, int h, int w,
                                     int connectivity, int line);
