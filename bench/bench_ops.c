@@ -8,9 +8,9 @@
 #include <time.h>
 
 #include "tests/optable.h"
+#include "tests/util_test.h"
 #ifdef KY_HAVE_CUDA
 #include "cuda/cuda.h"
-#include "tests/util_test.h"
 #endif
 
 /* Forward FLOPs of a conv row (2 per multiply-add), 0 for other ops. */
