@@ -144,3 +144,11 @@ clean:
 
 # Header dependencies of every object, so a changed header rebuilds the test helpers and programs too.
 -include $(LIB_OBJ:.o=.d) $(CU_OBJ:.o=.d) $(TEST_BIN:=.d) $(OPTABLE_OBJ:.o=.d) $(TEST_AUX_OBJ:.o=.d) $(BENCH_BIN:=.d) $(APP_SRC:%.c=$(B)/%.d)
+
+# ---- build matrix (issue 16) -----------------------------------------------------------------
+# check-pascal: the CUDA backend for sm_61 (GTX 1080 Ti, Titan Xp) with Debian's CUDA 11.8 and
+# g++-11 (.ci/pascal.sh installs them as root and keeps CUDA 13's headers, ptxas and paths out).
+.PHONY: check-pascal
+check-pascal:
+	@sh .ci/pascal.sh install
+	+@sh .ci/pascal.sh build build-pascal
