@@ -170,6 +170,8 @@ check-pascal:
 # gcc and clang. CPU-only (CUDA=0) to keep CI short: nvcc's host code is compiled by the main build.
 .PHONY: check-warnings
 check-warnings:
+	@command -v clang >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq -o DPkg::Lock::Timeout=900 clang >/dev/null; } || \
+	  { echo "karyon: check-warnings needs clang: apt-get install -y clang" >&2; exit 1; }
 	+@$(MAKE) --no-print-directory CC=gcc CUDA=0 WERROR=1 B=build-warn-gcc all
 	+@$(MAKE) --no-print-directory CC=clang CUDA=0 WERROR=1 B=build-warn-clang all
 	@echo "karyon: check-warnings: gcc and clang build everything with -Wall -Wextra -Werror"
@@ -225,3 +227,9 @@ KY_FLAGS_NOW := $(CC) $(CFLAGS) | $(NVCC) $(NVFLAGS)
 $(shell mkdir -p $(B) && printf '%s\n' '$(subst ','\'',$(KY_FLAGS_NOW))' | cmp -s - $(B)/.flags || \
   printf '%s\n' '$(subst ','\'',$(KY_FLAGS_NOW))' > $(B)/.flags)
 $(LIB_OBJ) $(CU_OBJ) $(APP_SRC:%.c=$(B)/%.o) $(TEST_BIN:=.o) $(BENCH_BIN:=.o) $(OPTABLE_OBJ) $(TEST_AUX_OBJ): $(B)/.flags
+
+# check-static: cppcheck and the clang static analyser over the C sources; fails on any finding
+# (justified suppressions: .ci/cppcheck.supp). Installs cppcheck and clang-tools when run as root.
+.PHONY: check-static
+check-static:
+	+@sh .ci/static.sh build-scan

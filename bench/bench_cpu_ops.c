@@ -47,7 +47,7 @@ static double g_wall_ms; /* wall-clock median of the last TIME_MS, printed besid
  * shared: CPU time does not count the slices other processes take), and the wall-clock median. */
 #define TIME_MS(out, stmt)                                                                           \
   do {                                                                                               \
-    double t_[32], w_[32];                                                                           \
+    double t_[32] = {0}, w_[32] = {0};                                                               \
     int r_ = g_reps < 32 ? g_reps : 32;                                                              \
     for (int i_ = 0; i_ < r_; i_++) {                                                                \
       double t0_ = cpu_now(), w0_ = now();                                                           \

@@ -59,7 +59,7 @@ int main(int argc, char **argv) {
     p.feature_fraction = cfg[c].ff;
     p.bagging_fraction = cfg[c].bag;
     p.bagging_freq = cfg[c].freq;
-    double tt[16], tp[16], rm = 0;
+    double tt[16] = {0}, tp[16] = {0}, rm = 0;
     for (int k = 0; k < reps && k < 16; k++) {
       ky_gbt_model m;
       double t0 = now();
