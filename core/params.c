@@ -29,13 +29,15 @@ ky_status ky_params_add(ky_params *ps, ky_tensor **t, const char *name, int ndim
     ps->p = np;
     ps->cap = cap;
   }
+  /* Checked before anything is allocated, so a bad shape leaks nothing (scan-build). */
+  for (int i = 0; i < ndim; i++)
+    KY_CHECK(shape[i] > 0, KY_ERR_ARG, "params: '%s' dimension %d is %d", name, i, shape[i]);
   ky_tensor *x = calloc(1, sizeof *x);
   char *nm = strdup(name);
   if (!x || !nm) { free(x); free(nm); return ky_error(KY_ERR_NOMEM, "params: out of memory"); }
   x->ndim = ndim;
   size_t numel = 1;
   for (int i = 0; i < ndim; i++) {
-    KY_CHECK(shape[i] > 0, KY_ERR_ARG, "params: '%s' dimension %d is %d", name, i, shape[i]);
     x->shape[i] = shape[i];
     numel *= (size_t)shape[i];
   }
