@@ -102,6 +102,7 @@ static double conv_spot_check(const ky_conv_shape *s, const float *x, const floa
   uint32_t r = 12345;
   size_t ny = (size_t)s->n * s->oh * s->ow * s->k, nx = (size_t)s->n * s->h * s->w * s->c;
   size_t nw = (size_t)s->k * s->kh * s->kw * s->c;
+  if (!ny || !nx || !nw) return 0;   /* an empty layer: nothing to check */
   for (int t = 0; t < 6; t++) {
     r = r * 1664525u + 1013904223u;
     size_t oi = r % ny, xi = (r >> 3) % nx, wi = (r >> 5) % nw;
