@@ -54,7 +54,7 @@ static ky_status list_ids(char ***ids, int *n, const char *dir) {
     cnt++;
   }
   closedir(d);
-  qsort(v, cnt, sizeof *v, cmp_str);
+  if (cnt > 1) qsort(v, cnt, sizeof *v, cmp_str);   /* v is NULL when the folder had none */
   *ids = v; *n = cnt;
   return KY_OK;
 }

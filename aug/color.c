@@ -209,6 +209,7 @@ ky_status ky_aug_clahe_plane(uint8_t *plane, int h, int w, float clip, int tiles
   int pad = h % tiles || w % tiles;
   int he = pad ? h + tiles - h % tiles : h, we = pad ? w + tiles - w % tiles : w;
   int th = he / tiles, tw = we / tiles;
+  KY_ASSERT(th * tiles == he && tw * tiles == we);   /* so tile rows/columns stay inside rowmap/colmap */
   KY_CHECK(th >= 1 && tw >= 1, KY_ERR_SHAPE, "ky_aug_clahe_plane: %dx%d image is too small for %d tiles", h, w, tiles);
   int total = th * tw;
   float lut_scale = 255.f / total;
@@ -314,7 +315,8 @@ ky_status ky_aug_clahe_channel(uint8_t *out, const uint8_t *rgb, int h, int w) {
   uint8_t *lab = malloc(n * 3);
   if (!lab) return ky_error(KY_ERR_NOMEM, "ky_aug_clahe_channel: no memory for a %dx%d image", h, w);
   ky_status s = ky_aug_rgb_to_lab(lab, rgb, h, w);
-  for (size_t i = 0; i < n; i++) out[i] = lab[3 * i];
+  if (s == KY_OK)
+    for (size_t i = 0; i < n; i++) out[i] = lab[3 * i];
   free(lab);
   KY_TRY(s);
   KY_TRY(ky_aug_clahe_plane(out, h, w, 2.f, 17));

@@ -67,7 +67,7 @@ ky_status ky_aug_masked_median3(uint8_t *out, const uint8_t *plane, const uint8_
       size_t i = (size_t)y * w + x;
       out[i] = plane[i];
       if (!mask[i]) continue;
-      uint8_t v[9];
+      uint8_t v[9] = {0};   /* n >= 1 (pixel i is in the mask); zeroed so no path reads garbage */
       int n = 0;
       for (int dy = -1; dy <= 1; dy++)
         for (int dx = -1; dx <= 1; dx++) {

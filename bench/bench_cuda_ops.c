@@ -93,7 +93,7 @@ static void copy_bandwidth(bench *b) {
   size_t bytes = (size_t)256 << 20;
   void *x = dalloc(b, bytes), *y = dalloc(b, bytes);
   die_on(ky_cuda_memset(b->cu, x, 1, bytes), "memset");
-  float ms[REPS];
+  float ms[REPS] = {0};
   for (int r = 0; r < WARM + REPS; r++) {
     ky_cuda_timer *t = NULL;
     if (r >= WARM) die_on(ky_cuda_timer_start(b->cu, &t), "timer");

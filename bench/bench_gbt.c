@@ -59,11 +59,11 @@ int main(int argc, char **argv) {
     p.feature_fraction = cfg[c].ff;
     p.bagging_fraction = cfg[c].bag;
     p.bagging_freq = cfg[c].freq;
-    double tt[16], tp[16], rm = 0;
+    double tt[16] = {0}, tp[16] = {0}, rm = 0;
     for (int k = 0; k < reps && k < 16; k++) {
       ky_gbt_model m;
       double t0 = now();
-      if (ky_gbt_train(&m, &p, x, y, NTRAIN, NF, NULL, NULL, 0) != KY_OK) { fprintf(stderr, "%s\n", ky_last_error()); return 1; }
+      if (ky_gbt_train(&m, &p, x, y, NTRAIN, NF, NULL, NULL, 0) != KY_OK) { fprintf(stderr, "%s\n", ky_last_error()); exit(1); }
       tt[k] = now() - t0;
       t0 = now();
       ky_gbt_predict(&m, pred, xt, NTEST, NF);

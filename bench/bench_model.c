@@ -68,7 +68,7 @@ static void *dev_copy(ky_ctx *ctx, const void *src, size_t bytes) {
   }
 #endif
   void *d = malloc(bytes);
-  if (!d) die_on(ky_error(KY_ERR_NOMEM, "%zu bytes", bytes), "input allocation");
+  die_on(d ? KY_OK : ky_error(KY_ERR_NOMEM, "%zu bytes", bytes), "input allocation");
   memcpy(d, src, bytes);
   return d;
 }

@@ -28,7 +28,7 @@ static ky_status time_case(ky_device dev, const ky_opcase *c, int reps, double *
   KY_TRY(ky_ctx_init(&ctx, dev, 0));
   ky_opcase_inputs in;
   ky_status s = ky_opcase_make_inputs(&in, c, 7);
-  double tf[32], tb[32];
+  double tf[32] = {0}, tb[32] = {0};
   for (int r = 0; r < reps + 1 && s == KY_OK; r++) {
     for (int pass = 0; pass < 2 && s == KY_OK; pass++) {
       ky_ctx_reset(&ctx);

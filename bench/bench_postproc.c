@@ -40,15 +40,16 @@ typedef struct { double cand, feat, gbt, total, rows, mpix; } img_t;   /* per im
 
 static void report(const char *name, img_t *t, int n, size_t off) {
   double *v = malloc((size_t)n * sizeof *v);
-  for (int i = 0; i < n; i++) v[i] = *(const double *)((const char *)&t[i] + off);
+  for (int i = 0; i < n; i++) memcpy(&v[i], (const char *)&t[i] + off, sizeof v[i]);   /* field at `off` */
   qsort(v, (size_t)n, sizeof *v, ky_test_cmp_double);
   printf("%-22s %10.2f %10.2f %10.2f\n", name, v[n / 2], v[(int)(0.9 * (n - 1))], v[n - 1]);
   free(v);
 }
 
-static int fail(const char *what) {
+/* Exits (the process's memory goes with it) rather than returning through main's buffers. */
+_Noreturn static int fail(const char *what) {
   fprintf(stderr, "bench_postproc: %s: %s\n", what, ky_last_error());
-  return 1;
+  exit(1);
 }
 
 int main(int argc, char **argv) {
@@ -83,8 +84,11 @@ int main(int argc, char **argv) {
     t[i].mpix = np / 1e6;
     double *yi = malloc(((size_t)feats[i].rows + 1) * sizeof *yi);
     if (ky_post_iou_targets(yi, &c, &feats[i], gt, s.h, s.w) != KY_OK) return fail(ids.ids[i]);
-    x = realloc(x, (total + feats[i].rows) * KY_POST_NFEAT * sizeof *x);
-    y = realloc(y, (total + feats[i].rows) * sizeof *y);
+    float *nx = realloc(x, (total + feats[i].rows) * KY_POST_NFEAT * sizeof *x);
+    if (nx) x = nx;
+    float *ny = realloc(y, (total + feats[i].rows) * sizeof *y);
+    if (ny) y = ny;
+    if (!nx || !ny) return fail("out of memory for the GBT rows");
     for (int r = 0; r < feats[i].rows; r++) {
       for (int j = 0; j < KY_POST_NFEAT; j++)
         x[(total + r) * KY_POST_NFEAT + j] = (float)feats[i].x[(size_t)r * KY_POST_NFEAT + j];

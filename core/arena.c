@@ -1,11 +1,9 @@
-/* Chunked bump allocator; device chunks come from the CUDA caching allocator.
- * Tested by tests/test_core_tensor.c. */
+/* Chunked bump allocator; device chunks come from the device's allocator through its function
+ * table (core/device.h). Tested by tests/test_core_tensor.c. */
 #include "core/arena.h"
 
 #include <stdlib.h>
-#ifdef KY_HAVE_CUDA
-#include "cuda/cuda.h"
-#endif
+#include "core/device.h"
 
 struct ky_arena_chunk {
   ky_arena_chunk *next;
@@ -18,6 +16,7 @@ struct ky_arena_chunk {
 void ky_arena_init(ky_arena *a, ky_device dev, struct ky_cuda *cu, size_t chunk_size) {
   a->dev = dev;
   a->cu = cu;
+  a->fns = dev == KY_DEV_CPU ? NULL : ky_device_fns(dev);
   a->chunks = a->cur = NULL;
   a->chunk_size = chunk_size ? chunk_size : ((size_t)64 << 20);
   a->used = a->peak = 0;
@@ -26,16 +25,15 @@ void ky_arena_init(ky_arena *a, ky_device dev, struct ky_cuda *cu, size_t chunk_
 static ky_status chunk_new(ky_arena *a, ky_arena_chunk **out, size_t size) {
   ky_arena_chunk *c = calloc(1, sizeof *c);
   if (!c) return ky_error(KY_ERR_NOMEM, "arena: out of host memory");
-  if (a->dev == KY_DEV_CUDA) {
-#ifdef KY_HAVE_CUDA
+  if (a->dev != KY_DEV_CPU) {
+    if (!a->fns) {
+      free(c);
+      return ky_error(KY_ERR_CUDA, "arena: CUDA memory asked for in a build without CUDA");
+    }
     void *p;
-    ky_status s = ky_cuda_malloc(a->cu, &p, size);
+    ky_status s = a->fns->malloc(a->cu, &p, size);
     if (s != KY_OK) { free(c); return s; }
     c->base = p;
-#else
-    free(c);
-    return ky_error(KY_ERR_CUDA, "arena: CUDA memory asked for in a build without CUDA");
-#endif
   } else {
     c->base = aligned_alloc(KY_ARENA_ALIGN, (size + KY_ARENA_ALIGN - 1) / KY_ARENA_ALIGN * KY_ARENA_ALIGN);
     if (!c->base) { free(c); return ky_error(KY_ERR_NOMEM, "arena: cannot allocate %zu bytes of host memory", size); }
@@ -84,10 +82,8 @@ void ky_arena_free(ky_arena *a) {
   ky_arena_chunk *c = a->chunks;
   while (c) {
     ky_arena_chunk *n = c->next;
-    if (a->dev == KY_DEV_CUDA) {
-#ifdef KY_HAVE_CUDA
-      ky_cuda_release(a->cu, c->base);
-#endif
+    if (a->dev != KY_DEV_CPU) {
+      if (a->fns) a->fns->release(a->cu, c->base);
     } else {
       free(c->base);
     }

@@ -6,11 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops/kernels.h"
-#ifdef KY_HAVE_CUDA
-#include "cuda/cuda.h"
-#include "cuda/kernels.h"
-#endif
+#include "core/device.h"
 
 ky_status ky_ctx_init(ky_ctx *ctx, ky_device dev, int gpu) {
   KY_CHECK_NULL(ctx, "ctx");
@@ -18,12 +14,10 @@ ky_status ky_ctx_init(ky_ctx *ctx, ky_device dev, int gpu) {
   ctx->dev = dev;
   ctx->grad_enabled = 1;
   ctx->training = 1;
-  if (dev == KY_DEV_CUDA) {
-#ifdef KY_HAVE_CUDA
-    KY_TRY(ky_cuda_init(&ctx->cu, gpu));
-#else
-    return ky_error(KY_ERR_CUDA, "device cuda asked for, but this build has no CUDA backend (built with CUDA=0 or without nvcc)");
-#endif
+  if (dev != KY_DEV_CPU) {
+    ctx->fns = ky_device_fns(dev);
+    KY_CHECK(ctx->fns, KY_ERR_CUDA, "device cuda asked for, but this build has no CUDA backend (built with CUDA=0 or without nvcc)");
+    KY_TRY(ctx->fns->open(&ctx->cu, gpu));
   }
   ky_arena_init(&ctx->host, KY_DEV_CPU, NULL, (size_t)16 << 20);
   ky_arena_init(&ctx->devmem, dev, ctx->cu, (size_t)256 << 20);
@@ -34,9 +28,7 @@ void ky_ctx_free(ky_ctx *ctx) {
   if (!ctx) return;
   ky_arena_free(&ctx->host);
   ky_arena_free(&ctx->devmem);
-#ifdef KY_HAVE_CUDA
-  if (ctx->cu) ky_cuda_free(ctx->cu);
-#endif
+  if (ctx->cu && ctx->fns) ctx->fns->close(ctx->cu);
   ctx->cu = NULL;
 }
 
@@ -86,11 +78,7 @@ ky_status ky_tensor_new4(ky_ctx *ctx, ky_tensor **t, ky_dtype dtype, int n, int 
 }
 
 static ky_status memset0(ky_ctx *ctx, void *p, size_t bytes) {
-  if (ctx->dev == KY_DEV_CUDA) {
-#ifdef KY_HAVE_CUDA
-    return ky_cuda_memset(ctx->cu, p, 0, bytes);
-#endif
-  }
+  if (ctx->dev != KY_DEV_CPU) return ctx->fns->memset(ctx->cu, p, 0, bytes);
   memset(p, 0, bytes);
   return KY_OK;
 }
@@ -103,12 +91,9 @@ ky_status ky_tensor_zeros(ky_ctx *ctx, ky_tensor **t, ky_dtype dtype, int ndim, 
 ky_status ky_tensor_set(ky_ctx *ctx, ky_tensor *t, const void *src) {
   KY_CHECK_NULL(t, "t");
   KY_CHECK_NULL(src, "src");
-  if (t->dev == KY_DEV_CUDA) {
-#ifdef KY_HAVE_CUDA
-    return ky_cuda_h2d(ctx->cu, t->data, src, ky_tensor_bytes(t));
-#else
-    return ky_error(KY_ERR_CUDA, "tensor_set: CUDA tensor in a build without CUDA");
-#endif
+  if (t->dev != KY_DEV_CPU) {
+    KY_CHECK(ctx && ctx->fns, KY_ERR_STATE, "tensor_set: CUDA tensor but the context has no GPU");
+    return ctx->fns->h2d(ctx->cu, t->data, src, ky_tensor_bytes(t));
   }
   memcpy(t->data, src, ky_tensor_bytes(t));
   return KY_OK;
@@ -123,13 +108,9 @@ ky_status ky_tensor_from_host(ky_ctx *ctx, ky_tensor **t, ky_dtype dtype, int nd
 ky_status ky_tensor_to_host(ky_ctx *ctx, void *dst, const ky_tensor *t) {
   KY_CHECK_NULL(t, "t");
   KY_CHECK_NULL(dst, "dst");
-  if (t->dev == KY_DEV_CUDA) {
-#ifdef KY_HAVE_CUDA
-    KY_CHECK(ctx && ctx->cu, KY_ERR_STATE, "tensor_to_host: CUDA tensor but the context has no GPU");
-    return ky_cuda_d2h(ctx->cu, dst, t->data, ky_tensor_bytes(t));
-#else
-    return ky_error(KY_ERR_CUDA, "tensor_to_host: CUDA tensor in a build without CUDA");
-#endif
+  if (t->dev != KY_DEV_CPU) {
+    KY_CHECK(ctx && ctx->fns, KY_ERR_STATE, "tensor_to_host: CUDA tensor but the context has no GPU");
+    return ctx->fns->d2h(ctx->cu, dst, t->data, ky_tensor_bytes(t));
   }
   memcpy(dst, t->data, ky_tensor_bytes(t));
   return KY_OK;
@@ -137,12 +118,12 @@ ky_status ky_tensor_to_host(ky_ctx *ctx, void *dst, const ky_tensor *t) {
 
 ky_status ky_tensor_fill(ky_ctx *ctx, ky_tensor *t, float v) {
   KY_TRY(ky_tensor_check(t, "fill", "t", KY_F32, 0));
-  if (t->dev == KY_DEV_CUDA) {
-#ifdef KY_HAVE_CUDA
-    return ky_cuda_fill(ctx->cu, t->data, v, ky_tensor_numel(t));
-#endif
+  if (t->dev != KY_DEV_CPU) {
+    KY_CHECK(ctx && ctx->fns, KY_ERR_STATE, "fill: CUDA tensor but the context has no GPU");
+    return ctx->fns->fill(ctx->cu, t->data, v, ky_tensor_numel(t));
   }
-  ky_cpu_fill(t->data, v, ky_tensor_numel(t));
+  float *y = t->data;   /* [numel] */
+  for (size_t i = 0, n = ky_tensor_numel(t); i < n; i++) y[i] = v;
   return KY_OK;
 }
 
@@ -214,10 +195,9 @@ ky_status ky_backward_from(ky_ctx *ctx, ky_tensor *y, const ky_tensor *dy) {
            "backward: y was computed without a tape (grad disabled, or nothing requires grad)");
   ky_tensor *g = NULL;
   KY_TRY(ky_tensor_grad(ctx, &g, y));
-  if (y->dev == KY_DEV_CUDA) {
-#ifdef KY_HAVE_CUDA
-    KY_TRY(ky_cuda_d2d(ctx->cu, g->data, dy->data, ky_tensor_bytes(g)));
-#endif
+  if (y->dev != KY_DEV_CPU) {
+    KY_CHECK(ctx->fns, KY_ERR_STATE, "backward: CUDA tensor but the context has no GPU");
+    KY_TRY(ctx->fns->d2d(ctx->cu, g->data, dy->data, ky_tensor_bytes(g)));
   } else {
     memcpy(g->data, dy->data, ky_tensor_bytes(g));
   }

@@ -9,10 +9,12 @@
 #include "core/tensor.h"
 
 struct ky_cuda;
+struct ky_devfns;
 
 struct ky_ctx {
   ky_device dev;
   struct ky_cuda *cu;      /* NULL on the CPU */
+  const struct ky_devfns *fns; /* the device's function table (core/device.h); NULL on the CPU */
   ky_arena host;           /* tensor structs, tape nodes, saved host state, CPU activations */
   ky_arena devmem;         /* CUDA activations (dev == KY_DEV_CUDA); unused on the CPU */
   ky_tape tape;

@@ -4,9 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
-#ifdef KY_HAVE_CUDA
-#include "cuda/cuda.h"
-#endif
+#include "core/device.h"
 
 void ky_params_init(ky_params *ps, int trainable) {
   memset(ps, 0, sizeof *ps);
@@ -31,13 +29,15 @@ ky_status ky_params_add(ky_params *ps, ky_tensor **t, const char *name, int ndim
     ps->p = np;
     ps->cap = cap;
   }
+  /* Checked before anything is allocated, so a bad shape leaks nothing (scan-build). */
+  for (int i = 0; i < ndim; i++)
+    KY_CHECK(shape[i] > 0, KY_ERR_ARG, "params: '%s' dimension %d is %d", name, i, shape[i]);
   ky_tensor *x = calloc(1, sizeof *x);
   char *nm = strdup(name);
   if (!x || !nm) { free(x); free(nm); return ky_error(KY_ERR_NOMEM, "params: out of memory"); }
   x->ndim = ndim;
   size_t numel = 1;
   for (int i = 0; i < ndim; i++) {
-    KY_CHECK(shape[i] > 0, KY_ERR_ARG, "params: '%s' dimension %d is %d", name, i, shape[i]);
     x->shape[i] = shape[i];
     numel *= (size_t)shape[i];
   }
@@ -58,13 +58,10 @@ ky_status ky_params_add(ky_params *ps, ky_tensor **t, const char *name, int ndim
 static ky_status block_alloc(ky_params *ps, float **p) {
   size_t bytes = ps->total * sizeof(float);
   if (bytes == 0) bytes = 64;
-  if (ps->dev == KY_DEV_CUDA) {
-#ifdef KY_HAVE_CUDA
-    KY_TRY(ky_cuda_malloc(ps->cu, (void **)p, bytes));
-    return ky_cuda_memset(ps->cu, *p, 0, bytes);
-#else
-    return ky_error(KY_ERR_CUDA, "params: CUDA block asked for in a build without CUDA");
-#endif
+  if (ps->dev != KY_DEV_CPU) {
+    KY_CHECK(ps->fns, KY_ERR_CUDA, "params: CUDA block asked for in a build without CUDA");
+    KY_TRY(ps->fns->malloc(ps->cu, (void **)p, bytes));
+    return ps->fns->memset(ps->cu, *p, 0, bytes);
   }
   *p = calloc(1, bytes);
   if (!*p) return ky_error(KY_ERR_NOMEM, "params: cannot allocate %zu bytes", bytes);
@@ -73,10 +70,8 @@ static ky_status block_alloc(ky_params *ps, float **p) {
 
 static void block_free(ky_params *ps, float **p) {
   if (!*p) return;
-  if (ps->dev == KY_DEV_CUDA) {
-#ifdef KY_HAVE_CUDA
-    ky_cuda_release(ps->cu, *p);
-#endif
+  if (ps->dev != KY_DEV_CPU) {
+    if (ps->fns) ps->fns->release(ps->cu, *p);
   } else {
     free(*p);
   }
@@ -88,6 +83,7 @@ ky_status ky_params_alloc(ky_params *ps, ky_device dev, struct ky_cuda *cu) {
   KY_CHECK(!ps->data, KY_ERR_STATE, "params: block already allocated");
   ps->dev = dev;
   ps->cu = cu;
+  ps->fns = dev == KY_DEV_CPU ? NULL : ky_device_fns(dev);
   KY_TRY(block_alloc(ps, &ps->data));
   if (ps->trainable) KY_TRY(block_alloc(ps, &ps->grad));
   for (int i = 0; i < ps->n; i++) {
@@ -133,10 +129,9 @@ void ky_params_free(ky_params *ps) {
 
 ky_status ky_params_zero_grad(ky_params *ps) {
   KY_CHECK(ps && ps->grad, KY_ERR_STATE, "params: no gradient block to zero");
-  if (ps->dev == KY_DEV_CUDA) {
-#ifdef KY_HAVE_CUDA
-    return ky_cuda_memset(ps->cu, ps->grad, 0, ps->total * sizeof(float));
-#endif
+  if (ps->dev != KY_DEV_CPU) {
+    KY_CHECK(ps->fns, KY_ERR_CUDA, "params: CUDA block in a build without CUDA");
+    return ps->fns->memset(ps->cu, ps->grad, 0, ps->total * sizeof(float));
   }
   memset(ps->grad, 0, ps->total * sizeof(float));
   return KY_OK;
@@ -144,10 +139,9 @@ ky_status ky_params_zero_grad(ky_params *ps) {
 
 ky_status ky_params_get(const ky_params *ps, float *dst_host, const float *block) {
   KY_CHECK(ps && dst_host && block, KY_ERR_ARG, "params_get: NULL argument");
-  if (ps->dev == KY_DEV_CUDA) {
-#ifdef KY_HAVE_CUDA
-    return ky_cuda_d2h(ps->cu, dst_host, block, ps->total * sizeof(float));
-#endif
+  if (ps->dev != KY_DEV_CPU) {
+    KY_CHECK(ps->fns, KY_ERR_CUDA, "params: CUDA block in a build without CUDA");
+    return ps->fns->d2h(ps->cu, dst_host, block, ps->total * sizeof(float));
   }
   memcpy(dst_host, block, ps->total * sizeof(float));
   return KY_OK;
@@ -155,10 +149,9 @@ ky_status ky_params_get(const ky_params *ps, float *dst_host, const float *block
 
 ky_status ky_params_set(ky_params *ps, float *block, const float *src_host) {
   KY_CHECK(ps && src_host && block, KY_ERR_ARG, "params_set: NULL argument");
-  if (ps->dev == KY_DEV_CUDA) {
-#ifdef KY_HAVE_CUDA
-    return ky_cuda_h2d(ps->cu, block, src_host, ps->total * sizeof(float));
-#endif
+  if (ps->dev != KY_DEV_CPU) {
+    KY_CHECK(ps->fns, KY_ERR_CUDA, "params: CUDA block in a build without CUDA");
+    return ps->fns->h2d(ps->cu, block, src_host, ps->total * sizeof(float));
   }
   memcpy(block, src_host, ps->total * sizeof(float));
   return KY_OK;

@@ -10,6 +10,7 @@
 #include "core/tensor.h"
 
 struct ky_cuda;
+struct ky_devfns;
 
 typedef struct {
   ky_tensor *t;        /* view into the flat block (data/grad set by ky_params_alloc) */
@@ -25,6 +26,7 @@ typedef struct {
   int trainable;       /* gradient (+ moment) blocks exist */
   ky_device dev;
   struct ky_cuda *cu;
+  const struct ky_devfns *fns;   /* the device's function table (core/device.h); NULL on the CPU */
   float *data;         /* [total] */
   float *grad;         /* [total] trainable only */
   float *m, *v, *vmax; /* [total] optimiser state, allocated by the optimiser on first use */

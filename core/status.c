@@ -1,5 +1,6 @@
 /* Thread-local error message buffer behind ky_error / ky_last_error.
  * Tested by tests/test_core_status.c. */
+#define KY_STATUS_IMPL   /* the real ky_error, not the analyser's view of it (status.h) */
 #include "core/status.h"
 
 #include <stdio.h>

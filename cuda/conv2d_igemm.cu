@@ -269,6 +269,34 @@ int ky_conv_plan_splits(const ky_cuda *cu, long long blocks, int r, int bk, int 
   return per * bk;
 }
 
+ky_status ky_conv_splitk_prepare(ky_cuda *cu, ky_conv_gemm *g, int *splits, const ky_conv_shape *s, float *db,
+                                 long long blocks, int bk, int min_tiles) {
+  g->rchunk = ky_conv_plan_splits(cu, blocks, g->R, bk, min_tiles, splits);
+  const size_t part_floats = *splits > 1 ? (size_t)*splits * g->M * g->N : 0;
+  const int npix = s->n * s->oh * s->ow;
+  const size_t db_floats = db ? ky_conv_bias_grad_ws_floats(cu, npix, s->k) : 0;
+  if (part_floats + db_floats == 0) return KY_OK;
+  void *p = NULL;
+  /* Round the partials up to 64 floats so the bias partials stay aligned as well. */
+  const size_t part_pad = (part_floats + 63) / 64 * 64;
+  KY_TRY(ky_cuda_workspace(cu, &p, (part_pad + db_floats) * sizeof(float)));
+  float *ws = (float *)p;
+  if (*splits > 1) {
+    g->part = ws;
+    g->epi = KY_CONV_EPI_PART;
+    g->vec_out = (g->N % 4 == 0);
+  }
+  /* The bias gradient is a plain fp32 column sum of dy (g->a in wgrad) in every algorithm. */
+  if (db) KY_TRY(ky_conv_bias_grad(cu, db, g->a, npix, s->k, ws + part_pad));
+  return KY_OK;
+}
+
+ky_status ky_conv_splitk_finish(ky_cuda *cu, const ky_conv_gemm *g, int dir, int splits) {
+  if (splits <= 1) return KY_OK;
+  const int final_epi = dir == KY_CONV_DIR_FWD ? KY_CONV_EPI_STORE : KY_CONV_EPI_ACCUM;
+  return ky_conv_split_reduce(cu, g->out, g->part, g->bias, splits, (size_t)g->M * g->N, g->N, final_epi, g->relu);
+}
+
 ky_status ky_conv_split_reduce(ky_cuda *cu, float *out, const float *part, const float *bias, int splits,
                                size_t mn, int n, int epi, int relu) {
   conv_split_reduce_kernel<<<ky_cuda_grid(cu, mn, 256), 256, 0, cu->stream>>>(out, part, bias, splits, mn, n,
@@ -325,29 +353,11 @@ ky_status ky_conv_igemm_run(ky_cuda *cu, int dir, float *out, const float *a, co
   if (cfg < 0 || cfg >= KY_IGEMM_SIMT_NCFG) cfg = igemm_pick_cfg(cu, g.M, g.N);
   const long long blocks = (long long)((g.M + kTileM[cfg] - 1) / kTileM[cfg]) * ((g.N + kTileN[cfg] - 1) / kTileN[cfg]);
   int splits = 1;
-  g.rchunk = ky_conv_plan_splits(cu, blocks, g.R, SIMT_BK, 16, &splits);
+  KY_TRY(ky_conv_splitk_prepare(cu, &g, &splits, s, db, blocks, SIMT_BK, 16));
 
   bool vec = ky_cuda_aligned16(a) && ky_cuda_aligned16(b) && s->c % 4 == 0;
   if (dir != KY_CONV_DIR_FWD) vec = vec && s->k % 4 == 0;
 
-  const size_t part_floats = splits > 1 ? (size_t)splits * g.M * g.N : 0;
-  const int npix = s->n * s->oh * s->ow;
-  const size_t db_floats = db ? ky_conv_bias_grad_ws_floats(cu, npix, s->k) : 0;
-  float *ws = NULL;
-  if (part_floats + db_floats > 0) {
-    void *p = NULL;
-    /* Round the partials up to 64 floats so the bias partials stay aligned as well. */
-    const size_t part_pad = (part_floats + 63) / 64 * 64;
-    KY_TRY(ky_cuda_workspace(cu, &p, (part_pad + db_floats) * sizeof(float)));
-    ws = (float *)p;
-    if (splits > 1) {
-      g.part = ws;
-      g.epi = KY_CONV_EPI_PART;
-    }
-    if (db) KY_TRY(ky_conv_bias_grad(cu, db, a, npix, s->k, ws + part_pad));
-  }
-  const int final_epi = dir == KY_CONV_DIR_FWD ? KY_CONV_EPI_STORE : KY_CONV_EPI_ACCUM;
-  if (splits > 1) g.vec_out = (g.N % 4 == 0);
   ky_status st;
   switch (dir) {
     case KY_CONV_DIR_FWD: st = launch_simt_cfg<KY_CONV_DIR_FWD>(cu, g, cfg, splits, vec); break;
@@ -355,7 +365,5 @@ ky_status ky_conv_igemm_run(ky_cuda *cu, int dir, float *out, const float *a, co
     default: st = launch_simt_cfg<KY_CONV_DIR_WGRAD>(cu, g, cfg, splits, vec); break;
   }
   KY_TRY(st);
-  if (splits > 1)
-    KY_TRY(ky_conv_split_reduce(cu, out, g.part, bias, splits, (size_t)g.M * g.N, g.N, final_epi, relu));
-  return KY_OK;
+  return ky_conv_splitk_finish(cu, &g, dir, splits);
 }

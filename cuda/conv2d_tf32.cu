@@ -179,27 +179,11 @@ ky_status ky_conv_tf32_run(ky_cuda *cu, int dir, float *out, const float *a, con
   if (cfg < 0 || cfg >= KY_IGEMM_NCFG) cfg = tc_pick_cfg(cu, g.M, g.N);
   const long long blocks = (long long)((g.M + kTileM[cfg] - 1) / kTileM[cfg]) * ((g.N + kTileN[cfg] - 1) / kTileN[cfg]);
   int splits = 1;
-  g.rchunk = ky_conv_plan_splits(cu, blocks, g.R, TC_BK, 8, &splits);
+  KY_TRY(ky_conv_splitk_prepare(cu, &g, &splits, s, db, blocks, TC_BK, 8));
 
   bool vec = ky_cuda_aligned16(a) && ky_cuda_aligned16(b) && s->c % 4 == 0;
   if (dir != KY_CONV_DIR_FWD) vec = vec && s->k % 4 == 0;
 
-  const size_t part_floats = splits > 1 ? (size_t)splits * g.M * g.N : 0;
-  const int npix = s->n * s->oh * s->ow;
-  const size_t db_floats = db ? ky_conv_bias_grad_ws_floats(cu, npix, s->k) : 0;
-  if (part_floats + db_floats > 0) {
-    void *p = NULL;
-    const size_t part_pad = (part_floats + 63) / 64 * 64;
-    KY_TRY(ky_cuda_workspace(cu, &p, (part_pad + db_floats) * sizeof(float)));
-    float *ws = (float *)p;
-    if (splits > 1) {
-      g.part = ws;
-      g.epi = KY_CONV_EPI_PART;
-      g.vec_out = (g.N % 4 == 0);
-    }
-    /* The bias gradient is a plain fp32 column sum in both algorithms. */
-    if (db) KY_TRY(ky_conv_bias_grad(cu, db, a, npix, s->k, ws + part_pad));
-  }
   ky_status st;
   switch (dir) {
     case KY_CONV_DIR_FWD: st = launch_tc_cfg<KY_CONV_DIR_FWD>(cu, g, cfg, splits, vec); break;
@@ -207,9 +191,5 @@ ky_status ky_conv_tf32_run(ky_cuda *cu, int dir, float *out, const float *a, con
     default: st = launch_tc_cfg<KY_CONV_DIR_WGRAD>(cu, g, cfg, splits, vec); break;
   }
   KY_TRY(st);
-  if (splits > 1) {
-    const int final_epi = dir == KY_CONV_DIR_FWD ? KY_CONV_EPI_STORE : KY_CONV_EPI_ACCUM;
-    KY_TRY(ky_conv_split_reduce(cu, out, g.part, bias, splits, (size_t)g.M * g.N, g.N, final_epi, relu));
-  }
-  return KY_OK;
+  return ky_conv_splitk_finish(cu, &g, dir, splits);
 }

@@ -485,5 +485,13 @@ ky_status ky_conv_im2col_run(ky_cuda *cu, int dir, float *out, const float *a, c
 /* Shared split-K planning: picks the number of reduction splits so that the grid covers the
  * card about twice, each split keeping at least `min_tiles` tiles of `bk`. Returns rchunk. */
 int ky_conv_plan_splits(const ky_cuda *cu, long long blocks, int r, int bk, int min_tiles, int *splits);
+/* The split-K set-up shared by the implicit-GEMM algorithms, for a grid of `blocks` output tiles:
+ * plans the splits (ky_conv_plan_splits), takes one workspace for the partials [splits][M][N]
+ * (padded to 64 floats) and the bias-gradient partials, points g at the partials when split, and
+ * runs the bias gradient (db != NULL). ky_conv_splitk_finish then sums the partials in split order
+ * into g->out with the direction's final epilogue (nothing when splits == 1). */
+ky_status ky_conv_splitk_prepare(ky_cuda *cu, ky_conv_gemm *g, int *splits, const ky_conv_shape *s, float *db,
+                                 long long blocks, int bk, int min_tiles);
+ky_status ky_conv_splitk_finish(ky_cuda *cu, const ky_conv_gemm *g, int dir, int splits);
 
 #endif

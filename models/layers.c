@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/kernels.h"
 #include "ops/ops.h"
 
 int ky_mwidth(int base, float width) {
@@ -101,8 +102,8 @@ static ky_status shape_tensor(ky_mrun *r, ky_tensor **y, int n, int h, int w, in
 
 static ky_status row(ky_mrun *r, const char *name, const char *kind, const ky_tensor *y, int64_t params,
                      int64_t flops) {
-  if (!r->sum) return KY_OK;
-  return ky_model_summary_add(r->sum, name, kind, y->shape, params, flops);
+  if (!r->on_row) return KY_OK;
+  return r->on_row(r->obs, name, kind, y->shape, params, flops);
 }
 
 ky_status ky_mconv_fwd(ky_mrun *r, ky_tensor **y, ky_tensor *x, const ky_mconv *c, int relu) {
@@ -113,13 +114,13 @@ ky_status ky_mconv_fwd(ky_mrun *r, ky_tensor **y, ky_tensor *x, const ky_mconv *
   }
   KY_CHECK(x->shape[3] == c->cin, KY_ERR_SHAPE, "layer %s: input has %d channels, conv expects %d", c->name,
            x->shape[3], c->cin);
-  int oh = (x->shape[1] + 2 * c->pad - c->k) / c->stride + 1;
-  int ow = (x->shape[2] + 2 * c->pad - c->k) / c->stride + 1;
-  KY_CHECK(oh > 0 && ow > 0, KY_ERR_SHAPE, "layer %s: input %dx%d too small", c->name, x->shape[1], x->shape[2]);
-  KY_TRY(shape_tensor(r, y, x->shape[0], oh, ow, c->cout));
+  ky_conv_shape s = {x->shape[0], x->shape[1], x->shape[2], c->cin, c->cout, c->k, c->k, c->stride, c->pad, 1, 0, 0};
+  KY_CHECK(ky_conv_shape_finish(&s), KY_ERR_SHAPE, "layer %s: input %dx%d too small", c->name, x->shape[1],
+           x->shape[2]);
+  KY_TRY(shape_tensor(r, y, s.n, s.oh, s.ow, s.k));
   char kind[16];
   snprintf(kind, sizeof kind, "conv%dx%d", c->k, c->k);
-  int64_t macs = (int64_t)x->shape[0] * oh * ow * c->cout * c->k * c->k * c->cin;
+  int64_t macs = (int64_t)s.n * s.oh * s.ow * s.k * s.kh * s.kw * s.c;
   int64_t np = (int64_t)c->cout * c->k * c->k * c->cin + (c->b ? c->cout : 0);
   return row(r, c->name, kind, *y, np, 2 * macs);
 }
@@ -160,8 +161,9 @@ ky_status ky_madd_fwd(ky_mrun *r, ky_tensor **y, ky_tensor *a, ky_tensor *b, int
 
 ky_status ky_mmaxpool_fwd(ky_mrun *r, ky_tensor **y, ky_tensor *x, const char *name, int k, int stride, int pad) {
   if (r->ctx) return ky_maxpool2d(r->ctx, y, x, k, stride, pad);
-  int oh = (x->shape[1] + 2 * pad - k) / stride + 1, ow = (x->shape[2] + 2 * pad - k) / stride + 1;
-  KY_TRY(shape_tensor(r, y, x->shape[0], oh, ow, x->shape[3]));
+  ky_pool_shape s = {x->shape[0], x->shape[1], x->shape[2], x->shape[3], k, stride, pad, 0, 0};
+  KY_CHECK(ky_pool_shape_finish(&s), KY_ERR_SHAPE, "%s: input %dx%d too small for window %d", name, s.h, s.w, k);
+  KY_TRY(shape_tensor(r, y, s.n, s.oh, s.ow, s.c));
   return row(r, name, "maxpool", *y, 0, 0);
 }
 

@@ -8,7 +8,6 @@
 #include "core/arena.h"
 #include "core/ctx.h"
 #include "core/params.h"
-#include "models/summary.h"
 
 #define KY_MNAME 64
 
@@ -51,12 +50,19 @@ ky_status ky_mconv_add(ky_mbuilder *b, ky_mconv *c, const char *name, int cin, i
 ky_status ky_mbn_add(ky_mbuilder *b, ky_mbn *bn, const char *name, int c);
 void ky_mbuilder_free(ky_mbuilder *b);
 
+/* The shape walk's observer: called once per layer with its name, kind ("conv3x3", "bn", "maxpool",
+ * "upsample", "concat"), output shape [n, h, w, c], trainable parameters and forward FLOPs. Owned
+ * here so that the summary (models/summary.c) observes the layers without the layers calling it. */
+typedef ky_status (*ky_mrow_fn)(void *obs, const char *name, const char *kind, const int shape[4],
+                                int64_t params, int64_t flops);
+
 /* One forward pass: ctx != NULL computes; ctx == NULL walks shapes (tensor structs from `shapes`,
- * no data) and appends rows to `sum`. */
+ * no data) and reports each layer to on_row(obs, ...) when on_row is set. */
 typedef struct {
   ky_ctx *ctx;
   ky_arena *shapes;
-  ky_model_summary *sum;
+  ky_mrow_fn on_row;
+  void *obs;
 } ky_mrun;
 
 ky_status ky_mconv_fwd(ky_mrun *r, ky_tensor **y, ky_tensor *x, const ky_mconv *c, int relu);

@@ -154,7 +154,7 @@ ky_status ky_model_forward(ky_ctx *ctx, ky_model *m, ky_tensor *x, ky_tensor **l
            "model %s: x is %s, H and W must be multiples of 32", m->name, ky_tensor_desc(x, d, sizeof d));
   KY_CHECK(x->dev == m->cfg.dev, KY_ERR_ARG, "model %s: x is on %s, the weights on %s", m->name,
            x->dev == KY_DEV_CPU ? "cpu" : "cuda", m->cfg.dev == KY_DEV_CPU ? "cpu" : "cuda");
-  ky_mrun run = {ctx, NULL, NULL};
+  ky_mrun run = {ctx, NULL, NULL, NULL};
   ky_status s = ky_model_run(&run, m, x, logits);
   if (s != KY_OK) return ky_error_context(s, "model %s: ", m->name);
   if (ctx->training) m->bn_steps++;

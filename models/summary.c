@@ -8,8 +8,10 @@
 
 #include "models/model_impl.h"
 
-ky_status ky_model_summary_add(ky_model_summary *s, const char *name, const char *kind, const int shape[4],
-                               int64_t params, int64_t flops) {
+/* The layers' row hook (ky_mrow_fn, models/layers.h): appends one row. */
+static ky_status add_row(void *obs, const char *name, const char *kind, const int shape[4], int64_t params,
+                         int64_t flops) {
+  ky_model_summary *s = obs;
   if (s->n == s->cap) {
     int cap = s->cap ? 2 * s->cap : 128;
     ky_summary_row *r = realloc(s->rows, (size_t)cap * sizeof *r);
@@ -51,7 +53,7 @@ ky_status ky_model_summarize(ky_model_summary *s, const ky_model *m, int n, int 
     x->ndim = 4;
     x->shape[0] = n; x->shape[1] = h; x->shape[2] = w; x->shape[3] = m->cfg.in_channels;
     x->dtype = KY_F32;
-    ky_mrun run = {NULL, &shapes, s};
+    ky_mrun run = {NULL, &shapes, add_row, s};
     st = ky_model_run(&run, m, x, &y);
   }
   ky_arena_free(&shapes);

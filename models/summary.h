@@ -30,8 +30,4 @@ struct ky_model;
 ky_status ky_model_summarize(ky_model_summary *s, const struct ky_model *m, int n, int h, int w);
 void ky_model_summary_free(ky_model_summary *s);
 
-/* Internal: appends a row (used by the forward shape walk). */
-ky_status ky_model_summary_add(ky_model_summary *s, const char *name, const char *kind, const int shape[4],
-                               int64_t params, int64_t flops);
-
 #endif

@@ -25,18 +25,6 @@ enum {
 
 static inline size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
 
-int ky_conv_shape_finish(ky_conv_shape *s) {
-  if (!s || s->n < 1 || s->h < 1 || s->w < 1 || s->c < 1 || s->k < 1 || s->kh < 1 || s->kw < 1 ||
-      s->stride < 1 || s->pad < 0 || s->dil < 1)
-    return 0;
-  long eh = (long)s->h + 2L * s->pad - (long)s->dil * (s->kh - 1) - 1;
-  long ew = (long)s->w + 2L * s->pad - (long)s->dil * (s->kw - 1) - 1;
-  if (eh < 0 || ew < 0) return 0;
-  s->oh = (int)(eh / s->stride + 1);
-  s->ow = (int)(ew / s->stride + 1);
-  return 1;
-}
-
 /* Few output channels (K = 5, 6, 17, 18; K <= 4 goes direct): W^T would fill NR-wide panels mostly
  * with zeros, so the forward computes y^T = W * col^T instead, with K on the MR side. */
 static int fwd_transposed(const ky_conv_shape *s) {

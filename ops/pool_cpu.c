@@ -5,18 +5,6 @@
 
 #include "ops/kernels.h"
 
-int ky_pool_shape_finish(ky_pool_shape *s) {
-  /* PyTorch's rule: padding at most half the window, so every window holds a real pixel. */
-  if (!s || s->n < 1 || s->h < 1 || s->w < 1 || s->c < 1 || s->k < 1 || s->stride < 1 || s->pad < 0 ||
-      s->pad > s->k / 2)
-    return 0;
-  long eh = (long)s->h + 2L * s->pad - s->k, ew = (long)s->w + 2L * s->pad - s->k;
-  if (eh < 0 || ew < 0) return 0;
-  s->oh = (int)(eh / s->stride + 1);
-  s->ow = (int)(ew / s->stride + 1);
-  return 1;
-}
-
 /* Channels are the inner loop (NHWC), in blocks of CB kept on the stack: each window pixel is one
  * contiguous read of CB values. */
 void ky_cpu_maxpool_fwd(float *y, int32_t *argmax, const float *x, const ky_pool_shape *s) {

@@ -132,7 +132,7 @@ ky_status ky_grad_norm(ky_params *ps, float *norm) {
 
 ky_status ky_clip_grad_norm(ky_params *ps, float max_norm, float *norm) {
   KY_CHECK(max_norm > 0, KY_ERR_ARG, "clip_grad_norm: max_norm %g must be > 0", max_norm);
-  float g;
+  float g = 0.f;   /* set by ky_grad_norm on success; the initialiser quiets gcc -O3's maybe-uninitialized */
   KY_TRY(ky_grad_norm(ps, &g));
   if (norm) *norm = g;
   KY_CHECK(isfinite(g), KY_ERR_NUMERIC, "clip_grad_norm: gradient norm is %g (a NaN or Inf gradient)", g);

@@ -34,7 +34,7 @@ ky_status ky_post_select(uint16_t *out, int *n_inst, const ky_candidates *c, con
       double sum = 0, mx = ps[0];
       for (int k = 0; k < cnt; k++) { sum += ps[k]; if (ps[k] > mx) mx = ps[k]; }
       double mean = sum / cnt;
-      if (mean > best) { max_sep = j; best = mean; break; }
+      if (mean > best) { max_sep = j; break; }   /* the first level whose mean beats the best wins */
       if (mx > best) { max_sep = j; best = mx; }
     }
     const int *bb = c->bbox[i];

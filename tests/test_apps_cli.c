@@ -204,8 +204,9 @@ static int setup(void **st) {
   snprintf(karyon, sizeof karyon, "%s/karyon", b && *b ? b : "build");
   if (access(karyon, X_OK) != 0) { fprintf(stderr, "test_apps_cli: %s not built\n", karyon); return -1; }
   dir = ky_test_tmpdir("cli");
+  if (!dir) return -1;
   snprintf(out_txt, sizeof out_txt, "%s/out.txt", dir);
-  return dir ? 0 : -1;
+  return 0;
 }
 
 static int teardown(void **st) {

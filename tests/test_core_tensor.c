@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/ctx.h"
+#include "core/device.h"
 #include "core/params.h"
 #include "ops/ops.h"
 
@@ -68,6 +69,34 @@ static void test_cuda_context_without_gpu(void **st) {
   /* With the CUDA backend compiled in, init works on a GPU host and fails cleanly elsewhere. */
   if (s == KY_OK) ky_ctx_free(&ctx);
   else assert_int_equal(s, KY_ERR_CUDA);
+#endif
+}
+
+/* core/ reaches devices only through ky_device_fns: the host has no table, and a device this build
+ * lacks gives a clear KY_ERR_CUDA from the arena and the parameter block instead of a wild pointer. */
+static void test_device_table(void **st) {
+  assert_null(ky_device_fns(KY_DEV_CPU));
+  const ky_devfns *f = ky_device_fns(KY_DEV_CUDA);
+#ifdef KY_HAVE_CUDA
+  assert_non_null(f);
+  assert_string_equal(f->name, "cuda");
+  assert_non_null(f->open);
+  assert_non_null(f->fill);
+#else
+  assert_null(f);
+  ky_arena a;
+  void *p = NULL;
+  ky_arena_init(&a, KY_DEV_CUDA, NULL, 1024);
+  assert_int_equal(ky_arena_alloc(&a, &p, 64), KY_ERR_CUDA);
+  assert_non_null(strstr(ky_last_error(), "without CUDA"));
+  ky_arena_free(&a);
+  ky_params ps;
+  ky_params_init(&ps, 1);
+  int shape[1] = {8};
+  assert_int_equal(ky_params_add(&ps, NULL, "w", 1, shape), KY_OK);
+  assert_int_equal(ky_params_alloc(&ps, KY_DEV_CUDA, NULL), KY_ERR_CUDA);
+  assert_non_null(strstr(ky_last_error(), "without CUDA"));
+  ky_params_free(&ps);
 #endif
 }
 
@@ -132,6 +161,7 @@ int main(void) {
       cmocka_unit_test(test_arena_reuses_chunks),
       cmocka_unit_test(test_tensor_basics),
       cmocka_unit_test(test_cuda_context_without_gpu),
+      cmocka_unit_test(test_device_table),
       cmocka_unit_test(test_params_flat_block),
       cmocka_unit_test(test_op_bad_inputs),
   };

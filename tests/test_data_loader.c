@@ -111,14 +111,13 @@ static void test_seeds_differ_and_targets_are_consistent(void **st) {
   size_t np = (size_t)a.batch * a.crop * a.crop;
   assert_memory_not_equal(ba.x, bb.x, np * 3 * sizeof *ba.x);
   /* Classes and sigmoid channels agree: class 2 <=> body, class 1 <=> sep and not body. */
-  size_t n_body = 0, n_border = 0;
+  size_t n_body = 0;
   for (size_t p = 0; p < np; p++) {
     const float *s = ba.sig + 3 * p;
     uint8_t want = s[0] > 0.5f ? 2 : s[1] > 0.5f ? 1 : 0;
     assert_int_equal(ba.cls[p], want);
     if (s[0] > 0.5f) assert_true(s[2] > 0.5f);   /* body implies full */
     n_body += ba.cls[p] == 2;
-    n_border += ba.cls[p] == 1;
   }
   assert_true(n_body > 0);
   ky_batch_free(&ba);

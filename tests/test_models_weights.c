@@ -79,7 +79,9 @@ static void check_names(const char *model, const char *fixture) {
   while (fgets(line, sizeof line, f)) {
     line[strcspn(line, "\n")] = 0;
     if (!line[0] || !strncmp(line, "fc.", 3)) continue;
-    ref = realloc(ref, (size_t)(n_ref + 1) * sizeof *ref);
+    char **grown = realloc(ref, (size_t)(n_ref + 1) * sizeof *ref);
+    assert_non_null(grown);
+    ref = grown;
     ref[n_ref++] = strdup(line);
   }
   fclose(f);
