@@ -3,6 +3,7 @@
 #   make test         build and run every cmocka suite      (make DEBUG=1 test: ASan + UBSan)
 #   make demo         train / predict / score on the bundled sample
 #   make deps         install the Debian packages the project needs (or print the apt-get line)
+#   make emu          run the CUDA kernels on a CPU emulation (no GPU, no nvcc; docs/gpu.md)
 #   CUDA=0            build without the CUDA backend;  CUDA_ARCH="75 80 90" picks GPU targets
 #   V=1               echo every command
 
@@ -69,7 +70,7 @@ ifneq ($(V),1)
   Q := @
 endif
 
-.PHONY: all lib test demo deps check-deps bench clean banner
+.PHONY: all lib test demo deps check-deps bench clean banner emu
 .SECONDARY:
 all: banner $(KARYON) $(TEST_BIN) $(BENCH_BIN)
 
@@ -135,6 +136,15 @@ bench: $(BENCH_BIN)
 
 deps:
 	@sh .ci/deps.sh install
+
+# The CUDA sources compiled with g++ against the fiber emulation of tests/cuda_emu and run on the
+# CPU: the non-convolution kernels, the convolution whole, and three planted bugs it must catch.
+# Not part of `make test`: it builds the CUDA sources a second time and takes ~10 minutes on two
+# cores; CI runs it after the tests (.ci/run).
+emu: check-deps
+	sh tests/cuda_emu/run_ops.sh
+	sh tests/cuda_emu/run.sh
+	sh tests/cuda_emu/run.sh --mutants
 
 check-deps:
 	@sh .ci/deps.sh check
