@@ -138,13 +138,14 @@ deps:
 	@sh .ci/deps.sh install
 
 # The CUDA sources compiled with g++ against the fiber emulation of tests/cuda_emu and run on the
-# CPU: the non-convolution kernels, the convolution whole, and three planted bugs it must catch.
-# Not part of `make test`: it builds the CUDA sources a second time and takes ~10 minutes on two
-# cores; CI runs it after the tests (.ci/run).
+# CPU: the non-convolution kernels, the convolution whole, three planted bugs it must catch, and a
+# short training run + resume on the emulated device. Not part of `make test`: it builds the
+# library and the CUDA sources again and takes ~15 minutes of CPU; CI runs it after the tests.
 emu: check-deps
 	sh tests/cuda_emu/run_ops.sh
 	sh tests/cuda_emu/run.sh
 	sh tests/cuda_emu/run.sh --mutants
+	sh tests/cuda_emu/run.sh --train
 
 check-deps:
 	@sh .ci/deps.sh check
