@@ -3,6 +3,7 @@
 #   make test         build and run every cmocka suite      (make DEBUG=1 test: ASan + UBSan)
 #   make demo         train / predict / score on the bundled sample
 #   make deps         install the Debian packages the project needs (or print the apt-get line)
+#   make emu          run the CUDA kernels on a CPU emulation (no GPU, no nvcc; docs/gpu.md)
 #   CUDA=0            build without the CUDA backend;  CUDA_ARCH="75 80 90" picks GPU targets
 #   V=1               echo every command
 #   make install PREFIX=/usr/local   libkaryon.a + .so, headers, karyon.pc, karyon (SHARED=0: no .so)
@@ -82,7 +83,7 @@ ifneq ($(V),1)
   Q := @
 endif
 
-.PHONY: all lib test demo deps check-deps bench clean banner
+.PHONY: all lib test demo deps check-deps bench clean banner emu
 .SECONDARY:
 all: banner $(KARYON) $(TEST_BIN) $(BENCH_BIN)
 
@@ -148,6 +149,16 @@ bench: $(BENCH_BIN)
 
 deps:
 	@sh .ci/deps.sh install
+
+# The CUDA sources compiled with g++ against the fiber emulation of tests/cuda_emu and run on the
+# CPU: the non-convolution kernels, the convolution whole, three planted bugs it must catch, and a
+# short training run + resume on the emulated device. Not part of `make test`: it builds the
+# library and the CUDA sources again and takes ~15 minutes of CPU; CI runs it after the tests.
+emu: check-deps
+	sh tests/cuda_emu/run_ops.sh
+	sh tests/cuda_emu/run.sh
+	sh tests/cuda_emu/run.sh --mutants
+	sh tests/cuda_emu/run.sh --train
 
 check-deps:
 	@sh .ci/deps.sh check

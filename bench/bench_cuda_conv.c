@@ -1,6 +1,7 @@
 /* Benchmark of the CUDA convolution: the seven conv layers that bench/torch_anchor.py times
- * (batch 16), forward / dgrad / wgrad for every algorithm, fp32 and TF32, median of 15 event-timed
- * runs after 3 warm-ups. Prints one line and exits 0 without a GPU. Checked by running it.
+ * (batch 16), forward / dgrad / wgrad for every algorithm (AUTO twice: "auto", the deterministic
+ * fixed rule, and "auto_timed", the timed choice of --deterministic 0), fp32 and TF32, median of 15
+ * event-timed runs after 3 warm-ups. Prints one line and exits 0 without a GPU. Checked by running it.
  *
  *   bench_cuda_conv [torch_anchor.json | torch_anchor.txt]
  * With a file of torch_anchor.py figures (its --json output, or its printed table), the table also
@@ -138,9 +139,10 @@ int main(int argc, char **argv) {
          ITERS);
   printf("%-15s %-5s %-12s %9s %9s %9s %9s %8s %9s %7s\n", "layer", "mode", "algo", "fwd_ms", "dgrad_ms",
          "wgrad_ms", "sum_ms", "TFLOP/s", "torch_ms", "ratio");
-  struct { ky_conv_algo algo; const char *name; int needs_tf32; } algos[] = {
-      {KY_CONV_ALGO_IMPLICIT_GEMM, "igemm_fp32", 0}, {KY_CONV_ALGO_IM2COL_GEMM, "im2col_gemm", 0},
-      {KY_CONV_ALGO_IMPLICIT_TF32, "igemm_tf32", 1}, {KY_CONV_ALGO_AUTO, "auto", 0}};
+  struct { ky_conv_algo algo; const char *name; int needs_tf32, timed; } algos[] = {
+      {KY_CONV_ALGO_IMPLICIT_GEMM, "igemm_fp32", 0, 0}, {KY_CONV_ALGO_IM2COL_GEMM, "im2col_gemm", 0, 0},
+      {KY_CONV_ALGO_IMPLICIT_TF32, "igemm_tf32", 1, 0}, {KY_CONV_ALGO_AUTO, "auto", 0, 0},
+      {KY_CONV_ALGO_AUTO, "auto_timed", 0, 1}};
   const int nmodes = sm >= 80 ? 2 : 1;
   for (int li = 0; li < NLAYERS; ++li) {
     const layer *L = &kLayers[li];
@@ -161,6 +163,7 @@ int main(int argc, char **argv) {
       const double tms = torch_ms(anchor, L->name, mname);
       for (size_t ai = 0; ai < sizeof algos / sizeof algos[0]; ++ai) {
         if (algos[ai].needs_tf32 && !mode) continue;   /* the TF32 kernel belongs to the tf32 rows */
+        ky_cuda_set_deterministic(cu, !algos[ai].timed);
         float ms[3];
         for (int d = 0; d < 3; ++d) {
           /* The forward overwrites y with its output; restore random dy for the backward passes. */
@@ -182,6 +185,7 @@ int main(int argc, char **argv) {
     }
   }
   ky_cuda_set_tf32(cu, 0);
+  ky_cuda_set_deterministic(cu, 1);
   ky_cuda_release(cu, B.x); ky_cuda_release(cu, B.dx); ky_cuda_release(cu, B.y); ky_cuda_release(cu, B.w);
   ky_cuda_release(cu, B.dw); ky_cuda_release(cu, B.b); ky_cuda_release(cu, B.db);
   ky_cuda_free(cu);

@@ -118,6 +118,7 @@ extern "C" int ky_cuda_tf32(const ky_cuda *cu) { return cu ? cu->tf32 : 0; }
 extern "C" void ky_cuda_set_deterministic(ky_cuda *cu, int on) {
   if (cu) cu->deterministic = on != 0;
 }
+extern "C" int ky_cuda_deterministic(const ky_cuda *cu) { return cu ? cu->deterministic : 0; }
 
 ky_status ky_cuda_launch_check_(ky_cuda *cu, const char *fn, const char *file, int line) {
   cudaError_t e = cudaGetLastError();

@@ -1,8 +1,10 @@
 /* Public CUDA convolution entry points (cuda/kernels.h): argument checks, algorithm choice, and
  * the KY_CONV_ALGO_AUTO chooser. Tested by tests/test_cuda_conv.c.
  *
- * AUTO works like cuDNN's benchmark mode: the first call for a (direction, shape, tf32 flag,
- * device) key times every candidate (each implicit-GEMM tile shape, the TF32 kernels when the
+ * AUTO in a deterministic context (the default; `karyon train --deterministic 1`) takes the fixed
+ * rule of ops/conv_choice.c and never times anything, so every process on the same card and build
+ * runs the same kernels. With deterministic off, AUTO works like cuDNN's benchmark mode: the first
+ * call for a (direction, shape, tf32 flag, device) key times every candidate (each implicit-GEMM tile shape, the TF32 kernels when the
  * tf32 flag is on and the card has them, and im2col + cuBLAS) once after one warm-up run, with
  * events on the context's stream, and remembers the fastest. Backward candidates run into a
  * scratch buffer so the caller's gradients are accumulated exactly once.
@@ -14,6 +16,7 @@
 #include <string.h>
 
 #include "cuda/conv2d_tiles.cuh"
+#include "ops/conv_choice.h"
 
 namespace {
 
@@ -113,6 +116,11 @@ size_t out_floats(int dir, const ky_conv_shape *s) {
 
 ky_status choose(ky_cuda *cu, int dir, float *out, const float *a, const float *b, const float *bias, float *db,
                  const ky_conv_shape *s, int relu, conv_choice *best) {
+  const ky_conv_choice fixed = ky_conv_auto_choice(dir, s, cu->sm, cu->tf32, cu->deterministic);
+  if (fixed.algo != KY_CONV_ALGO_AUTO) {
+    *best = conv_choice{(int)fixed.algo, fixed.cfg};
+    return KY_OK;
+  }
   const conv_key key = make_key(cu, dir, s);
   if (cache_get(cu, key, best)) return KY_OK;
 

@@ -24,11 +24,14 @@ int ky_cuda_device_count(char *why, size_t why_len);
 ky_status ky_cuda_init(ky_cuda **cu, int device);
 void ky_cuda_free(ky_cuda *cu);
 
-/* Flags. tf32: convolution / GEMM may use TF32 tensor cores (sm_80+). deterministic: kernels that
- * could use float atomics take their fixed-order path (all kernels are deterministic today). */
+/* Flags. tf32: convolution / GEMM may use TF32 tensor cores (sm_80+). deterministic (on by
+ * default): the convolution's AUTO algorithm follows a fixed rule (ops/conv_choice.h) instead of
+ * timing the candidates, so repeated runs on one card and build give the same bits (no kernel uses
+ * float atomics either way); off: AUTO times once per shape and keeps the fastest. */
 void ky_cuda_set_tf32(ky_cuda *cu, int on);
 int ky_cuda_tf32(const ky_cuda *cu);
 void ky_cuda_set_deterministic(ky_cuda *cu, int on);
+int ky_cuda_deterministic(const ky_cuda *cu);
 
 /* Caching allocator: size-class free lists; memory returns to the cache, not to the driver.
  * Out of memory gives KY_ERR_NOMEM naming the bytes asked and the bytes free. */

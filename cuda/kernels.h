@@ -15,7 +15,7 @@ extern "C" {
 
 /* ---- convolution (cuda/conv2d_*.cu) ------------------------------------------------------- */
 typedef enum {
-  KY_CONV_ALGO_AUTO = 0,        /* chooser: time candidates once per shape, cache the winner */
+  KY_CONV_ALGO_AUTO = 0,        /* deterministic context: fixed rule (ops/conv_choice.h); else time once per shape */
   KY_CONV_ALGO_IMPLICIT_GEMM,   /* hand-written implicit GEMM, fp32 SIMT (sm_61+) */
   KY_CONV_ALGO_IMPLICIT_TF32,   /* implicit GEMM on TF32 tensor cores (sm_80+) */
   KY_CONV_ALGO_IM2COL_GEMM,     /* im2col + cuBLAS SGEMM (1x1 stride 1: plain GEMM) */

@@ -54,6 +54,7 @@ static const opt opts[] = {
     {"seed", T_U64, S(seed), "777", "seed for initialisation, sampling and augmentation"},
     {"device", T_STR, S(device), "auto", "cpu, cuda or auto"},
     {"tf32", T_BOOL, S(tf32), "0", "allow TF32 tensor cores for convolutions (sm_80+)"},
+    {"deterministic", T_BOOL, S(deterministic), "1", "GPU: pick convolution kernels by a fixed rule, so a run and its resume are bitwise reproducible on one card; 0: time them (may be faster, not reproducible)"},
     {"init", T_STR, S(init), "", "initial weights (safetensors; a torchvision ResNet loads into the encoder)"},
     {"freeze_epochs", T_INT, S(freeze_epochs), "0", "keep the encoder frozen for the first N epochs"},
     {"out", T_STR, S(out), "runs/train", "output folder (checkpoints, config, log.csv, curve.png)"},

@@ -38,6 +38,7 @@ typedef struct {
   uint64_t seed;
   char device[16];              /* cpu | cuda | auto */
   int tf32;                     /* allow TF32 tensor cores on sm_80+ */
+  int deterministic;            /* GPU convolution algorithms by a fixed rule, not by timing */
   char init[KY_CFG_STR];        /* initial weights (safetensors, e.g. a torchvision ResNet) */
   int freeze_epochs;            /* encoder frozen for the first N epochs */
   char out[KY_CFG_STR];         /* output folder: checkpoints, logs, curve */

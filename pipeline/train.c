@@ -329,7 +329,14 @@ ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_ho
     if ((s = pick_device(&dev, cfg->device, why, sizeof why)) != KY_OK) goto done;
     if ((s = ky_ctx_init(&t.ctx, dev, 0)) != KY_OK) goto done;
 #ifdef KY_HAVE_CUDA
-    if (t.ctx.cu) ky_cuda_set_tf32(t.ctx.cu, cfg->tf32);
+    if (t.ctx.cu) {
+      ky_cuda_set_tf32(t.ctx.cu, cfg->tf32);
+      ky_cuda_set_deterministic(t.ctx.cu, cfg->deterministic);
+      /* Read back from the context, so the log shows what the kernels will see. */
+      info(hooks, "cuda: tf32 %s; convolution kernels %s", ky_cuda_tf32(t.ctx.cu) ? "on" : "off",
+           ky_cuda_deterministic(t.ctx.cu) ? "by a fixed rule (--deterministic 1: reproducible)"
+                                           : "by timing (--deterministic 0: not reproducible)");
+    }
 #endif
     snprintf(res->device, sizeof res->device, "%s", dev == KY_DEV_CUDA ? "cuda" : "cpu");
     info(hooks, "device: %s", why);

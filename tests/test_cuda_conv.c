@@ -10,7 +10,9 @@
  * plus a global ||got - ref|| / ||ref|| bound (fp32 5e-5, TF32 3e-3) and: every element finite
  * (forward outputs are NaN-poisoned before the call), a NaN guard band after every output left
  * untouched. Large layers are compared on 3000 sampled elements (all elements are still checked
- * for being written). wgrad is run twice per algorithm and must be bitwise identical.
+ * for being written). wgrad is run twice per algorithm and must be bitwise identical. AUTO runs
+ * both ways: deterministic (the fixed rule: bitwise equal to the rule's algorithm by name and to
+ * AUTO in a second context) and timed.
  * KY_CONV_TEST_SMALL=1 skips the layers with more than 2^20 input or output elements (for runs
  * under compute-sanitizer, which slows kernels down a hundredfold). */
 #include <setjmp.h>
@@ -27,6 +29,7 @@
 #include "core/status.h"
 #include "cuda/cuda.h"
 #include "cuda/kernels.h"
+#include "ops/conv_choice.h"
 
 #define GUARD 64          /* floats of NaN after every device output */
 #define SAMPLES 3000      /* compared elements for large layers */
@@ -295,22 +298,31 @@ static int teardown(void **state) {
 
 typedef struct {
   ky_conv_algo algo;
-  int tf32;  /* context flag during the call */
+  int tf32;   /* context flag during the call */
+  int timed;  /* deterministic flag off during the call: AUTO times the candidates */
   const char *name;
 } algo_run;
 
-/* The runs to check on this device: fp32 algorithms, TF32 ones on sm_80+, and AUTO both ways. */
+/* The runs to check on this device: fp32 algorithms, TF32 ones on sm_80+, and AUTO each way
+ * (fixed rule, timed). */
 static int algo_runs(const fixture *f, algo_run *out) {
   int n = 0;
-  out[n++] = (algo_run){KY_CONV_ALGO_IMPLICIT_GEMM, 0, "igemm"};
-  out[n++] = (algo_run){KY_CONV_ALGO_IM2COL_GEMM, 0, "im2col"};
-  out[n++] = (algo_run){KY_CONV_ALGO_AUTO, 0, "auto"};
+  out[n++] = (algo_run){KY_CONV_ALGO_IMPLICIT_GEMM, 0, 0, "igemm"};
+  out[n++] = (algo_run){KY_CONV_ALGO_IM2COL_GEMM, 0, 0, "im2col"};
+  out[n++] = (algo_run){KY_CONV_ALGO_AUTO, 0, 0, "auto"};
+  out[n++] = (algo_run){KY_CONV_ALGO_AUTO, 0, 1, "auto_timed"};
   if (f->sm >= 80) {
-    out[n++] = (algo_run){KY_CONV_ALGO_IMPLICIT_TF32, 0, "tf32"};
-    out[n++] = (algo_run){KY_CONV_ALGO_IM2COL_GEMM, 1, "im2col_tf32"};
-    out[n++] = (algo_run){KY_CONV_ALGO_AUTO, 1, "auto_tf32"};
+    out[n++] = (algo_run){KY_CONV_ALGO_IMPLICIT_TF32, 0, 0, "tf32"};
+    out[n++] = (algo_run){KY_CONV_ALGO_IM2COL_GEMM, 1, 0, "im2col_tf32"};
+    out[n++] = (algo_run){KY_CONV_ALGO_AUTO, 1, 0, "auto_tf32"};
+    out[n++] = (algo_run){KY_CONV_ALGO_AUTO, 1, 1, "auto_tf32_timed"};
   }
   return n;
+}
+
+static void set_flags(fixture *f, const algo_run *r) {
+  ky_cuda_set_tf32(f->cu, r ? r->tf32 : 0);
+  ky_cuda_set_deterministic(f->cu, r ? !r->timed : 1);
 }
 
 static int uses_tf32(const algo_run *r) { return r->tf32 || r->algo == KY_CONV_ALGO_IMPLICIT_TF32; }
@@ -327,7 +339,7 @@ static void test_fwd(void **state) {
     float *dx = dev_copy(f->cu, nx(&s), x), *dw = dev_copy(f->cu, nw(&s), w), *db = dev_copy(f->cu, s.k, b);
     for (int ri = 0; ri < nr; ++ri) {
       const int relu = (ci + ri) % 2, with_bias = (ci + ri) % 3 != 0;
-      ky_cuda_set_tf32(f->cu, runs[ri].tf32);
+      set_flags(f, &runs[ri]);
       float *dy = dev_buf(f->cu, ny(&s), NULL);
       ky_status st = ky_cuda_conv2d_fwd(f->cu, dy, dx, dw, with_bias ? db : NULL, &s, relu, runs[ri].algo);
       if (st != KY_OK) fail_msg("fwd %s %s: %s", kCases[ci].name, runs[ri].name, ky_last_error());
@@ -339,7 +351,7 @@ static void test_fwd(void **state) {
       free(got);
       ky_cuda_release(f->cu, dy);
     }
-    ky_cuda_set_tf32(f->cu, 0);
+    set_flags(f, NULL);
     ky_cuda_release(f->cu, dx); ky_cuda_release(f->cu, dw); ky_cuda_release(f->cu, db);
     free(x); free(w); free(b);
   }
@@ -356,7 +368,7 @@ static void test_dgrad(void **state) {
     float *g = rand_host(ny(&s), &rng), *w = rand_host(nw(&s), &rng), *init = rand_host(nx(&s), &rng);
     float *dg = dev_copy(f->cu, ny(&s), g), *dw = dev_copy(f->cu, nw(&s), w);
     for (int ri = 0; ri < nr; ++ri) {
-      ky_cuda_set_tf32(f->cu, runs[ri].tf32);
+      set_flags(f, &runs[ri]);
       float *ddx = dev_buf(f->cu, nx(&s), init);
       ky_status st = ky_cuda_conv2d_dgrad(f->cu, ddx, dg, dw, &s, runs[ri].algo);
       if (st != KY_OK) fail_msg("dgrad %s %s: %s", kCases[ci].name, runs[ri].name, ky_last_error());
@@ -368,7 +380,7 @@ static void test_dgrad(void **state) {
       free(got);
       ky_cuda_release(f->cu, ddx);
     }
-    ky_cuda_set_tf32(f->cu, 0);
+    set_flags(f, NULL);
     ky_cuda_release(f->cu, dg); ky_cuda_release(f->cu, dw);
     free(g); free(w); free(init);
   }
@@ -386,7 +398,7 @@ static void test_wgrad(void **state) {
     float *winit = rand_host(nw(&s), &rng), *binit = rand_host(s.k, &rng);
     float *dg = dev_copy(f->cu, ny(&s), g), *dx = dev_copy(f->cu, nx(&s), x);
     for (int ri = 0; ri < nr; ++ri) {
-      ky_cuda_set_tf32(f->cu, runs[ri].tf32);
+      set_flags(f, &runs[ri]);
       const int with_db = (ci + ri) % 2 == 0;
       float *ddw[2], *ddb[2], *got[2], *gotb[2] = {NULL, NULL};
       char what[160];
@@ -417,10 +429,71 @@ static void test_wgrad(void **state) {
         if (ddb[rep]) ky_cuda_release(f->cu, ddb[rep]);
       }
     }
-    ky_cuda_set_tf32(f->cu, 0);
+    set_flags(f, NULL);
     ky_cuda_release(f->cu, dg); ky_cuda_release(f->cu, dx);
     free(g); free(x); free(winit); free(binit);
   }
+}
+
+/* One direction on `cu` with algorithm `algo`; returns the host copy of its output (dw for wgrad,
+ * with db as well when `db_out` is given). Backward outputs start from `init`. */
+static float *run_dir(ky_cuda *cu, int dir, const ky_conv_shape *s, const float *x, const float *w, const float *g,
+                      const float *init, ky_conv_algo algo, float **db_out) {
+  const size_t nout = dir == DIR_FWD ? ny(s) : dir == DIR_DGRAD ? nx(s) : nw(s);
+  float *out = dev_buf(cu, nout, dir == DIR_FWD ? NULL : init);
+  float *dx = dev_copy(cu, nx(s), x), *dw = dev_copy(cu, nw(s), w), *dg = dev_copy(cu, ny(s), g);
+  float *db = db_out ? dev_buf(cu, s->k, init) : NULL;
+  ky_status st = dir == DIR_FWD     ? ky_cuda_conv2d_fwd(cu, out, dx, dw, NULL, s, 1, algo)
+                 : dir == DIR_DGRAD ? ky_cuda_conv2d_dgrad(cu, out, dg, dw, s, algo)
+                                    : ky_cuda_conv2d_wgrad(cu, out, db, dg, dx, s, algo);
+  if (st != KY_OK) fail_msg("run_dir %d algo %d: %s", dir, (int)algo, ky_last_error());
+  float *h = download(cu, out, nout, "run_dir");
+  if (db_out) *db_out = download(cu, db, s->k, "run_dir db");
+  ky_cuda_release(cu, out); ky_cuda_release(cu, dx); ky_cuda_release(cu, dw); ky_cuda_release(cu, dg);
+  if (db) ky_cuda_release(cu, db);
+  return h;
+}
+
+/* Deterministic AUTO (the context's default) runs the algorithm of the fixed rule
+ * (ops/conv_choice.h), bitwise the same as asking for it by name, and the same again in a second
+ * context: another process, or a resumed training run, on the same card sums in the same order. */
+static void test_auto_deterministic(void **state) {
+  fixture *f = *state;
+  assert_int_equal(ky_cuda_deterministic(f->cu), 1);
+  ky_cuda *cu2 = NULL;
+  assert_int_equal(ky_cuda_init(&cu2, 0), KY_OK);
+  ky_rng rng = ky_rng_make(5678, KY_RNG_STREAM_TEST);
+  int checked = 0;
+  for (int tf32 = 0; tf32 <= (f->sm >= 80); ++tf32)
+    for (int ci = 0; ci < NCASES; ++ci) {
+      const ky_conv_shape s = shape_of(&kCases[ci]);
+      if (skip_case(&s) || nx(&s) + ny(&s) > ((size_t)1 << 16)) continue;  /* small layers suffice */
+      ky_cuda_set_tf32(f->cu, tf32);
+      ky_cuda_set_tf32(cu2, tf32);
+      float *x = rand_host(nx(&s), &rng), *w = rand_host(nw(&s), &rng), *g = rand_host(ny(&s), &rng);
+      float *init = rand_host(nx(&s) > nw(&s) ? nx(&s) : nw(&s), &rng);
+      for (int dir = DIR_FWD; dir <= DIR_WGRAD; ++dir) {
+        const ky_conv_choice ch = ky_conv_auto_choice(dir, &s, f->sm, ky_cuda_tf32(f->cu), 1);
+        assert_int_not_equal(ch.algo, KY_CONV_ALGO_AUTO);
+        const size_t nout = dir == DIR_FWD ? ny(&s) : dir == DIR_DGRAD ? nx(&s) : nw(&s);
+        float *db[3] = {NULL, NULL, NULL}, *o[3];
+        const int wdb = dir == DIR_WGRAD;
+        o[0] = run_dir(f->cu, dir, &s, x, w, g, init, KY_CONV_ALGO_AUTO, wdb ? &db[0] : NULL);
+        o[1] = run_dir(f->cu, dir, &s, x, w, g, init, ch.algo, wdb ? &db[1] : NULL);
+        o[2] = run_dir(cu2, dir, &s, x, w, g, init, KY_CONV_ALGO_AUTO, wdb ? &db[2] : NULL);
+        for (int i = 1; i < 3; ++i) {
+          if (memcmp(o[0], o[i], nout * sizeof(float)) != 0 || (wdb && memcmp(db[0], db[i], s.k * sizeof(float)) != 0))
+            fail_msg("%s dir %d tf32 %d: deterministic AUTO differs bitwise from %s", kCases[ci].name, dir, tf32,
+                     i == 1 ? "the rule's algorithm by name" : "AUTO in a second context");
+        }
+        for (int i = 0; i < 3; ++i) { free(o[i]); free(db[i]); }
+        ++checked;
+      }
+      free(x); free(w); free(g); free(init);
+    }
+  set_flags(f, NULL);
+  ky_cuda_free(cu2);
+  assert_true(checked >= 3);
 }
 
 /* Unaligned operands (offset by one float) must take the scalar path and stay correct. */
@@ -558,6 +631,7 @@ int main(void) {
       cmocka_unit_test(test_dgrad),
       cmocka_unit_test(test_wgrad),
       cmocka_unit_test(test_unaligned),
+      cmocka_unit_test(test_auto_deterministic),
       cmocka_unit_test(test_gradcheck),
   };
   return cmocka_run_group_tests_name("cuda_conv", tests, setup, teardown);

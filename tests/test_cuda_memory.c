@@ -185,6 +185,13 @@ static void test_timer_and_device(void **st) {
   assert_int_equal(ky_cuda_tf32(cu), sm >= 80);
   ky_cuda_set_tf32(cu, 0);
   assert_int_equal(ky_cuda_tf32(cu), 0);
+  /* Deterministic (the convolution's fixed-rule AUTO) is the default; it reads back as set. */
+  assert_int_equal(ky_cuda_deterministic(cu), 1);
+  ky_cuda_set_deterministic(cu, 0);
+  assert_int_equal(ky_cuda_deterministic(cu), 0);
+  ky_cuda_set_deterministic(cu, 7);
+  assert_int_equal(ky_cuda_deterministic(cu), 1);
+  assert_int_equal(ky_cuda_deterministic(NULL), 0);
 }
 
 static void test_bad_device(void **st) {

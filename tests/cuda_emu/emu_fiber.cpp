@@ -1,9 +1,11 @@
-// A CPU emulation of the CUDA execution model for tests/cuda_emu/run_ops.sh: each thread of a block is a
-// ucontext fiber; __syncthreads is a block barrier and __shfl_down_sync a warp barrier with real shuffle
-// semantics. Checks kernel logic (indexing, reductions, barriers, bounds), never timing or the hardware.
-// Fiber scheduler emulating a CUDA block: __syncthreads = block barrier, shuffles = warp barrier.
+// A CPU emulation of the CUDA execution model for tests/cuda_emu/run_ops.sh and run.sh: each thread
+// of a block is a ucontext fiber that runs until it blocks; __syncthreads is a block barrier and
+// __shfl_down_sync a warp barrier with real shuffle semantics; __shared__ arrays are poisoned with
+// NaN at each block's start (emu_shared_fresh). Checks kernel logic (indexing, reductions, barriers,
+// bounds), never timing or the hardware.
 #include "emu_cuda.h"
 #include <ucontext.h>
+#include <unordered_map>
 #include <vector>
 
 uint3e threadIdx, blockIdx;
@@ -22,6 +24,9 @@ Fiber *cur;
 const std::function<void()> *body;
 uint64_t slots[2][32][32];  // parity, warp, lane
 cudaError_t last = cudaSuccess;
+unsigned long long block_gen = 0;                        // counts blocks across all launches
+std::unordered_map<void *, unsigned long long> fresh;   // shared array -> block that last poisoned it
+bool reverse_order() { static const bool r = getenv("EMU_REVERSE") && getenv("EMU_REVERSE")[0] == '1'; return r; }
 
 void entry() {
   (*body)();
@@ -35,6 +40,11 @@ void set_idx(Fiber &f) {
   cur = &f;
 }
 }  // namespace
+
+void emu_shared_fresh(void *p, size_t bytes) {
+  unsigned long long &g = fresh[p];
+  if (g != block_gen) { memset(p, 0xff, bytes); g = block_gen; }
+}
 
 void __syncthreads() {
   cur->st = SYNC;
@@ -73,6 +83,7 @@ void emu_launch(emu_cfg c, const std::function<void()> &f) {
     for (unsigned by = 0; by < c.g.y; by++)
       for (unsigned bx = 0; bx < c.g.x; bx++) {
         blockIdx.x = bx; blockIdx.y = by; blockIdx.z = bz;
+        ++block_gen;
         for (unsigned t = 0; t < nt; t++) {
           Fiber &fb = F[t];
           fb.st = RUN; fb.tid = t; fb.seq = 0;
@@ -84,12 +95,17 @@ void emu_launch(emu_cfg c, const std::function<void()> &f) {
         }
         for (;;) {
           bool ran = false;
-          for (unsigned t = 0; t < nt; t++)
+          // Each fiber runs until it blocks, in thread order (EMU_REVERSE=1: the reverse), so a
+          // thread that reads shared memory before a missing barrier sees the others' writes not
+          // yet done (RAW) or already overwritten (WAR), one direction per order.
+          for (unsigned i = 0; i < nt; i++) {
+            const unsigned t = reverse_order() ? nt - 1 - i : i;
             if (F[t].st == RUN) {
               set_idx(F[t]);
               swapcontext(&sched, &F[t].ctx);
               ran = true;
             }
+          }
           if (ran) continue;
           // nobody runnable: resolve barriers
           unsigned live = 0, sync = 0;

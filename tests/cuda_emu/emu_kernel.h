@@ -1,7 +1,10 @@
-// Host replay of the implicit-GEMM convolution kernels (cuda/conv2d_igemm.cu, conv2d_tf32.cu):
-// the real tile loaders and epilogue of cuda/conv2d_tiles.cuh run block by block on the CPU, with
-// the shared-memory phases in kernel order and mma.m16n8k8 emulated from the PTX fragment layout.
-// Used by tests/cuda_emu/run.sh (no GPU needed); it checks index arithmetic, not the hardware.
+// Host replay of the TF32 tensor-core convolution kernel (cuda/conv2d_tf32.cu), whose mma.sync and
+// cvt.rna PTX g++ cannot run: the real tile loaders and epilogue of cuda/conv2d_tiles.cuh run block
+// by block on the CPU, with the shared-memory phases in kernel order and mma.m16n8k8 emulated from
+// the PTX ISA's fragment layout. tests/cuda_emu/run.sh routes every launch of conv_igemm_tf32 here
+// (xform.pl conv_igemm_tf32=emu_tf32_replay), so the real host side of conv2d_tf32.cu (tiles,
+// split-K, workspace, reductions) runs around it. It replays the kernel as written here, not the
+// kernel's own shared-memory code: barriers and fragment loads of conv2d_tf32.cu are not checked.
 #pragma once
 #include <math.h>
 #include <string.h>
@@ -18,12 +21,12 @@ static float tf32r(float x) {  // cvt.rna.tf32.f32: round to nearest, ties away,
   float r; memcpy(&r, &u, 4); return r;
 }
 
-// Replays one kernel launch: SIMT (TC=false) or TF32 mma emulation (TC=true).
-template <int DIR, int BM, int BN, int BK, int THREADS, bool VEC, bool TC, int WM, int WN>
+// Replays one launch of conv_igemm_tf32<DIR, BM, BN, WM, WN, VEC> over a grid of `splits` in z.
+template <int DIR, int BM, int BN, int BK, int THREADS, bool VEC, int WM, int WN>
 static void emu_kernel(const ky_conv_gemm &p, int splits) {
   using LA = typename ky_conv_loaders<DIR, BM, BN, BK, THREADS, VEC>::A;
   using LB = typename ky_conv_loaders<DIR, BM, BN, BK, THREADS, VEC>::B;
-  constexpr int PAD = TC ? 8 : 4, LDA = BM + PAD, LDB = BN + PAD;
+  constexpr int LDA = BM + 8, LDB = BN + 8;
   const int gx = (p.M + BM - 1) / BM, gy = (p.N + BN - 1) / BN;
   std::vector<float> As(2 * BK * LDA), Bs(2 * BK * LDB);
   std::vector<LA> la(THREADS); std::vector<LB> lb(THREADS);
@@ -41,10 +44,8 @@ static void emu_kernel(const ky_conv_gemm &p, int splits) {
             float4(&a)[LA::NPT] = *reinterpret_cast<float4(*)[LA::NPT]>(&ra[t * LA::NPT]);
             float4(&b)[LB::NPT] = *reinterpret_cast<float4(*)[LB::NPT]>(&rb[t * LB::NPT]);
             la[t].fetch(p, a); lb[t].fetch(p, b);
-            if (TC) {
-              for (int i = 0; i < LA::NPT; ++i) { a[i].x = tf32r(a[i].x); a[i].y = tf32r(a[i].y); a[i].z = tf32r(a[i].z); a[i].w = tf32r(a[i].w); }
-              for (int i = 0; i < LB::NPT; ++i) { b[i].x = tf32r(b[i].x); b[i].y = tf32r(b[i].y); b[i].z = tf32r(b[i].z); b[i].w = tf32r(b[i].w); }
-            }
+            for (int i = 0; i < LA::NPT; ++i) { a[i].x = tf32r(a[i].x); a[i].y = tf32r(a[i].y); a[i].z = tf32r(a[i].z); a[i].w = tf32r(a[i].w); }
+            for (int i = 0; i < LB::NPT; ++i) { b[i].x = tf32r(b[i].x); b[i].y = tf32r(b[i].y); b[i].z = tf32r(b[i].z); b[i].w = tf32r(b[i].w); }
           }
         };
         auto store_all = [&](int buf) {
@@ -60,18 +61,7 @@ static void emu_kernel(const ky_conv_gemm &p, int splits) {
           const int cur = t & 1; const bool more = t + 1 < ntiles;
           if (more) { for (int q = 0; q < THREADS; ++q) { la[q].advance(p); lb[q].advance(p); } fetch_all(); }
           const float *A = &As[cur * BK * LDA], *B = &Bs[cur * BK * LDB];
-          if (!TC) {
-            for (int q = 0; q < THREADS; ++q) {
-              const int tx = q % (BN / 8), ty = q / (BN / 8);
-              for (int kk = 0; kk < BK; ++kk)
-                for (int i = 0; i < 8; ++i)
-                  for (int j = 0; j < 8; ++j) {
-                    const float av = A[kk * LDA + (i < 4 ? ty * 4 + i : BM / 2 + ty * 4 + i - 4)];
-                    const float bv = B[kk * LDB + (j < 4 ? tx * 4 + j : BN / 2 + tx * 4 + j - 4)];
-                    acc[q * 64 + i * 8 + j] = fmaf(av, bv, acc[q * 64 + i * 8 + j]);
-                  }
-            }
-          } else {
+          {
             constexpr int WTM = BM / WM, WTN = BN / WN, MI = WTM / 16, NI = WTN / 8;
             static_assert(MI * NI * 4 <= 64, "acc");
             for (int w = 0; w < WM * WN; ++w) {
@@ -110,16 +100,7 @@ static void emu_kernel(const ky_conv_gemm &p, int splits) {
           if (more) store_all(cur ^ 1);
         }
         // epilogue
-        if (!TC) {
-          for (int q = 0; q < THREADS; ++q) {
-            const int tx = q % (BN / 8), ty = q / (BN / 8);
-            for (int i = 0; i < 8; ++i) {
-              const int row = m0 + (i < 4 ? ty * 4 + i : BM / 2 + ty * 4 + (i - 4));
-              ky_conv_emit<4>(p, bz, row, n0 + tx * 4, &acc[q * 64 + i * 8]);
-              ky_conv_emit<4>(p, bz, row, n0 + BN / 2 + tx * 4, &acc[q * 64 + i * 8 + 4]);
-            }
-          }
-        } else {
+        {
           constexpr int WTM = BM / WM, WTN = BN / WN, MI = WTM / 16, NI = WTN / 8;
           for (int q = 0; q < THREADS; ++q) {
             const int lane = q & 31, w = q >> 5, g = lane >> 2, t4 = lane & 3;
@@ -135,18 +116,7 @@ static void emu_kernel(const ky_conv_gemm &p, int splits) {
       }
 }
 
-template <int DIR, bool TC>
-static void emu_cfg(int cfg, const ky_conv_gemm &g, int splits, bool vec) {
-  constexpr int BK = TC ? 16 : 8;
-#define L(BM_, BN_, WM_, WN_) \
-  (vec ? emu_kernel<DIR, BM_, BN_, BK, (TC ? WM_ * WN_ * 32 : (BM_ / 8) * (BN_ / 8)), true, TC, WM_, WN_>(g, splits) \
-       : emu_kernel<DIR, BM_, BN_, BK, (TC ? WM_ * WN_ * 32 : (BM_ / 8) * (BN_ / 8)), false, TC, WM_, WN_>(g, splits))
-  switch (cfg) {
-    case 0: L(128, 128, 2, 4); break;
-    case 1: L(128, 64, 2, 2); break;
-    case 2: L(64, 128, 2, 2); break;
-    default: L(64, 64, 2, 2); break;
-  }
-#undef L
+template <int DIR, int BM, int BN, int WM, int WN, bool VEC>
+static void emu_tf32_replay(emu_cfg c, const ky_conv_gemm &p) {
+  emu_kernel<DIR, BM, BN, 16, WM * WN * 32, VEC, WM, WN>(p, (int)c.g.z);
 }
-

@@ -4,7 +4,7 @@
 # emu_fiber.cpp: blocks one at a time, each thread a fiber, real barrier and shuffle semantics,
 # cudaMalloc = malloc poisoned with 0xff) and linked with the real tests/test_cuda_ops.c and
 # tests/test_cuda_memory.c, which then compare the kernels with the CPU reference.
-# Usage, from the repository root: sh tests/cuda_emu/run_ops.sh   (g++, python3, cmocka; ~2 min)
+# Usage, from the repository root: sh tests/cuda_emu/run_ops.sh   (g++, perl, cmocka; ~2 min)
 #   EMU_FLAGS="-fsanitize=address -fno-omit-frame-pointer" and KY_CUDA_NO_CACHE=1: ASan sees every
 #   out-of-bounds access;  EMU_FLAGS=-DEMU_ULP_NOISE: expf/logf perturbed by up to 2 ulps (CUDA's
 #   accuracy) to check the tests' tolerances (the determinism test then fails, by design).
@@ -17,10 +17,11 @@ E=tests/cuda_emu
 make --no-print-directory B=$O MODULES="core ops losses optim" CU_SRC= CUDA=1 $O/libkaryon.a $O/tests/util_test.o >/dev/null
 CXX="g++ -std=c++17 -O1 -g -I$E/fake -I. -DKY_HAVE_CUDA=1 ${EMU_FLAGS:-}"
 for f in context memory elementwise batchnorm pool concat upsample softmax losses optim focal; do
-  python3 $E/xform.py cuda/$f.cu $O/emu_$f.cpp
+  perl $E/xform.pl cuda/$f.cu $O/emu_$f.cpp
   $CXX -c $O/emu_$f.cpp -o $O/emu_$f.o
 done
 $CXX -c $E/emu_fiber.cpp -o $O/emu_fiber.o
+$CXX -c $E/emu_cublas.cpp -o $O/emu_cublas.o
 for t in test_cuda_ops test_cuda_memory; do
   gcc -std=c11 -D_GNU_SOURCE -I. -DKY_HAVE_CUDA=1 -O1 -g ${EMU_FLAGS:-} -c tests/$t.c -o $O/$t.emu.o
   g++ ${EMU_FLAGS:-} $O/$t.emu.o $O/tests/util_test.o $O/emu_*.o $O/libkaryon.a -o $O/$t.emu -lcmocka -lm -lpthread

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <cstdlib>
 #include <cstdio>
+#include <algorithm>
 #include <functional>
 
 #define __global__
@@ -15,6 +16,7 @@
 #define __shared__ static
 #define __launch_bounds__(...)
 #define __restrict__
+#define __align__(n) __attribute__((aligned(n)))
 
 struct dim3 {
   unsigned x, y, z;
@@ -24,8 +26,14 @@ struct uint3e { unsigned x, y, z; };
 extern uint3e threadIdx, blockIdx;
 extern dim3 blockDim, gridDim;
 
-struct float4 { float x, y, z, w; };
+// CUDA's alignment: a float4 / float2 access at a misaligned address faults on the GPU, and here
+// -fsanitize=alignment (run_conv.sh) reports it.
+struct alignas(16) float4 { float x, y, z, w; };
+struct alignas(8) float2 { float x, y; };
 static inline float4 make_float4(float a, float b, float c, float d) { float4 r = {a, b, c, d}; return r; }
+static inline float2 make_float2(float a, float b) { float2 r = {a, b}; return r; }
+using std::min;
+using std::max;
 
 static inline float __fmul_rn(float a, float b) { volatile float r = a * b; return r; }
 static inline float __fadd_rn(float a, float b) { volatile float r = a + b; return r; }
@@ -33,6 +41,10 @@ static inline float __fsub_rn(float a, float b) { volatile float r = a - b; retu
 using std::isnan;
 
 void __syncthreads();
+// Called by xform.pl after every __shared__ declaration: the first thread of each block to reach
+// it fills the array with 0xff bytes (NaN), as shared memory holds garbage when a block starts,
+// so a read before the write that should precede it (a missing barrier, a wrong index) is seen.
+void emu_shared_fresh(void *p, size_t bytes);
 uint64_t emu_shfl_down(uint64_t bits, unsigned delta);
 template <class T> T __shfl_down_sync(unsigned, T v, unsigned delta) {
   static_assert(sizeof(T) <= 8, "shfl");
@@ -71,14 +83,21 @@ cudaError_t cudaEventSynchronize(cudaEvent_t);
 cudaError_t cudaEventElapsedTime(float *, cudaEvent_t, cudaEvent_t);
 cudaError_t cudaEventDestroy(cudaEvent_t);
 
-typedef void *cublasHandle_t;
-typedef enum { CUBLAS_STATUS_SUCCESS = 0 } cublasStatus_t;
+// cuBLAS: a plain host SGEMM stands in (emu_cublas.cpp), so the im2col path's own kernels run on
+// the emulator; it says nothing about cuBLAS itself.
+typedef struct emu_cublas *cublasHandle_t;
+typedef enum { CUBLAS_STATUS_SUCCESS = 0, CUBLAS_STATUS_NOT_INITIALIZED = 1, CUBLAS_STATUS_INVALID_VALUE = 7 } cublasStatus_t;
 typedef enum { CUBLAS_DEFAULT_MATH, CUBLAS_PEDANTIC_MATH, CUBLAS_TF32_TENSOR_OP_MATH } cublasMath_t;
-static inline cublasStatus_t cublasCreate(cublasHandle_t *h) { *h = (void *)1; return CUBLAS_STATUS_SUCCESS; }
-static inline cublasStatus_t cublasDestroy(cublasHandle_t) { return CUBLAS_STATUS_SUCCESS; }
-static inline cublasStatus_t cublasSetStream(cublasHandle_t, cudaStream_t) { return CUBLAS_STATUS_SUCCESS; }
-static inline cublasStatus_t cublasSetMathMode(cublasHandle_t, cublasMath_t) { return CUBLAS_STATUS_SUCCESS; }
-static inline const char *cublasGetStatusString(cublasStatus_t) { return "ok"; }
+typedef enum { CUBLAS_OP_N, CUBLAS_OP_T } cublasOperation_t;
+cublasStatus_t cublasCreate(cublasHandle_t *h);
+cublasStatus_t cublasDestroy(cublasHandle_t h);
+cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s);
+cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t m);
+cublasStatus_t cublasGetMathMode(cublasHandle_t h, cublasMath_t *m);
+cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                           const float *alpha, const float *A, int lda, const float *B, int ldb, const float *beta,
+                           float *C, int ldc);
+static inline const char *cublasGetStatusString(cublasStatus_t s) { return s == 0 ? "success" : "emulated cuBLAS error"; }
 
 struct emu_cfg { dim3 g, b; };
 static inline emu_cfg emu_make_cfg(dim3 g, dim3 b, size_t = 0, cudaStream_t = 0) { emu_cfg c = {g, b}; return c; }
