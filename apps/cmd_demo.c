@@ -1,5 +1,5 @@
 /* `karyon demo` (what `make demo` runs): train, predict, score on the bundled sample and say where
- * the pictures are. Tested by tests/test_pipeline_train.c (a shortened demo run). */
+ * the pictures are. Tested by tests/test_pipeline_demo.c (a shortened demo run). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
