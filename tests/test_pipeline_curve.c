@@ -13,7 +13,6 @@
 #include <string.h>
 
 #include "core/fileio.h"
-#include "core/image.h"
 #include "pipeline/curve.h"
 #include "tests/util_test.h"
 
@@ -157,15 +156,9 @@ static void test_from_logs(void **st) {
   for (int e = 0; e < NE; e++) p += sprintf(p, "%d,%d,1,%.6g,%.6g,%d\n", vit[e], e, vl[e], vs[e], e == 0 || e == 2);
   assert_int_equal(ky_file_write_atomic(el, buf, strlen(buf)), KY_OK);
   assert_int_equal(ky_curve_from_logs(png, sl, el, W, H), KY_OK);
-  ky_image im;
-  assert_int_equal(ky_image_load(&im, png), KY_OK);
-  assert_int_equal(im.w, W);
-  assert_int_equal(im.h, H);
-  assert_int_equal(im.c, 3);
   uint8_t *want = malloc((size_t)W * H * 3);
   assert_int_equal(ky_curve_render(want, &d, W, H, NULL), KY_OK);   /* best = the last flagged epoch, 2 */
-  assert_memory_equal(im.data, want, (size_t)W * H * 3);
-  ky_image_free(&im);
+  if (!ky_test_png_is_rgb(png, want, W, H)) fail_msg("%s", ky_last_error());
   free(want);
 
   /* Errors: a missing log, a malformed line, a bad size. */
