@@ -463,7 +463,7 @@ ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_ho
       st.config = old;
       if (s != KY_OK) goto done;
       fflush(steplog);
-      if ((s = ky_curve_from_logs(curve_path, steplog_path, eplog_path, 960, 600)) != KY_OK) goto done;
+      if ((s = ky_curve_from_logs(curve_path, steplog_path, eplog_path, 800, 480)) != KY_OK) goto done;
       if (hooks && hooks->on_epoch) hooks->on_epoch(hooks->ud, &e);
     } else if ((cfg->ckpt_every && (step + 1) % cfg->ckpt_every == 0) || stop_now) {
       char cfgtext[8192];

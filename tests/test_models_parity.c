@@ -1,11 +1,11 @@
 /* PyTorch parity of the models: U-Net on ResNet18 (with and without decoder BN) and FPN on
  * ResNet50 at width 0.25, train and eval mode, on a 1x64x96x3 input (the FPN's training case on
  * 2x128x128x3; the fixture's "input" metadata says which): logits, softmax-dice loss, input
- * gradient, three parameter gradients and running statistics against tests/fixtures/models/parity_*
+ * gradient, three or four parameter gradients and running statistics against tests/fixtures/models/parity_*
  * (made by tests/fixtures/gen_models.py from float64 PyTorch runs). Run by `make test`.
- * The FPN's training-mode gradients are bounded by PyTorch's own float32 error there (1.9-2.6 %):
- * ReLU sign flips, not arithmetic, as gen_models.py explains; every forward value of that case
- * meets the same bound as the other cases. */
+ * The FPN's training-mode gradients below its last ReLU are bounded by PyTorch's own float32 error
+ * there (1.9-2.6 %): ReLU sign flips, not arithmetic, as gen_models.py explains. Its forward values
+ * and its head's weight gradient are held to the bound of the other cases. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -136,7 +136,7 @@ static void run_case(const char *cs) {
     free(g);
     n_checked++;
   }
-  assert_int_equal(n_checked, 3);
+  assert_true(n_checked >= 3);
   free(gblock);
 
   /* running statistics after a training-mode forward */
