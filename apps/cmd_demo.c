@@ -1,5 +1,5 @@
 /* `karyon demo` (what `make demo` runs): train, predict, score on the bundled sample and say where
- * the pictures are. Tested by tests/test_pipeline_train.c (a shortened demo run). */
+ * the pictures are. Tested by tests/test_pipeline_demo.c (a shortened demo run). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +54,7 @@ int ky_cmd_demo(int argc, char **argv) {
   printf("the same network untrained:                                              %.4f\n", r.untrained_score);
   printf("wall time: %.0f s\n\n", r.seconds);
   printf("look at:\n  %s/predict/overlay/   instance contours over the held-out images\n"
-         "  %s/train/curve.png     training (blue) and held-out (red) loss\n"
+         "  %s/train/curve.png     training loss (smoothed over raw), held-out loss and DSB score, best epoch\n"
          "  %s/predict/submission.csv, %s/predict/labels/, %s/predict/prob/\n", o.out, o.out, o.out, o.out, o.out);
   return 0;
 }

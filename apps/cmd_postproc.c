@@ -1,7 +1,7 @@
 /* `karyon postproc train | apply`: the second level. train: out-of-fold probability maps + ground
  * truth -> the 41-feature table -> a GBT ensemble file; apply: probability maps + that file ->
  * instance labels and a submission CSV. Tested by tests/test_pipeline_postproc.c and
- * tests/test_apps_cli.sh. */
+ * tests/test_apps_cli.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

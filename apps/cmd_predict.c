@@ -1,6 +1,6 @@
 /* `karyon predict`: checkpoints (averaged with weights) over a folder of images with 8-way TTA ->
  * probability PNGs, instance labels, overlays, submission.csv, and optionally a DSB-layout export.
- * Tested by tests/test_apps_cli.sh on the bundled sample. */
+ * Tested by tests/test_apps_cli.c on the bundled sample. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* `karyon train`: options from --config files and flags into pipeline/train.c, with a progress
  * line on a terminal and plain log lines otherwise. Tested by tests/test_pipeline_train.c (the
- * library) and tests/test_apps_cli.sh (the command on the bundled sample). */
+ * library) and tests/test_apps_cli.c (the command on the bundled sample). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>

@@ -22,6 +22,8 @@ ky_status ky_params_add(ky_params *ps, ky_tensor **t, const char *name, int ndim
   KY_CHECK(!ps->data, KY_ERR_STATE, "params: cannot add '%s' after the block was allocated", name);
   KY_CHECK(ndim >= 1 && ndim <= KY_MAX_DIMS, KY_ERR_ARG, "params: '%s' has %d dimensions", name, ndim);
   KY_CHECK(!ky_params_find(ps, name), KY_ERR_ARG, "params: duplicate name '%s'", name);
+  for (int i = 0; i < ndim; i++)   /* before anything is allocated */
+    KY_CHECK(shape[i] > 0, KY_ERR_ARG, "params: '%s' dimension %d is %d", name, i, shape[i]);
   if (ps->n == ps->cap) {
     int cap = ps->cap ? 2 * ps->cap : 64;
     ky_param *np = realloc(ps->p, (size_t)cap * sizeof *np);

@@ -1,6 +1,6 @@
 /* The autograd tape: ops record a node (inputs, output, saved state, backward function) in
  * execution order; ky_backward walks the nodes in reverse and accumulates gradients.
- * Tested by tests/test_core_autograd.c and the op-case gradient checks (tests/op_cases.c). */
+ * Tested by tests/test_core_autograd.c and the op-case gradient checks (tests/optable_cases.c). */
 #ifndef KY_TAPE_H
 #define KY_TAPE_H
 

@@ -1,5 +1,5 @@
 /* BCE-with-logits loss op on one channel of an NHWC tensor against soft targets.
- * Tested by the bce rows of tests/op_cases.c and tests/test_parity_ops.c (PyTorch). */
+ * Tested by the bce rows of tests/optable_cases.c and tests/test_parity_ops.c (PyTorch). */
 #include "losses/losses.h"
 #include "ops/op_util.h"
 

@@ -1,6 +1,6 @@
 /* Loss combinations: weighted sums of one-element losses, one-hot targets, and the reference
  * solution's softmax (Albu) and sigmoid (Selim) losses.
- * Tested by tests/op_cases.c (gradient rows) and tests/test_parity_ops.c (PyTorch values). */
+ * Tested by tests/optable_cases.c (gradient rows) and tests/test_parity_ops.c (PyTorch values). */
 #include "losses/losses.h"
 #include "ops/ops.h"
 #include "ops/op_util.h"

@@ -1,6 +1,6 @@
 /* Soft dice loss op: 1 - mean over groups (images, or the whole batch) of the clamped dice of one
  * probability channel against one target channel. Built as dice (own backward) -> mean -> 1 - x.
- * Tested by the dice rows of tests/op_cases.c and tests/test_parity_ops.c. */
+ * Tested by the dice rows of tests/optable_cases.c and tests/test_parity_ops.c. */
 #include "losses/losses.h"
 #include "ops/ops.h"
 #include "ops/op_util.h"

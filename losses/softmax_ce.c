@@ -1,5 +1,5 @@
 /* Softmax cross-entropy loss op from logits and a u8 class map (255 = ignore), optional class
- * weights. Tested by the softmax_ce rows of tests/op_cases.c and tests/test_parity_ops.c. */
+ * weights. Tested by the softmax_ce rows of tests/optable_cases.c and tests/test_parity_ops.c. */
 #include "losses/losses.h"
 #include "ops/op_util.h"
 

@@ -1,5 +1,5 @@
 /* Elementwise activations and arithmetic ops: relu, sigmoid, channel softmax, add, scale, affine,
- * mean, reshape. Tested by tests/op_cases.c and tests/test_parity_ops.c. */
+ * mean, reshape. Tested by tests/optable_cases.c and tests/test_parity_ops.c. */
 #include "ops/ops.h"
 #include "ops/op_util.h"
 

@@ -1,6 +1,6 @@
 /* batchnorm2d op over NHWC channels: training (batch statistics, running-average update) and
  * evaluation (running statistics) forms, with their backward passes.
- * Tested by the batchnorm rows of tests/op_cases.c and tests/test_parity_ops.c (PyTorch). */
+ * Tested by the batchnorm rows of tests/optable_cases.c and tests/test_parity_ops.c (PyTorch). */
 #include "ops/ops.h"
 #include "ops/op_util.h"
 

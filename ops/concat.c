@@ -1,5 +1,5 @@
 /* Channel concat of NHWC tensors and its backward split.
- * Tested by the concat rows of tests/op_cases.c. */
+ * Tested by the concat rows of tests/optable_cases.c. */
 #include "ops/ops.h"
 #include "ops/op_util.h"
 

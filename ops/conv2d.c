@@ -1,5 +1,5 @@
 /* conv2d op: shape checks, autograd node, dispatch to ky_cpu_conv2d_* / ky_cuda_conv2d_*.
- * Tested by the conv rows of tests/op_cases.c (gradient check, CPU-vs-CUDA) and
+ * Tested by the conv rows of tests/optable_cases.c (gradient check, CPU-vs-CUDA) and
  * tests/test_parity_ops.c (PyTorch). */
 #include "ops/ops.h"
 #include "ops/op_util.h"

@@ -2,7 +2,7 @@
  * optim/ *_cpu.c) and the CUDA backend (cuda/kernels.h declares the same list with a leading
  * ky_cuda* and a ky_status return). The tensor-level ops (ops/ *.c) check shapes and dispatch here.
  * Tested by tests/test_ops_kernels.c (hand-worked values), the op-case table's gradient checks
- * (tests/op_cases.c) and the PyTorch parity fixtures (tests/test_parity_ops.c).
+ * (tests/optable_cases.c) and the PyTorch parity fixtures (tests/test_parity_ops.c).
  *
  * Conventions, for every kernel here:
  * - Activations are NHWC float32, contiguous. `npix` = N*H*W. Weights are OHWI.

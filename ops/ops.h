@@ -1,6 +1,6 @@
 /* Tensor-level ops with autograd: shape checks, a tape node, and one dispatch point per op to the
  * CPU reference (ops/kernels.h) or the CUDA backend (cuda/kernels.h) by the tensors' device.
- * Results are allocated in the context's step arena. Tested by tests/op_cases.c, which drives
+ * Results are allocated in the context's step arena. Tested by tests/optable_cases.c, which drives
  * the gradient checks (tests/test_ops_gradcheck.c), the CPU-vs-CUDA checks (tests/test_cuda_optable.c)
  * and the op benchmarks (bench/bench_ops.c). CUDA convolutions use the context's algorithm chooser
  * (KY_CONV_ALGO_AUTO) within the precision the context allows (ky_cuda_set_tf32). */

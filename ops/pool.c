@@ -1,5 +1,5 @@
 /* Pooling ops: max pooling (argmax saved for backward) and global average pooling.
- * Tested by the pool rows of tests/op_cases.c and tests/test_parity_ops.c. */
+ * Tested by the pool rows of tests/optable_cases.c and tests/test_parity_ops.c. */
 #include "ops/ops.h"
 #include "ops/op_util.h"
 

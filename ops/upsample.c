@@ -1,5 +1,5 @@
 /* Upsampling ops: nearest by an integer factor, bilinear x2 (align_corners = false).
- * Tested by the upsample rows of tests/op_cases.c and tests/test_parity_ops.c. */
+ * Tested by the upsample rows of tests/optable_cases.c and tests/test_parity_ops.c. */
 #include "ops/ops.h"
 #include "ops/op_util.h"
 

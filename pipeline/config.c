@@ -1,5 +1,5 @@
 /* The option table behind ky_train_config: parsing, validation, writing, help.
- * Tested by tests/test_pipeline_config.c. */
+ * Tested by tests/test_pipeline_train.c (test_config_errors). */
 #include "pipeline/config.h"
 
 #include <ctype.h>

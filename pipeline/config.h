@@ -1,7 +1,7 @@
 /* Training configuration: every option of `karyon train` in one table (name, type, default, help)
  * read from `key = value` files and `--key value` flags (flags win; unknown keys are errors), and
  * written back as the effective config beside the checkpoints.
- * Tested by tests/test_pipeline_config.c. */
+ * Tested by tests/test_pipeline_train.c (test_config_errors). */
 #ifndef KY_PIPELINE_CONFIG_H
 #define KY_PIPELINE_CONFIG_H
 

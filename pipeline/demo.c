@@ -1,4 +1,4 @@
-/* The demo job (see pipeline/demo.h). */
+/* The demo job (see pipeline/demo.h). Tested by tests/test_pipeline_demo.c. */
 #include "pipeline/demo.h"
 
 #include <stdio.h>

@@ -2,7 +2,7 @@
  * model (a slim ResNet18 U-Net on the CPU, the ResNet34 U-Net on a GPU), predict the held-out fold
  * with 8-way TTA, post-process, score against the masks, and score an untrained model of the same
  * kind for comparison; overlays, curve and submission are written for people to look at.
- * Tested by tests/test_pipeline_train.c (a shortened run). */
+ * Tested by tests/test_pipeline_demo.c (a shortened run: the loss falls, both scores are made). */
 #ifndef KY_PIPELINE_DEMO_H
 #define KY_PIPELINE_DEMO_H
 

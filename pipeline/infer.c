@@ -1,4 +1,4 @@
-/* Folder inference (see pipeline/infer.h). */
+/* Folder inference (see pipeline/infer.h). Tested by tests/test_pipeline_train.c and tests/test_apps_cli.c. */
 #include "pipeline/infer.h"
 
 #include <dirent.h>

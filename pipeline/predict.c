@@ -1,4 +1,4 @@
-/* TTA inference over a model ensemble. Tested by tests/test_pipeline_predict.c. */
+/* TTA inference over a model ensemble. Tested by tests/test_pipeline_predict.c and tests/test_pipeline_train.c. */
 #include "pipeline/predict.h"
 
 #include <math.h>

@@ -1,6 +1,7 @@
 /* Inference: pad to a multiple of 32 (reflection), 8-way dihedral TTA (flip x rot90), a weighted
  * ensemble of models, and the body / border / full probability maps post-processing reads.
- * Tested by tests/test_pipeline_predict.c (TTA inverse mapping, padding, ensemble weights). */
+ * Tested by tests/test_pipeline_predict.c (TTA as the mean of mapped-back variants, reflection
+ * padding, ensemble weights) and tests/test_pipeline_train.c (dihedral inverses, bad checkpoints). */
 #ifndef KY_PIPELINE_PREDICT_H
 #define KY_PIPELINE_PREDICT_H
 

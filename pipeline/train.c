@@ -21,7 +21,7 @@
 #include "models/model.h"
 #include "ops/ops.h"
 #include "optim/optim.h"
-#include "pipeline/plot.h"
+#include "pipeline/curve.h"
 #include "pipeline/predict.h"
 #include "pipeline/segment.h"
 #include "post/metric.h"
@@ -197,22 +197,9 @@ static ky_status validate(trainer *t, const ky_dsb_set *set, const int *val, int
   return s;
 }
 
-/* Reads back the per-step log (to continue it and the curve exactly on resume). */
-typedef struct { float *loss; int *it; int n, cap; } series;
-static void series_add(series *s, int it, float v) {
-  if (s->n == s->cap) {
-    int cap = s->cap ? 2 * s->cap : 256;
-    float *l = realloc(s->loss, (size_t)cap * sizeof *l);
-    int *i = realloc(s->it, (size_t)cap * sizeof *i);
-    if (!l || !i) { free(l == s->loss ? NULL : l); return; }
-    s->loss = l; s->it = i; s->cap = cap;
-  }
-  s->loss[s->n] = v;
-  s->it[s->n++] = it;
-}
-
-/* Keeps the lines of a CSV log whose first field (step) is <= max_step, returns them via series. */
-static ky_status trim_log(const char *path, int64_t max_step, series *out, int col) {
+/* Keeps the lines of a CSV log whose first field (step) is <= max_step (to continue the logs, and
+ * the curve drawn from them, exactly on resume). */
+static ky_status trim_log(const char *path, int64_t max_step) {
   char *buf;
   size_t n;
   if (ky_file_read_all(path, &buf, &n) != KY_OK) { ky_error_clear(); return KY_OK; }
@@ -225,9 +212,6 @@ static ky_status trim_log(const char *path, int64_t max_step, series *out, int c
     long long st = atoll(line);
     if (st > max_step) continue;
     fprintf(af.f, "%s\n", line);
-    const char *p = line;
-    for (int c = 0; c < col && p; c++) { p = strchr(p, ','); if (p) p++; }
-    if (p && out) series_add(out, (int)st, strtof(p, NULL));
   }
   free(buf);
   return ky_atomic_commit(&af);
@@ -253,7 +237,6 @@ ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_ho
   int *tr_rows = NULL, *va_rows = NULL, *list = NULL, *val = NULL, n_tr = 0, n_va = 0, n_list = 0, n_val = 0;
   ky_loader *loader = NULL;
   ky_optim opt;
-  series tr_curve = {0}, va_curve = {0};
   char path[KY_CFG_STR + 64], last[KY_CFG_STR + 64], best[KY_CFG_STR + 64];
   FILE *steplog = NULL, *eplog = NULL;
   ky_ckpt_state st;
@@ -387,8 +370,8 @@ ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_ho
   snprintf(eplog_path, sizeof eplog_path, "%s/epochs.csv", cfg->out);
   snprintf(curve_path, sizeof curve_path, "%s/curve.png", cfg->out);
   if (resume) {
-    if ((s = trim_log(steplog_path, start, &tr_curve, 2)) != KY_OK) goto done;
-    if ((s = trim_log(eplog_path, start, &va_curve, 3)) != KY_OK) goto done;
+    if ((s = trim_log(steplog_path, start)) != KY_OK) goto done;
+    if ((s = trim_log(eplog_path, start)) != KY_OK) goto done;
   }
   steplog = fopen(steplog_path, resume ? "a" : "w");
   eplog = fopen(eplog_path, resume ? "a" : "w");
@@ -448,7 +431,6 @@ ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_ho
     steps_this_call++;
     ep_loss += lv;
     ep_n++;
-    series_add(&tr_curve, (int)(step + 1), lv);
     fprintf(steplog, "%lld,%d,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g\n", (long long)step + 1, epoch, lv, pv[0], pv[1], pv[2], lr, gn);
     res->steps = step + 1;
     res->last_loss = lv;
@@ -470,7 +452,6 @@ ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_ho
           best_val = e.val_loss;
           e.best = 1;
         }
-        series_add(&va_curve, (int)(step + 1), e.val_loss);
       }
       fprintf(eplog, "%lld,%d,%.6g,%.6g,%.6g,%d\n", (long long)step + 1, epoch, e.train_loss, e.val_loss, e.val_score, e.best);
       fflush(eplog);
@@ -488,8 +469,8 @@ ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_ho
       if (s == KY_OK && e.best) s = ky_checkpoint_save(best, t.model, &opt, &st);
       st.config = old;
       if (s != KY_OK) goto done;
-      if ((s = ky_plot_curve_png(curve_path, tr_curve.loss, tr_curve.it, tr_curve.n, va_curve.loss, va_curve.it,
-                                 va_curve.n, 800, 480)) != KY_OK) goto done;
+      fflush(steplog);
+      if ((s = ky_curve_from_logs(curve_path, steplog_path, eplog_path, 800, 480)) != KY_OK) goto done;
       if (hooks && hooks->on_epoch) hooks->on_epoch(hooks->ud, &e);
     } else if ((cfg->ckpt_every && (step + 1) % cfg->ckpt_every == 0) || stop_now) {
       char cfgtext[8192];
@@ -513,7 +494,6 @@ done:
   if (steplog) fclose(steplog);
   if (eplog) fclose(eplog);
   ky_ckpt_state_free(&st);
-  free(tr_curve.loss); free(tr_curve.it); free(va_curve.loss); free(va_curve.it);
   free(tr_rows); free(va_rows); free(list); free(val);
   if (t.model) ky_model_free(t.model);
   ky_ctx_free(&t.ctx);

@@ -48,11 +48,14 @@ ky_status ky_opcase_upload(ky_ctx *ctx, ky_tensor **t, const ky_opcase *c, const
 /* Result of a gradient check. */
 typedef struct {
   int checked, skipped, failed;
+  int meaningful;                     /* checked elements whose gradient is well above the noise floor */
+  int nonzero;                        /* elements with a non-zero analytic gradient, all inputs */
   double worst_ratio;                 /* max |num - ana| / tolerance over the checked elements */
   char first_failure[256];
 } ky_gradcheck_report;
 /* Central differences on the CPU against the op's backward, for a sample of elements of every
- * differentiable input. L = sum(y * r) with a fixed random r. */
+ * differentiable input: 24 anywhere plus up to 24 where the analytic gradient is non-zero.
+ * L = sum(y * r) with a fixed random r. */
 ky_status ky_gradcheck(ky_gradcheck_report *rep, const ky_opcase *c, uint64_t seed);
 
 #endif

@@ -1,6 +1,7 @@
 /* Command-line tests: runs the built `karyon` ($KY_BUILD/karyon, set by `make test`) on the bundled
  * sample: --help of every command, exit codes, pack, train a few iterations, resume, predict,
- * score, postproc train/apply, and config errors; checks the files each step writes. */
+ * score (submissions score exactly as their label PNGs), postproc train/apply, and config errors;
+ * checks the files each step writes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -42,6 +43,14 @@ static char *output(void) {
 static void expect_output(const char *needle) {
   char *o = output();
   if (!strstr(o, needle)) fail_msg("output lacks '%s':\n%s", needle, o);
+  free(o);
+}
+
+/* The "images: N" and "score: S" lines `karyon score` ends with. */
+static void score_line(double *score, double *images) {
+  char *o = output(), *sc = strstr(o, "\nscore: "), *im = strstr(o, "images: ");
+  if (!sc || !im || sscanf(sc + 8, "%lf", score) != 1 || sscanf(im + 8, "%lf", images) != 1)
+    fail_msg("no 'images: N' and 'score: S' lines in:\n%s", o);
   free(o);
 }
 
@@ -126,12 +135,16 @@ static void test_train_resume_predict_score(void **st) {
   if (run("score --truth tests/fixtures/dsb_sample --pred %s/pred/labels --csv %s/scores.csv", dir, dir) != 0) {
     char *o = output(); fail_msg("score: %s", o);
   }
-  expect_output("score: ");
+  double png_score, png_images, csv_score, csv_images;
+  score_line(&png_score, &png_images);
   snprintf(p, sizeof p, "%s/scores.csv", dir);
   assert_int_equal(access(p, R_OK), 0);
-  /* The submission scores the same as the label PNGs. */
+  /* The submission scores the same as the label PNGs: same images, same mean to the printed digit. */
   if (run("score --truth tests/fixtures/dsb_sample --pred %s/pred/submission.csv", dir) != 0) { char *o = output(); fail_msg("score csv: %s", o); }
-  expect_output("score: ");
+  score_line(&csv_score, &csv_images);
+  assert_int_equal((int)png_images, 9);
+  assert_int_equal((int)csv_images, 9);
+  if (csv_score != png_score) fail_msg("submission scores %.5f, its label PNGs %.5f", csv_score, png_score);
   /* Second level on maps with real candidates: the reference targets as probability maps
    * (`karyon targets` writes <id>_body/_border/_full.png, the names postproc reads). */
   if (run("targets --data tests/fixtures/dsb_sample --out %s/tg", dir) != 0) { char *o = output(); fail_msg("targets: %s", o); }
@@ -147,10 +160,16 @@ static void test_train_resume_predict_score(void **st) {
   assert_int_equal(access(p, R_OK), 0);
   /* Near-perfect maps: the GBT-selected instances must score well against the masks. */
   if (run("score --truth tests/fixtures/dsb_sample --pred %s/pp/labels", dir) != 0) { char *o = output(); fail_msg("score pp: %s", o); }
-  char *o = output(), *sc = strstr(o, "score: ");
-  assert_non_null(sc);
-  if (atof(sc + 7) < 0.5) fail_msg("GBT selection on target maps scores only %s", sc + 7);
-  free(o);
+  double pp_score, pp_images;
+  score_line(&pp_score, &pp_images);
+  if (pp_score < 0.5) fail_msg("GBT selection on target maps scores only %.5f", pp_score);
+  /* Its submission (RLE of the same instances) scores exactly as its label PNGs. An 8-step model's
+   * predictions above may hold no instance, so this is the comparison with something in it. */
+  if (run("score --truth tests/fixtures/dsb_sample --pred %s/pp/submission.csv", dir) != 0) { char *o = output(); fail_msg("score pp csv: %s", o); }
+  score_line(&csv_score, &csv_images);
+  assert_int_equal((int)csv_images, 9);
+  if (csv_score != pp_score) fail_msg("postproc submission scores %.5f, its label PNGs %.5f", csv_score, pp_score);
+  print_message("score: predict labels %.5f = submission; postproc labels %.5f = submission\n", png_score, pp_score);
   /* karyon segment over the same maps: the level-1 rule (seg0) and GBT selection (seg1), each
    * writing the feature table; both must score well against the masks. */
   if (run("segment --prob %s/tg --out %s/seg0 --features %s/feat0.csv", dir, dir, dir) != 0) {

@@ -1,7 +1,11 @@
 /* PyTorch parity of the models: U-Net on ResNet18 (with and without decoder BN) and FPN on
- * ResNet50 at width 0.25, train and eval mode, 1x64x96x3 input: logits, softmax-dice loss, input
- * gradient, three parameter gradients and running statistics against tests/fixtures/models/parity_*
- * (made by tests/fixtures/gen_models.py from float64 PyTorch runs). Run by `make test`. */
+ * ResNet50 at width 0.25, train and eval mode, on a 1x64x96x3 input (the FPN's training case on
+ * 2x128x128x3; the fixture's "input" metadata says which): logits, softmax-dice loss, input
+ * gradient, three or four parameter gradients and running statistics against tests/fixtures/models/parity_*
+ * (made by tests/fixtures/gen_models.py from float64 PyTorch runs). Run by `make test`.
+ * The FPN's training-mode gradients below its last ReLU are bounded by PyTorch's own float32 error
+ * there (1.9-2.6 %): ReLU sign flips, not arithmetic, as gen_models.py explains. Its forward values
+ * and its head's weight gradient are held to the bound of the other cases. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -38,7 +42,7 @@ static const float *entry(const ky_st_file *f, const char *name, size_t *n) {
 }
 
 /* Reference values are PyTorch float64; the bound is max(1e-4, 3 x PyTorch's own float32 error),
- * which is 1e-4 except where training-mode BN on 6 pixels per channel makes the net ill-conditioned. */
+ * which is 1e-4 except for gradients through many ReLUs whose float32 inputs can change sign. */
 static void check(const ky_st_file *f, const char *key, const char *cs, const float *got, size_t sg,
                   const float *want, size_t n) {
   char mk[160];
@@ -81,7 +85,9 @@ static void run_case(const char *cs) {
   assert_int_equal(ky_ctx_init(&ctx, KY_DEV_CPU, 0), KY_OK);
   ctx.training = training;
   ky_ctx_set_grad(&ctx, 1);
-  int n = 1, h = 64, w = 96;
+  int n, h, w;
+  const char *inp = ky_st_meta(&f, "input");
+  if (!inp || sscanf(inp, "%d,%d,%d", &n, &h, &w) != 3) fail_msg("fixture %s: no metadata input = n,h,w", path);
   float *xh = malloc((size_t)n * h * w * 3 * sizeof *xh);
   uint8_t *cls = malloc((size_t)n * h * w);
   tm_input(xh, cls, n, h, w, 3);
@@ -130,7 +136,7 @@ static void run_case(const char *cs) {
     free(g);
     n_checked++;
   }
-  assert_int_equal(n_checked, 3);
+  assert_true(n_checked >= 3);
   free(gblock);
 
   /* running statistics after a training-mode forward */

@@ -19,6 +19,12 @@ static void run_case(void **state) {
   /* Kink skips must stay rare, or the check would be vacuous. */
   if (rep.checked == 0 || rep.skipped * 4 > rep.checked)
     fail_msg("%s: only %d elements checked, %d skipped near kinks", c->name, rep.checked, rep.skipped);
+  /* At least 16 checked elements with a gradient well above the noise floor (mostly-zero
+   * gradients such as max-pool's are sampled where they are non-zero). */
+  print_message("%s: %d checked, %d meaningful, %d non-zero\n", c->name, rep.checked, rep.meaningful, rep.nonzero);
+  if (rep.meaningful < 16)
+    fail_msg("%s: only %d meaningful elements checked (%d checked, %d with a non-zero gradient)", c->name, rep.meaningful,
+             rep.checked, rep.nonzero);
 }
 
 static void test_planted_bug_is_caught(void **state) {

@@ -1,6 +1,7 @@
 /* PyTorch parity of the CPU reference kernels on the golden fixtures of
  * tests/fixtures/gen_parity_ops.py (torch 1.13; format documented there). Run by `make test` from
- * the repository root.
+ * the repository root. The loss combinations (sigmoid_dice, focal_dice, weighted_sum) run through
+ * the tensor-level ops and autograd; everything else calls the raw kernels.
  *
  * Tolerance, every tensor: fp32 relative 1e-5 of the tensor's scale,
  * |got - want| <= 1e-5 * (|want| + max|want|); max pooling's forward must be exact. (The Adam
@@ -16,8 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/ctx.h"
 #include "core/fileio.h"
+#include "losses/losses.h"
 #include "ops/kernels.h"
+#include "ops/ops.h"
 
 #define FIX "tests/fixtures/parity_ops/"
 #define RTOL 1e-5
@@ -286,6 +290,61 @@ static void test_dice(void **st) {
   free(p); free(t); free(clsf);
 }
 
+/* The combinations go through the tensor-level ops and autograd (forward value and the gradient
+ * that ky_backward leaves on the logits), as training uses them. */
+static void test_combined_losses(void **st) {
+  enum { N = 2, H = 4, W = 5, C = 2, NE = N * H * W * C };
+  const int shape[4] = {N, H, W, C};
+  float *x = load("comb.x", N, H, W, C, -1), *t = load("comb.t", N, H, W, C, -1);
+  ky_ctx ctx;
+  assert_int_equal(ky_ctx_init(&ctx, KY_DEV_CPU, 0), KY_OK);
+  for (int focal = 0; focal < 2; focal++) {
+    const char *nm = focal ? "focal_dice" : "sigmoid_dice";
+    char a[64], b[64];
+    snprintf(a, sizeof a, "comb.%s.loss", nm);
+    snprintf(b, sizeof b, "comb.%s.dx", nm);
+    float *lref = load(a, 1, -1), *dxref = load(b, N, H, W, C, -1), loss, dx[NE];
+    ky_ctx_reset(&ctx);
+    ky_tensor *xt, *tt, *l;
+    assert_int_equal(ky_tensor_from_host(&ctx, &xt, KY_F32, 4, shape, x), KY_OK);
+    assert_int_equal(ky_tensor_from_host(&ctx, &tt, KY_F32, 4, shape, t), KY_OK);
+    xt->requires_grad = 1;
+    assert_int_equal(focal ? ky_loss_focal_dice(&ctx, &l, xt, tt, 0.5f) : ky_loss_sigmoid_dice(&ctx, &l, xt, tt, 0.5f),
+                     KY_OK);
+    assert_int_equal(ky_tensor_item(&ctx, &loss, l), KY_OK);
+    assert_int_equal(ky_backward(&ctx, l), KY_OK);
+    assert_non_null(xt->grad);
+    assert_int_equal(ky_tensor_to_host(&ctx, dx, xt->grad), KY_OK);
+    expect_near(a, &loss, lref, 1, RTOL);
+    expect_near(b, dx, dxref, NE, RTOL);
+    free(lref); free(dxref);
+  }
+  /* weighted_sum: 0.3*mean(a) - 1.7*mean(b) + 0.5*mean(a+b); a receives gradient from two terms. */
+  float *av = load("comb.wsum.a", 3, 4, -1), *bv = load("comb.wsum.b", 3, 4, -1), *lref = load("comb.wsum.loss", 1, -1);
+  float *daref = load("comb.wsum.da", 3, 4, -1), *dbref = load("comb.wsum.db", 3, 4, -1), loss, da[12], db[12];
+  const int s2[2] = {3, 4};
+  ky_ctx_reset(&ctx);
+  ky_tensor *at, *bt, *ab, *terms[3], *l;
+  assert_int_equal(ky_tensor_from_host(&ctx, &at, KY_F32, 2, s2, av), KY_OK);
+  assert_int_equal(ky_tensor_from_host(&ctx, &bt, KY_F32, 2, s2, bv), KY_OK);
+  at->requires_grad = bt->requires_grad = 1;
+  assert_int_equal(ky_mean(&ctx, &terms[0], at), KY_OK);
+  assert_int_equal(ky_mean(&ctx, &terms[1], bt), KY_OK);
+  assert_int_equal(ky_add(&ctx, &ab, at, bt), KY_OK);
+  assert_int_equal(ky_mean(&ctx, &terms[2], ab), KY_OK);
+  static const float w[3] = {0.3f, -1.7f, 0.5f};
+  assert_int_equal(ky_loss_weighted_sum(&ctx, &l, terms, w, 3), KY_OK);
+  assert_int_equal(ky_tensor_item(&ctx, &loss, l), KY_OK);
+  assert_int_equal(ky_backward(&ctx, l), KY_OK);
+  assert_int_equal(ky_tensor_to_host(&ctx, da, at->grad), KY_OK);
+  assert_int_equal(ky_tensor_to_host(&ctx, db, bt->grad), KY_OK);
+  expect_near("comb.wsum.loss", &loss, lref, 1, RTOL);
+  expect_near("comb.wsum.da", da, daref, 12, RTOL);
+  expect_near("comb.wsum.db", db, dbref, 12, RTOL);
+  ky_ctx_free(&ctx);
+  free(x); free(t); free(av); free(bv); free(lref); free(daref); free(dbref);
+}
+
 /* ---- optimisers --------------------------------------------------------------------------- */
 
 enum { NO = 40 };
@@ -369,7 +428,7 @@ int main(void) {
       cmocka_unit_test(test_conv),     cmocka_unit_test(test_batchnorm), cmocka_unit_test(test_upsample),
       cmocka_unit_test(test_maxpool),  cmocka_unit_test(test_softmax_sigmoid), cmocka_unit_test(test_bce),
       cmocka_unit_test(test_softmax_ce), cmocka_unit_test(test_dice),    cmocka_unit_test(test_adam),
-      cmocka_unit_test(test_sgd),
+      cmocka_unit_test(test_sgd),       cmocka_unit_test(test_combined_losses),
   };
   return cmocka_run_group_tests_name("parity_ops", tests, NULL, NULL);
 }

@@ -294,6 +294,29 @@ static void test_tree_limits(void **st) {
   ky_gbt_free(&m);
 }
 
+/* Fewer rows than features with feature_fraction < 1 (small second-level tables: a fold of a
+ * few images against 41 features): the feature draw once wrote past a row-sized buffer. */
+static void test_fewer_rows_than_features(void **st) {
+  enum { N = 12, F = 41 };
+  float x[N * F], y[N];
+  for (int i = 0; i < N; i++) {
+    y[i] = (float)(i % 3);
+    for (int f = 0; f < F; f++) x[i * F + f] = (float)((i * 7 + f * 3) % 11);
+  }
+  ky_gbt_params p;
+  ky_gbt_params_default(&p);
+  p.num_rounds = 5;
+  p.min_data_in_leaf = 2;
+  p.feature_fraction = 0.5;
+  ky_gbt_model m;
+  assert_int_equal(ky_gbt_train(&m, &p, x, y, N, F, NULL, NULL, 0), KY_OK);
+  assert_int_equal(m.n_trees, 5);
+  double pr[N];
+  assert_int_equal(ky_gbt_predict(&m, pr, x, N, F), KY_OK);
+  for (int i = 0; i < N; i++) assert_true(pr[i] >= 0 && pr[i] <= 2);
+  ky_gbt_free(&m);
+}
+
 static void write_text(const char *path, const char *text) {
   assert_int_equal(ky_file_write_atomic(path, text, strlen(text)), KY_OK);
 }
@@ -379,6 +402,7 @@ int main(void) {
     cmocka_unit_test(test_deterministic_and_save_load_bitwise),
     cmocka_unit_test(test_early_stopping_keeps_best_round),
     cmocka_unit_test(test_tree_limits),
+    cmocka_unit_test(test_fewer_rows_than_features),
     cmocka_unit_test(test_ensemble_recipe),
     cmocka_unit_test(test_malformed_model_files),
     cmocka_unit_test(test_bad_input),

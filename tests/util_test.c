@@ -52,6 +52,18 @@ int32_t *ky_test_load_png_i32(const char *path, int *h, int *w) {
   return o;
 }
 
+int ky_test_png_is_rgb(const char *path, const uint8_t *rgb, int w, int h) {
+  ky_image im;
+  if (ky_image_load(&im, path) != KY_OK) return 0;
+  int ok = im.w == w && im.h == h && im.c == 3 && im.depth == 8;
+  if (!ok) ky_error(KY_ERR_SHAPE, "%s is %dx%dx%d (%d-bit), expected %dx%dx3 8-bit", path, im.w, im.h, im.c, im.depth, w, h);
+  size_t i = 0, n = (size_t)w * h * 3;
+  while (ok && i < n && ((uint8_t *)im.data)[i] == rgb[i]) i++;
+  if (ok && i < n) { ok = 0; ky_error(KY_ERR_FORMAT, "%s differs at pixel %zu, channel %zu", path, i / 3, i % 3); }
+  ky_image_free(&im);
+  return ok;
+}
+
 double ky_test_now_ms(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);

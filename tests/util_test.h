@@ -20,5 +20,8 @@ int ky_test_cmp_double(const void *a, const void *b);
 /* Channel 0 of an 8- or 16-bit PNG as int32 [h, w] (malloc'ed); NULL with ky_last_error() set on
  * failure (callers turn that into a test failure). */
 int32_t *ky_test_load_png_i32(const char *path, int *h, int *w);
+/* 1 when the PNG at path is an 8-bit RGB w x h image equal to rgb [h, w, 3]; else 0 with
+ * ky_last_error() saying how it differs. */
+int ky_test_png_is_rgb(const char *path, const uint8_t *rgb, int w, int h);
 
 #endif
