@@ -114,7 +114,7 @@ $(B)/bench/%: $(B)/bench/%.o $(TEST_AUX_OBJ) $(LIB)
 
 # The op-case table drives three programs: gradient checks, CPU-vs-CUDA checks, op benchmarks.
 OPTABLE_OBJ := $(B)/tests/optable_cases.o
-$(B)/tests/test_ops_gradcheck $(B)/tests/test_cuda_optable $(B)/bench/bench_ops: $(OPTABLE_OBJ)
+$(B)/tests/test_ops_gradcheck $(B)/tests/test_ops_threads $(B)/tests/test_cuda_optable $(B)/bench/bench_ops: $(OPTABLE_OBJ)
 
 # Every suite runs, even after a failure; the summary line counts suites.
 test: check-deps banner $(TEST_BIN) $(KARYON)

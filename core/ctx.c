@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/pool.h"
 #include "ops/kernels.h"
 #ifdef KY_HAVE_CUDA
 #include "cuda/cuda.h"
@@ -25,13 +26,37 @@ ky_status ky_ctx_init(ky_ctx *ctx, ky_device dev, int gpu) {
     return ky_error(KY_ERR_CUDA, "device cuda asked for, but this build has no CUDA backend (built with CUDA=0 or without nvcc)");
 #endif
   }
+  int threads;
+  ky_status s = ky_pool_default_threads(&threads);
+  if (s == KY_OK) s = ky_pool_create(&ctx->pool, threads);
+  if (s != KY_OK) {
+#ifdef KY_HAVE_CUDA
+    if (ctx->cu) ky_cuda_free(ctx->cu);
+#endif
+    ctx->cu = NULL;
+    return s;
+  }
   ky_arena_init(&ctx->host, KY_DEV_CPU, NULL, (size_t)16 << 20);
   ky_arena_init(&ctx->devmem, dev, ctx->cu, (size_t)256 << 20);
   return KY_OK;
 }
 
+ky_status ky_ctx_set_threads(ky_ctx *ctx, int threads) {
+  KY_CHECK_NULL(ctx, "ctx");
+  if (ctx->pool && ky_pool_threads(ctx->pool) == threads) return KY_OK;
+  ky_pool *p;
+  KY_TRY(ky_pool_create(&p, threads)); /* validates first: a bad count keeps the old pool */
+  ky_pool_free(ctx->pool);
+  ctx->pool = p;
+  return KY_OK;
+}
+
+int ky_ctx_threads(const ky_ctx *ctx) { return ctx ? ky_pool_threads(ctx->pool) : 1; }
+
 void ky_ctx_free(ky_ctx *ctx) {
   if (!ctx) return;
+  ky_pool_free(ctx->pool);
+  ctx->pool = NULL;
   ky_arena_free(&ctx->host);
   ky_arena_free(&ctx->devmem);
 #ifdef KY_HAVE_CUDA
@@ -142,7 +167,7 @@ ky_status ky_tensor_fill(ky_ctx *ctx, ky_tensor *t, float v) {
     return ky_cuda_fill(ctx->cu, t->data, v, ky_tensor_numel(t));
 #endif
   }
-  ky_cpu_fill(t->data, v, ky_tensor_numel(t));
+  ky_cpu_fill(ctx->pool, t->data, v, ky_tensor_numel(t));
   return KY_OK;
 }
 

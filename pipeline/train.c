@@ -344,6 +344,7 @@ ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_ho
   }
   if (!strcmp(cfg->optim, "sgd")) opt = ky_optim_sgd(cfg->lr, cfg->momentum);
   else { opt = ky_optim_adam(cfg->lr); opt.amsgrad = !strcmp(cfg->optim, "amsgrad"); }
+  opt.pool = t.ctx.pool;
   opt.weight_decay = cfg->weight_decay;
   opt.keras_decay = cfg->keras_decay;
   ky_schedule sched;
