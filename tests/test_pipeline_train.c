@@ -256,6 +256,55 @@ static void test_threads_same_checkpoint(void **st) {
     }
   }
   for (int f = 0; f < 3; f++) free(ref[f]);
+
+  /* Folder inference with that checkpoint at 1 and 3 threads (three images, batches of 2 and 6):
+   * the same maps, labels and submission. */
+  char **ids, **paths;
+  int nids;
+  assert_int_equal(ky_infer_list(&ids, &paths, &nids, SAMPLE), KY_OK);
+  assert_true(nids >= 3);
+  const char *only[3] = {ids[0], ids[1], ids[2]};
+  char *sub[2] = {0};
+  size_t nsub[2] = {0};
+  for (int k = 0; k < 2; k++) {
+    ky_ctx ctx;
+    assert_int_equal(ky_ctx_init(&ctx, KY_DEV_CPU, 0), KY_OK);
+    assert_int_equal(ky_ctx_set_threads(&ctx, k ? 3 : 1), KY_OK);
+    ky_predictor p;
+    memset(&p, 0, sizeof p);
+    p.tta = 1;
+    snprintf(path, sizeof path, "%s/last.safetensors", out);
+    if (ky_predictor_add(&p, path, 1, KY_DEV_CPU, NULL, NULL, NULL) != KY_OK) fail_msg("predictor: %s", ky_last_error());
+    char pred[320];
+    snprintf(pred, sizeof pred, "%s/pred%d", dir, k);
+    ky_infer_opts io = {SAMPLE, pred, NULL, 0.3, NULL, 0, only, 3};
+    ky_infer_result ir;
+    if (ky_infer_folder(&ctx, &p, &io, &ir) != KY_OK) fail_msg("infer at %d threads: %s", k ? 3 : 1, ky_last_error());
+    assert_int_equal(ir.n_images, 3);
+    snprintf(path, sizeof path, "%s/submission.csv", pred);
+    assert_int_equal(ky_file_read_all(path, &sub[k], &nsub[k]), KY_OK);
+    ky_predictor_free(&p);
+    ky_ctx_free(&ctx);
+  }
+  if (nsub[0] != nsub[1] || memcmp(sub[0], sub[1], nsub[0])) fail_msg("submission.csv differs at 3 threads");
+  free(sub[0]);
+  free(sub[1]);
+  for (int i = 0; i < 3; i++) {
+    const char *kinds[2] = {"prob/%s_body.png", "labels/%s.png"};
+    for (int q = 0; q < 2; q++) {
+      char rel[300], *d[2];
+      size_t nd[2];
+      snprintf(rel, sizeof rel, kinds[q], only[i]);
+      for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s/pred%d/%s", dir, k, rel);
+        assert_int_equal(ky_file_read_all(path, &d[k], &nd[k]), KY_OK);
+      }
+      if (nd[0] != nd[1] || memcmp(d[0], d[1], nd[0])) fail_msg("%s differs at 3 threads", rel);
+      free(d[0]);
+      free(d[1]);
+    }
+  }
+  ky_infer_list_free(ids, paths, nids);
   ky_test_rmdir(dir);
   free(dir);
 }
