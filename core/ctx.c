@@ -116,7 +116,8 @@ static ky_status memset0(ky_ctx *ctx, void *p, size_t bytes) {
     return ky_cuda_memset(ctx->cu, p, 0, bytes);
 #endif
   }
-  memset(p, 0, bytes);
+  if (bytes % sizeof(float) == 0) ky_cpu_fill(ctx->pool, p, 0.0f, bytes / sizeof(float)); /* gradients: on the pool */
+  else memset(p, 0, bytes);
   return KY_OK;
 }
 
