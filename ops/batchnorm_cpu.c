@@ -16,7 +16,7 @@
 
 enum {
   CBLK = 512, /* channels per block */
-  RUN = 8,    /* channels per statistics chunk */
+  RUN = 16,   /* channels per statistics chunk: one 64-byte line per pixel, so threads never share one */
   PIX = 512,  /* pixels per chunk of the elementwise passes */
 };
 

@@ -21,7 +21,7 @@
  *            rows: every dx element is owned by one band and receives its pixels in index order;
  *   wgrad    per round of tiles, packing by tile, then the GEMM by NR-panel blocks of dW: every
  *            dW element still adds the tiles' partial sums in tile order;
- *   direct   forward by pixel tiles, dgrad / wgrad by runs of 8 input channels (vector lanes kept).
+ *   direct   forward by pixel tiles, dgrad / wgrad by runs of 16 input channels (vector lanes kept).
  * Block sizes only decide which thread computes an element, never how, so they may follow the
  * thread count; the tile size (TILE) and the KC slices, which fix summation order, do not. */
 #include <string.h>
@@ -370,12 +370,14 @@ static void out_pixel(const ky_conv_shape *s, size_t p, size_t *xbase, int *iy0,
 static inline size_t min_z(size_t a, size_t b) { return a < b ? a : b; }
 static inline int min_i(int a, int b) { return a < b ? a : b; }
 
-/* Runs of 8 input channels for the direct dgrad / wgrad: [*q0, *q1) of chunk `ch`; the last run
- * takes the scalar tail, so every channel keeps the vector lane or tail it has on one thread. */
-static size_t chan_runs(const ky_conv_shape *s) { return s->c < 8 ? 1 : (size_t)s->c / 8; }
+/* Runs of 16 input channels (two vectors, one cache line) for the direct dgrad / wgrad: [*q0, *q1)
+ * of chunk `ch`; the last run takes the rest and the scalar tail, so every channel keeps the vector
+ * lane or tail it has on one thread. */
+enum { CHAN_RUN = 16 };
+static size_t chan_runs(const ky_conv_shape *s) { return s->c < CHAN_RUN ? 1 : (size_t)s->c / CHAN_RUN; }
 static void chan_run(size_t ch, size_t nruns, const ky_conv_shape *s, size_t *q0, size_t *q1) {
-  *q0 = ch * 8;
-  *q1 = ch + 1 == nruns ? (size_t)s->c : *q0 + 8;
+  *q0 = ch * CHAN_RUN;
+  *q1 = ch + 1 == nruns ? (size_t)s->c : *q0 + CHAN_RUN;
 }
 
 /* Output pixels [p0, p1). */
