@@ -1,6 +1,7 @@
 # karyon: one Makefile for the library, the `karyon` command, tests and benchmarks.
 #   make              build everything (CPU backend always; CUDA backend when nvcc is found)
-#   make test         build and run every cmocka suite      (make DEBUG=1 test: ASan + UBSan)
+#   make test         build and run every cmocka suite      (make DEBUG=1 test: ASan + UBSan;
+#                     make TSAN=1 test: ThreadSanitizer, in build-tsan/)
 #   make demo         train / predict / score on the bundled sample
 #   make deps         install the Debian packages the project needs (or print the apt-get line)
 #   make emu          run the CUDA kernels on a CPU emulation (no GPU, no nvcc; docs/gpu.md)
@@ -14,10 +15,19 @@ CXX     ?= g++
 NVCC    ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 DEBUG   ?= 0
+TSAN    ?= 0
 CUDA    ?= $(if $(NVCC),1,0)
 CUDA_ARCH ?= 75 80 86 89 90
 
-ifeq ($(DEBUG),1)
+ifeq ($(TSAN),1)
+  # ThreadSanitizer: the thread pool and everything that runs on it (its own build folder; CPU only,
+  # since TSan does not see inside CUDA). `make TSAN=1 TEST_SRC="tests/test_core_pool.c ..." test`
+  # runs a subset.
+  B       ?= build-tsan
+  CUDA    := 0
+  OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=thread $(shell grep -qw avx2 /proc/cpuinfo 2>/dev/null && grep -qw fma /proc/cpuinfo && echo -mavx2 -mfma)
+  LDSAN   := -fsanitize=thread
+else ifeq ($(DEBUG),1)
   B       ?= build-debug
   OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
   LDSAN   := -fsanitize=address,undefined
@@ -88,7 +98,7 @@ endif
 all: banner $(KARYON) $(TEST_BIN) $(BENCH_BIN)
 
 banner:
-	@echo "karyon: backends: $(KY_BACKENDS); build folder $(B)$(if $(filter 1,$(DEBUG)), (ASan+UBSan),)"
+	@echo "karyon: backends: $(KY_BACKENDS); build folder $(B)$(if $(filter 1,$(DEBUG)), (ASan+UBSan),)$(if $(filter 1,$(TSAN)), (ThreadSanitizer),)"
 
 lib: $(LIB)
 
@@ -128,11 +138,11 @@ $(B)/bench/%: $(B)/bench/%.o $(TEST_AUX_OBJ) $(LIB)
 
 # The op-case table drives three programs: gradient checks, CPU-vs-CUDA checks, op benchmarks.
 OPTABLE_OBJ := $(B)/tests/optable_cases.o
-$(B)/tests/test_ops_gradcheck $(B)/tests/test_cuda_optable $(B)/bench/bench_ops: $(OPTABLE_OBJ)
+$(B)/tests/test_ops_gradcheck $(B)/tests/test_ops_threads $(B)/tests/test_cuda_optable $(B)/bench/bench_ops: $(OPTABLE_OBJ)
 
 # Every suite runs, even after a failure; the summary line counts suites.
 test: check-deps banner $(TEST_BIN) $(KARYON) install-test
-	@ASAN_OPTIONS=protect_shadow_gap=0:detect_leaks=1 KY_BUILD=$(B) sh tests/run_all.sh $(TEST_BIN)
+	@ASAN_OPTIONS=protect_shadow_gap=0:detect_leaks=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 KY_BUILD=$(B) sh tests/run_all.sh $(TEST_BIN)
 
 # Without a GPU the demo runs on the CPU, so it skips compiling the CUDA kernels (minutes on two
 # cores) and builds a CPU-only karyon in build-cpu/.
@@ -164,7 +174,7 @@ check-deps:
 	@sh .ci/deps.sh check
 
 clean:
-	rm -rf build build-debug
+	rm -rf build build-debug build-tsan
 
 # Header dependencies of every object, so a changed header rebuilds the test helpers and programs too.
 -include $(LIB_OBJ:.o=.d) $(CU_OBJ:.o=.d) $(TEST_BIN:=.d) $(OPTABLE_OBJ:.o=.d) $(TEST_AUX_OBJ:.o=.d) $(BENCH_BIN:=.d) $(APP_SRC:%.c=$(B)/%.d)

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/pool.h"
+
 const char *ky_cli_opt(int argc, char **argv, const char *name) {
   for (int i = 1; i + 1 < argc; i++)
     if (argv[i][0] == '-' && argv[i][1] == '-' && !strcmp(argv[i] + 2, name)) return argv[i + 1];
@@ -76,5 +78,16 @@ ky_status ky_cli_ids(ky_dsb_ids *out, const char *data, const char *ids_opt) {
     ky_dsb_ids_free(out);
     return ky_error(KY_ERR_ARG, "--ids '%s' names no id", ids_opt);
   }
+  return KY_OK;
+}
+
+ky_status ky_cli_threads(int *threads, int argc, char **argv) {
+  const char *v = ky_cli_opt(argc, argv, "threads");
+  if (!v) return ky_pool_default_threads(threads);
+  char *end;
+  long n = strtol(v, &end, 10);
+  KY_CHECK(end != v && !*end && n >= 1 && n <= KY_POOL_MAX_THREADS, KY_ERR_ARG,
+           "--threads '%s': expected a thread count in 1..%d", v, KY_POOL_MAX_THREADS);
+  *threads = (int)n;
   return KY_OK;
 }

@@ -18,6 +18,10 @@ int ky_cli_wants_help(int argc, char **argv);
  * DSB folder `data`. Free with ky_dsb_ids_free. */
 ky_status ky_cli_ids(ky_dsb_ids *out, const char *data, const char *ids_opt);
 
+/* The CPU thread count: --threads N when given (1..KY_POOL_MAX_THREADS, else an error naming the
+ * flag and value), else KY_THREADS, else every core this process may use. */
+ky_status ky_cli_threads(int *threads, int argc, char **argv);
+
 /* Prints "karyon <cmd>: <message>" from the last error and returns 1 (the exit code). */
 int ky_cli_fail(const char *cmd, ky_status s);
 

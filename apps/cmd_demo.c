@@ -30,17 +30,20 @@ static void on_info(void *ud, const char *line) { printf("  %s\n", line); fflush
 
 int ky_cmd_demo(int argc, char **argv) {
   if (ky_cli_wants_help(argc, argv)) {
-    printf("usage: karyon demo [--sample DIR] [--out DIR] [--device cpu|cuda|auto] [--iters N]\n"
+    printf("usage: karyon demo [--sample DIR] [--out DIR] [--device cpu|cuda|auto] [--iters N] [--threads N]\n"
            "  Trains on the bundled sample (tests/fixtures/dsb_sample: real CC0 DSB 2018 images), holds out\n"
            "  its fold 0, predicts it with 8-way TTA, scores it, and compares with an untrained model.\n");
     return 0;
   }
-  static const char *const known[] = {"sample", "out", "device", "iters", "help!", NULL};
+  static const char *const known[] = {"sample", "out", "device", "iters", "threads", "help!", NULL};
   if (!ky_cli_check(argc, argv, "demo", known)) return 2;
+  int threads;
+  ky_status ts = ky_cli_threads(&threads, argc, argv);
+  if (ts != KY_OK) return ky_cli_fail("demo", ts);
   ky_demo_opts o = {ky_cli_opt(argc, argv, "sample") ? ky_cli_opt(argc, argv, "sample") : "tests/fixtures/dsb_sample",
                     ky_cli_opt(argc, argv, "out") ? ky_cli_opt(argc, argv, "out") : "demo_out",
                     ky_cli_opt(argc, argv, "device") ? ky_cli_opt(argc, argv, "device") : "auto",
-                    ky_cli_opt(argc, argv, "iters") ? atoi(ky_cli_opt(argc, argv, "iters")) : 0, 0};
+                    ky_cli_opt(argc, argv, "iters") ? atoi(ky_cli_opt(argc, argv, "iters")) : 0, 0, threads};
   if (access(o.sample, R_OK) != 0) {
     fprintf(stderr, "karyon demo: sample folder %s not found (run from the repository root, or pass --sample DIR)\n", o.sample);
     return 1;

@@ -1,6 +1,7 @@
 /* `karyon info`: what this build contains (backends, CUDA targets) and which GPUs it sees.
  * Tested by tests/test_apps_cli.c. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "apps/cli.h"
 #ifdef KY_HAVE_CUDA
@@ -10,12 +11,18 @@
 const char ky_cmd_info_summary[] = "show the build's backends and the GPUs it can use";
 
 int ky_cmd_info(int argc, char **argv) {
-  static const char *const known[] = {"help!", NULL};
+  static const char *const known[] = {"threads", "help!", NULL};
   if (ky_cli_wants_help(argc, argv)) {
-    printf("usage: karyon info\n  Prints the backends compiled in and the GPUs visible to the CUDA backend.\n");
+    printf("usage: karyon info [--threads N]\n  Prints the backends compiled in, the CPU threads the kernels would use (--threads N,\n"
+           "  else KY_THREADS, else every core this process may use) and the GPUs visible to the CUDA backend.\n");
     return 0;
   }
   if (!ky_cli_check(argc, argv, "info", known)) return 2;
+  int threads;
+  ky_status s = ky_cli_threads(&threads, argc, argv);
+  if (s != KY_OK) return ky_cli_fail("info", s);
+  printf("cpu threads: %d (%s)\n", threads,
+         ky_cli_opt(argc, argv, "threads") ? "--threads" : getenv("KY_THREADS") ? "KY_THREADS" : "cores this process may use");
   printf("karyon backends: cpu");
 #ifdef KY_HAVE_CUDA
   printf(" cuda\n");

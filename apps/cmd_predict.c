@@ -24,13 +24,15 @@ static void usage(void) {
          "  --export-dsb DIR      also write the instances as a DSB-layout folder (pseudo-labels)\n"
          "  --device cpu|cuda|auto  [auto]\n"
          "  --model NAME --loss softmax|sigmoid|sigmoid3|focal   for weight files without a training config\n"
-         "  --no-overlay          skip the overlay PNGs\n");
+         "  --no-overlay          skip the overlay PNGs\n"
+         "  --threads N           CPU threads for the kernels and post-processing [KY_THREADS, else every core];\n"
+         "                        the outputs do not depend on it\n");
 }
 
 int ky_cmd_predict(int argc, char **argv) {
   if (ky_cli_wants_help(argc, argv)) { usage(); return 0; }
   static const char *const known[] = {"ckpt", "weights", "images", "out", "tta", "scales", "gbt", "thr", "export-dsb", "device",
-                                      "model", "loss", "no-overlay!", "help!", NULL};
+                                      "model", "loss", "no-overlay!", "threads", "help!", NULL};
   if (!ky_cli_check(argc, argv, "predict", known)) return 2;
   const char *ckpt = ky_cli_opt(argc, argv, "ckpt"), *images = ky_cli_opt(argc, argv, "images");
   if (!ckpt || !images) { fprintf(stderr, "karyon predict: --ckpt and --images are required (karyon predict --help)\n"); return 2; }
@@ -49,8 +51,12 @@ int ky_cmd_predict(int argc, char **argv) {
     if (!strcmp(dev_s, "cuda")) { fprintf(stderr, "karyon predict: this build has no CUDA backend\n"); return 1; }
 #endif
   }
+  int threads;
+  ky_status s = ky_cli_threads(&threads, argc, argv);
+  if (s != KY_OK) return ky_cli_fail("predict", s);
   ky_ctx ctx;
-  ky_status s = ky_ctx_init(&ctx, dev, 0);
+  s = ky_ctx_init(&ctx, dev, 0);
+  if (s == KY_OK && (s = ky_ctx_set_threads(&ctx, threads)) != KY_OK) ky_ctx_free(&ctx);
   if (s != KY_OK) return ky_cli_fail("predict", s);
   ky_predictor p;
   memset(&p, 0, sizeof p);

@@ -180,11 +180,11 @@ static int bench_convs(int batch) {
     size_t nw = (size_t)s.k * s.kh * s.kw * s.c;
     float *x = buf(nx, 1), *w = buf(nw, 2), *b = buf(s.k, 3), *dy = buf(ny, 4), *y = buf(ny, 5);
     float *dx = calloc(nx, sizeof *dx), *dw = calloc(nw, sizeof *dw), *db = calloc(s.k, sizeof *db);
-    float *work = malloc(ky_cpu_conv2d_work_floats(&s) * sizeof *work);
+    float *work = malloc(ky_cpu_conv2d_work_floats(&s, 1) * sizeof *work);
     /* correctness first: one untimed run of each pass, spot-checked */
-    ky_cpu_conv2d_fwd(y, x, w, NULL, &s, 0, work);
-    ky_cpu_conv2d_dgrad(dx, dy, w, &s, work);
-    ky_cpu_conv2d_wgrad(dw, db, dy, x, &s, work);
+    ky_cpu_conv2d_fwd(NULL, y, x, w, NULL, &s, 0, work);
+    ky_cpu_conv2d_dgrad(NULL, dx, dy, w, &s, work);
+    ky_cpu_conv2d_wgrad(NULL, dw, db, dy, x, &s, work);
     double err = conv_spot_check(&s, x, w, y, dy, dx, dw);
     if (err > 1e-4) {
       printf("%-26s spot check FAILED (relative error %.2g)\n", cr->name, err);
@@ -192,11 +192,11 @@ static int bench_convs(int batch) {
     }
     double flop = 2.0 * ny * s.kh * s.kw * s.c, ms[3];
     double wall[3];
-    TIME_MS(ms[0], ky_cpu_conv2d_fwd(y, x, w, b, &s, 1, work));
+    TIME_MS(ms[0], ky_cpu_conv2d_fwd(NULL, y, x, w, b, &s, 1, work));
     wall[0] = g_wall_ms;
-    TIME_MS(ms[1], ky_cpu_conv2d_dgrad(dx, dy, w, &s, work));
+    TIME_MS(ms[1], ky_cpu_conv2d_dgrad(NULL, dx, dy, w, &s, work));
     wall[1] = g_wall_ms;
-    TIME_MS(ms[2], ky_cpu_conv2d_wgrad(dw, db, dy, x, &s, work));
+    TIME_MS(ms[2], ky_cpu_conv2d_wgrad(NULL, dw, db, dy, x, &s, work));
     wall[2] = g_wall_ms;
     char shape[64];
     snprintf(shape, sizeof shape, "%dx%d^2x%d->%d x%d", batch, cr->hin, cr->c, cr->k, cr->count);
@@ -233,21 +233,21 @@ static void bench_others(int batch) {
     float *g = buf(c, 4), *b = buf(c, 5), sm[64], si[64], rm[64] = {0}, rv[64], dg[64] = {0}, dbt[64] = {0};
     for (int i = 0; i < c; i++) rv[i] = 1;
     snprintf(shape, sizeof shape, "%dx128^2x64", batch);
-    TIME_MS(ms, ky_cpu_bn_fwd_train(y, sm, si, rm, rv, x, g, b, npix, c, 1e-5f, 0.1f));
+    TIME_MS(ms, ky_cpu_bn_fwd_train(NULL, y, sm, si, rm, rv, x, g, b, npix, c, 1e-5f, 0.1f));
     row_rate("bn fwd train", shape, ms, 4.0 * 3 * n * 1e-9); /* two reads for stats, one read + write */
-    TIME_MS(ms, ky_cpu_bn_bwd_train(dx, dg, dbt, dy, x, g, sm, si, npix, c));
+    TIME_MS(ms, ky_cpu_bn_bwd_train(NULL, dx, dg, dbt, dy, x, g, sm, si, npix, c));
     row_rate("bn bwd train", shape, ms, 4.0 * 5 * n * 1e-9);
-    TIME_MS(ms, ky_cpu_bn_fwd_eval(y, x, g, b, rm, rv, npix, c, 1e-5f));
+    TIME_MS(ms, ky_cpu_bn_fwd_eval(NULL, y, x, g, b, rm, rv, npix, c, 1e-5f));
     row_rate("bn fwd eval", shape, ms, 4.0 * 2 * n * 1e-9);
-    TIME_MS(ms, ky_cpu_relu_fwd(y, x, n));
+    TIME_MS(ms, ky_cpu_relu_fwd(NULL, y, x, n));
     row_rate("relu fwd", shape, ms, 4.0 * 2 * n * 1e-9);
-    TIME_MS(ms, ky_cpu_relu_bwd(dx, dy, y, n));
+    TIME_MS(ms, ky_cpu_relu_bwd(NULL, dx, dy, y, n));
     row_rate("relu bwd", shape, ms, 4.0 * 4 * n * 1e-9);
-    TIME_MS(ms, ky_cpu_add_fwd(dx, x, y, n));
+    TIME_MS(ms, ky_cpu_add_fwd(NULL, dx, x, y, n));
     row_rate("add fwd", shape, ms, 4.0 * 3 * n * 1e-9);
-    TIME_MS(ms, ky_cpu_axpy(dx, x, 0.5f, n));
+    TIME_MS(ms, ky_cpu_axpy(NULL, dx, x, 0.5f, n));
     row_rate("axpy", shape, ms, 4.0 * 3 * n * 1e-9);
-    TIME_MS(ms, ky_cpu_sigmoid_fwd(y, x, n));
+    TIME_MS(ms, ky_cpu_sigmoid_fwd(NULL, y, x, n));
     row_rate("sigmoid fwd", shape, ms, 4.0 * 2 * n * 1e-9);
 
     /* maxpool 3/2/1 */
@@ -255,9 +255,9 @@ static void bench_others(int batch) {
     ky_pool_shape_finish(&ps);
     size_t no = (size_t)batch * ps.oh * ps.ow * c;
     int32_t *am = malloc(no * sizeof *am);
-    TIME_MS(ms, ky_cpu_maxpool_fwd(y, am, x, &ps));
+    TIME_MS(ms, ky_cpu_maxpool_fwd(NULL, y, am, x, &ps));
     row_rate("maxpool 3/2/1 fwd", shape, ms, (4.0 * n + 8.0 * no) * 1e-9);
-    TIME_MS(ms, ky_cpu_maxpool_bwd(dx, dy, am, &ps));
+    TIME_MS(ms, ky_cpu_maxpool_bwd(NULL, dx, dy, am, &ps));
     row_rate("maxpool 3/2/1 bwd", shape, ms, (8.0 * no + 8.0 * no) * 1e-9);
     free(am);
 
@@ -266,20 +266,20 @@ static void bench_others(int batch) {
     const float *xs[2] = {x, y};
     float *dxs[2] = {dx, dy};
     const int cs[2] = {64, 64};
-    TIME_MS(ms, ky_cpu_concat_fwd(cat, xs, cs, 2, npix));
+    TIME_MS(ms, ky_cpu_concat_fwd(NULL, cat, xs, cs, 2, npix));
     row_rate("concat 64+64 fwd", shape, ms, 4.0 * 4 * n * 1e-9);
-    TIME_MS(ms, ky_cpu_concat_bwd(dxs, cat, cs, 2, npix));
+    TIME_MS(ms, ky_cpu_concat_bwd(NULL, dxs, cat, cs, 2, npix));
     row_rate("concat 64+64 bwd", shape, ms, 4.0 * 6 * n * 1e-9);
 
     /* upsampling 128^2 -> 256^2, 64 channels (the final decoder stage) */
     float *up = malloc(4 * n * sizeof *up);
-    TIME_MS(ms, ky_cpu_upsample_nearest_fwd(up, x, batch, 128, 128, c, 2));
+    TIME_MS(ms, ky_cpu_upsample_nearest_fwd(NULL, up, x, batch, 128, 128, c, 2));
     row_rate("upsample nearest x2 fwd", shape, ms, 4.0 * 5 * n * 1e-9);
-    TIME_MS(ms, ky_cpu_upsample_nearest_bwd(dx, up, batch, 128, 128, c, 2));
+    TIME_MS(ms, ky_cpu_upsample_nearest_bwd(NULL, dx, up, batch, 128, 128, c, 2));
     row_rate("upsample nearest x2 bwd", shape, ms, 4.0 * 6 * n * 1e-9);
-    TIME_MS(ms, ky_cpu_upsample_bilinear2_fwd(up, x, batch, 128, 128, c));
+    TIME_MS(ms, ky_cpu_upsample_bilinear2_fwd(NULL, up, x, batch, 128, 128, c));
     row_rate("upsample bilinear x2 fwd", shape, ms, 4.0 * 5 * n * 1e-9);
-    TIME_MS(ms, ky_cpu_upsample_bilinear2_bwd(dx, up, batch, 128, 128, c));
+    TIME_MS(ms, ky_cpu_upsample_bilinear2_bwd(NULL, dx, up, batch, 128, 128, c));
     row_rate("upsample bilinear x2 bwd", shape, ms, 4.0 * 6 * n * 1e-9);
     free(up);
     free(cat);
@@ -293,27 +293,27 @@ static void bench_others(int batch) {
     float *x = buf(n, 7), *y = buf(n, 8), *dy = buf(n, 9), *dx = calloc(n, sizeof *dx), *t = malloc(n * sizeof *t);
     uint8_t *cls = malloc(npix);
     for (size_t i = 0; i < npix; i++) cls[i] = (uint8_t)(i * 7 % 3);
-    ky_cpu_onehot(t, cls, npix, c);
+    ky_cpu_onehot(NULL, t, cls, npix, c);
     snprintf(shape, sizeof shape, "%dx256^2x3", batch);
-    TIME_MS(ms, ky_cpu_softmax_fwd(y, x, npix, c));
+    TIME_MS(ms, ky_cpu_softmax_fwd(NULL, y, x, npix, c));
     row_rate("softmax fwd", shape, ms, 4.0 * 2 * n * 1e-9);
-    TIME_MS(ms, ky_cpu_softmax_bwd(dx, dy, y, npix, c));
+    TIME_MS(ms, ky_cpu_softmax_bwd(NULL, dx, dy, y, npix, c));
     row_rate("softmax bwd", shape, ms, 4.0 * 4 * n * 1e-9);
     float loss, dice[2], dd[2] = {1, 1};
     double sums[6];
     TIME_MS(ms, ky_cpu_softmax_ce_fwd(&loss, x, cls, NULL, npix, c));
     row_rate("softmax CE fwd", shape, ms, (4.0 * n + npix) * 1e-9);
-    TIME_MS(ms, ky_cpu_softmax_ce_bwd(dx, x, cls, NULL, 1.0f, npix, c));
+    TIME_MS(ms, ky_cpu_softmax_ce_bwd(NULL, dx, x, cls, NULL, 1.0f, npix, c));
     row_rate("softmax CE bwd", shape, ms, (4.0 * 3 * n + npix) * 1e-9);
     TIME_MS(ms, ky_cpu_bce_logits_fwd(&loss, x, t, npix, c, 1));
     row_rate("BCE logits fwd (1 ch)", shape, ms, 4.0 * 2 * npix * 1e-9);
-    TIME_MS(ms, ky_cpu_bce_logits_bwd(dx, x, t, 1.0f, npix, c, 1));
+    TIME_MS(ms, ky_cpu_bce_logits_bwd(NULL, dx, x, t, 1.0f, npix, c, 1));
     row_rate("BCE logits bwd (1 ch)", shape, ms, 4.0 * 4 * npix * 1e-9);
     TIME_MS(ms, ky_cpu_dice_fwd(dice, sums, y, c, 2, t, c, 2, batch, 256 * 256, 1e-3f, 1));
     row_rate("dice fwd per image (1 ch)", shape, ms, 4.0 * 2 * npix * 1e-9);
-    TIME_MS(ms, ky_cpu_dice_bwd(dx, dd, sums, y, c, 2, t, c, 2, batch, 256 * 256, 1e-3f, 1));
+    TIME_MS(ms, ky_cpu_dice_bwd(NULL, dx, dd, sums, y, c, 2, t, c, 2, batch, 256 * 256, 1e-3f, 1));
     row_rate("dice bwd per image (1 ch)", shape, ms, 4.0 * 3 * npix * 1e-9);
-    TIME_MS(ms, ky_cpu_onehot(t, cls, npix, c));
+    TIME_MS(ms, ky_cpu_onehot(NULL, t, cls, npix, c));
     row_rate("onehot", shape, ms, (4.0 * n + npix) * 1e-9);
     free(x); free(y); free(dy); free(dx); free(t); free(cls);
   }
@@ -323,10 +323,10 @@ static void bench_others(int batch) {
     float *p = buf(n, 10), *g = buf(n, 11), *m = calloc(n, sizeof *m), *v = calloc(n, sizeof *v);
     ky_adam_args a = {.lr = 1e-4f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .step = 1};
     snprintf(shape, sizeof shape, "24.5M params");
-    TIME_MS(ms, (ky_cpu_adam(p, m, v, NULL, g, n, &a), a.step++));
+    TIME_MS(ms, (ky_cpu_adam(NULL, p, m, v, NULL, g, n, &a), a.step++));
     row_rate("adam", shape, ms, 4.0 * 7 * n * 1e-9);
     ky_sgd_args sa = {.lr = 1e-2f, .momentum = 0.9f, .step = 1};
-    TIME_MS(ms, (ky_cpu_sgd(p, m, g, n, &sa), sa.step++));
+    TIME_MS(ms, (ky_cpu_sgd(NULL, p, m, g, n, &sa), sa.step++));
     row_rate("sgd momentum", shape, ms, 4.0 * 5 * n * 1e-9);
     volatile double sink = 0;
     TIME_MS(ms, sink += ky_cpu_sumsq(g, n));

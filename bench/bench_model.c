@@ -3,7 +3,12 @@
  * and on a CUDA GPU (when present) at batch 16 in fp32, plus inference at 1x512x512; median times,
  * img/s and peak memory (arena peak + flat parameter / gradient / moment blocks). With
  * --anchor FILE (torch_anchor.py --json output) it prints PyTorch's figure and the ratio.
- * Correctness of what it times is covered by tests/test_models_parity.c. Checked by running it. */
+ * --threads 1,2 times the CPU figures at each thread count (one model, one run) and prints the
+ * speed-up per thread count; --anchor-at N FILE gives PyTorch's figures at N threads
+ * (torch_anchor.py --cpu --json FILE run with OMP_NUM_THREADS=N) for that table.
+ * bench/bench_threads.sh runs all of it as one command.
+ * Correctness of what it times is covered by tests/test_models_parity.c (and thread-count
+ * invariance by tests/test_ops_threads.c). Checked by running it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +16,7 @@
 
 #include "core/ctx.h"
 #include "core/fileio.h"
+#include "core/pool.h"
 #include "core/rng.h"
 #include "losses/losses.h"
 #include "models/model.h"
@@ -20,11 +26,16 @@
 #include "cuda/cuda.h"
 #endif
 
+enum { MAX_COUNTS = 8 };
+
 typedef struct {
   const char *anchor_json;   /* torch_anchor.py --json contents, or NULL */
   int cpu_steps;
   int gpu_steps;
   int skip_cpu;
+  int n_counts, counts[MAX_COUNTS];       /* --threads: CPU thread counts to time (0: default only) */
+  char *anchor_at[MAX_COUNTS];            /* --anchor-at: PyTorch's figures at counts[i] threads */
+  double train_ms[MAX_COUNTS], infer_ms[MAX_COUNTS];
 } opts;
 
 static void die_on(ky_status s, const char *what) {
@@ -40,14 +51,15 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 /* A number from the flat JSON object of torch_anchor.py ("key": value); < 0 when absent. */
-static double anchor(const opts *o, const char *key) {
-  if (!o->anchor_json) return -1;
+static double json_number(const char *json, const char *key) {
+  if (!json) return -1;
   char pat[160];
   snprintf(pat, sizeof pat, "\"%s\":", key);
-  const char *p = strstr(o->anchor_json, pat);
+  const char *p = strstr(json, pat);
   if (!p) return -1;
   return strtod(p + strlen(pat), NULL);
 }
+static double anchor(const opts *o, const char *key) { return json_number(o->anchor_json, key); }
 
 static void sync_dev(ky_ctx *ctx) {
 #ifdef KY_HAVE_CUDA
@@ -104,7 +116,7 @@ static void print_row(const char *fig, const char *dev, int n, int hw, double ms
 }
 
 /* Times `steps` training steps (after one warm-up) and one-image 512x512 inference. */
-static void run_device(const opts *o, ky_device dev, int n, int steps) {
+static void run_device(opts *o, ky_device dev, int n, int steps) {
   const int H = 256;
   ky_ctx ctx;
   ky_status s = ky_ctx_init(&ctx, dev, 0);
@@ -135,6 +147,15 @@ static void run_device(const opts *o, ky_device dev, int n, int steps) {
 
   double *ms = calloc((size_t)steps, sizeof *ms);
   float loss0 = 0, loss1 = 0;
+  const int HI = 512;
+  float *xi = malloc((size_t)HI * HI * 3 * sizeof *xi);
+  for (size_t i = 0; i < (size_t)HI * HI * 3; i++) xi[i] = ky_rng_normal(&r);
+  void *xid = dev_copy(&ctx, xi, (size_t)HI * HI * 3 * sizeof *xi);
+  free(xi);
+  ky_tensor xin = make_tensor(&ctx, KY_F32, 4, (int[]){1, HI, HI, 3}, xid);
+  int passes = dev == KY_DEV_CPU && o->n_counts ? o->n_counts : 1;
+  for (int pass = 0; pass < passes; pass++) {
+  if (dev == KY_DEV_CPU && o->n_counts) die_on(ky_ctx_set_threads(&ctx, o->counts[pass]), "threads");
   for (int i = -1; i < steps; i++) {
     sync_dev(&ctx);
     double t0 = ky_test_now_ms();
@@ -159,18 +180,13 @@ static void run_device(const opts *o, ky_device dev, int n, int steps) {
   double peak = (double)(ctx.host.peak + ctx.devmem.peak) + flat;
   const char *dn = dev == KY_DEV_CPU ? "cpu" : "cuda";
   char fig[64], key[64];
-  snprintf(fig, sizeof fig, "train step fp32");
+  snprintf(fig, sizeof fig, "train step fp32 (%dt)", ky_ctx_threads(&ctx));
   snprintf(key, sizeof key, "unet_train_b%d_256_fp32", n);
   int same_dev = o->anchor_json && (dev == KY_DEV_CPU) == (strstr(o->anchor_json, "\"device\": \"cpu\"") != NULL);
   print_row(fig, dn, n, H, ms[steps / 2], peak / 1048576.0, same_dev ? anchor(o, key) : -1);
+  if (dev == KY_DEV_CPU) o->train_ms[pass] = ms[steps / 2];
 
   /* inference, 1 x 512 x 512 */
-  const int HI = 512;
-  float *xi = malloc((size_t)HI * HI * 3 * sizeof *xi);
-  for (size_t i = 0; i < (size_t)HI * HI * 3; i++) xi[i] = ky_rng_normal(&r);
-  void *xid = dev_copy(&ctx, xi, (size_t)HI * HI * 3 * sizeof *xi);
-  free(xi);
-  ky_tensor xin = make_tensor(&ctx, KY_F32, 4, (int[]){1, HI, HI, 3}, xid);
   ctx.host.peak = ctx.devmem.peak = 0;  /* inference peak on its own */
   for (int i = -1; i < steps; i++) {
     sync_dev(&ctx);
@@ -185,9 +201,11 @@ static void run_device(const opts *o, ky_device dev, int n, int steps) {
   }
   qsort(ms, (size_t)steps, sizeof *ms, cmp_double);
   peak = (double)(ctx.host.peak + ctx.devmem.peak) + (double)(ps->total + ky_model_buffers(m)->total) * sizeof(float);
-  print_row("inference fp32", dn, 1, HI, ms[steps / 2], peak / 1048576.0,
-            same_dev ? anchor(o, "unet_infer_1x512_fp32") : -1);
-  printf("|   (%s: loss %.4f after warm-up step, %.4f after the last; %d timed steps)\n", dn, loss0, loss1, steps);
+  snprintf(fig, sizeof fig, "inference fp32 (%dt)", ky_ctx_threads(&ctx));
+  print_row(fig, dn, 1, HI, ms[steps / 2], peak / 1048576.0, same_dev ? anchor(o, "unet_infer_1x512_fp32") : -1);
+  if (dev == KY_DEV_CPU) o->infer_ms[pass] = ms[steps / 2];
+  }
+  printf("|   (%s: loss %.4f after warm-up step, %.4f after the last; %d timed steps)\n", dev == KY_DEV_CPU ? "cpu" : "cuda", loss0, loss1, steps);
 #ifdef KY_HAVE_CUDA
   if (dev == KY_DEV_CUDA) {
     size_t in_use, reserved, cpeak;
@@ -201,6 +219,33 @@ static void run_device(const opts *o, ky_device dev, int n, int steps) {
   free(ms);
   ky_model_free(m);
   ky_ctx_free(&ctx);
+}
+
+/* Speed-up per thread count, karyon beside PyTorch (from --anchor-at files), same run. */
+static void print_threads(const opts *o) {
+  printf("\n# CPU threads: medians of %d steps; speed-up = time at the first count / time at this count;\n"
+         "# ratio = karyon / PyTorch (< 1: karyon faster)\n", o->cpu_steps);
+  printf("| %-26s | %7s | %10s | %8s | %10s | %8s | %6s |\n", "figure", "threads", "karyon ms", "speed-up", "torch ms",
+         "speed-up", "ratio");
+  printf("|----------------------------|---------|------------|----------|------------|----------|--------|\n");
+  static const char *const figs[2] = {"train step b2 256² fp32", "inference 1x512² fp32"};
+  static const char *const keys[2] = {"unet_train_b2_256_fp32", "unet_infer_1x512_fp32"};
+  for (int f = 0; f < 2; f++) {
+    const double *ms = f ? o->infer_ms : o->train_ms;
+    double t0 = json_number(o->anchor_at[0], keys[f]);
+    for (int k = 0; k < o->n_counts; k++) {
+      double t = json_number(o->anchor_at[k], keys[f]);
+      char tm[32] = "-", tsp[32] = "-", ratio[32] = "-";
+      if (t > 0) {
+        snprintf(tm, sizeof tm, "%.1f", t);
+        snprintf(ratio, sizeof ratio, "%.2f", ms[k] / t);
+        if (t0 > 0) snprintf(tsp, sizeof tsp, "%.2fx", t0 / t);
+      }
+      printf("| %-26s | %7d | %10.1f | %7.2fx | %10s | %8s | %6s |\n", figs[f], o->counts[k], ms[k], ms[0] / ms[k], tm, tsp,
+             ratio);
+    }
+  }
+  fflush(stdout);
 }
 
 int main(int argc, char **argv) {
@@ -217,8 +262,28 @@ int main(int argc, char **argv) {
       o.gpu_steps = atoi(argv[++i]);
     } else if (!strcmp(argv[i], "--gpu-only")) {
       o.skip_cpu = 1;
+    } else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+      for (char *p = argv[++i], *end; *p && o.n_counts < MAX_COUNTS; p = *end ? end + 1 : end) {
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > KY_POOL_MAX_THREADS || (*end && *end != ',')) {
+          fprintf(stderr, "bench_model: --threads '%s': expected counts like 1,2 (each 1..%d)\n", argv[i], KY_POOL_MAX_THREADS);
+          return 2;
+        }
+        o.counts[o.n_counts++] = (int)v;
+      }
+    } else if (!strcmp(argv[i], "--anchor-at") && i + 2 < argc) {
+      int t = atoi(argv[++i]);
+      size_t n;
+      int k = 0;
+      while (k < o.n_counts && o.counts[k] != t) k++;
+      if (k == o.n_counts) {
+        fprintf(stderr, "bench_model: --anchor-at %d: give --threads with %d first\n", t, t);
+        return 2;
+      }
+      die_on(ky_file_read_all(argv[++i], &o.anchor_at[k], &n), "reading an --anchor-at file");
     } else {
-      fprintf(stderr, "usage: bench_model [--anchor torch_anchor.json] [--cpu-steps N] [--gpu-steps N] [--gpu-only]\n");
+      fprintf(stderr, "usage: bench_model [--anchor torch_anchor.json] [--cpu-steps N] [--gpu-steps N] [--gpu-only]\n"
+                      "                   [--threads 1,2 [--anchor-at N torch_anchor_N.json ...]]\n");
       return 2;
     }
   }
@@ -229,6 +294,7 @@ int main(int argc, char **argv) {
          "ms", "img/s", "peak MiB", "torch ms", "ratio");
   printf("|------------------------|------|-------|-------|------------|----------|-----------|-----------|---------|\n");
   if (!o.skip_cpu) run_device(&o, KY_DEV_CPU, 2, o.cpu_steps);
+  if (!o.skip_cpu && o.n_counts) print_threads(&o);
 #ifdef KY_HAVE_CUDA
   char why[256] = "";
   if (ky_cuda_device_count(why, sizeof why) > 0) run_device(&o, KY_DEV_CUDA, 16, o.gpu_steps);
@@ -237,5 +303,6 @@ int main(int argc, char **argv) {
   printf("| gpu: skipped (built without the CUDA backend)\n");
 #endif
   free(json);
+  for (int k = 0; k < MAX_COUNTS; k++) free(o.anchor_at[k]);
   return 0;
 }

@@ -7,6 +7,18 @@
 #include <string.h>
 
 #include "core/device.h"
+#include "core/pool.h"
+
+/* Fills on the pool, here rather than through ops/kernels.h: core/ knows no backend. */
+typedef struct { float *y; float v; } fill_job;
+static void fill_range(void *arg, size_t lo, size_t hi) {
+  const fill_job *f = arg;
+  for (size_t i = lo; i < hi; i++) f->y[i] = f->v;
+}
+static void cpu_fill(ky_pool *pool, float *y, float v, size_t n) {
+  fill_job f = {y, v};
+  ky_pool_for(pool, n, (size_t)1 << 16, fill_range, &f);
+}
 
 ky_status ky_ctx_init(ky_ctx *ctx, ky_device dev, int gpu) {
   KY_CHECK_NULL(ctx, "ctx");
@@ -19,13 +31,35 @@ ky_status ky_ctx_init(ky_ctx *ctx, ky_device dev, int gpu) {
     KY_CHECK(ctx->fns, KY_ERR_CUDA, "device cuda asked for, but this build has no CUDA backend (built with CUDA=0 or without nvcc)");
     KY_TRY(ctx->fns->open(&ctx->cu, gpu));
   }
+  int threads;
+  ky_status s = ky_pool_default_threads(&threads);
+  if (s == KY_OK) s = ky_pool_create(&ctx->pool, threads);
+  if (s != KY_OK) {
+    if (ctx->cu && ctx->fns) ctx->fns->close(ctx->cu);
+    ctx->cu = NULL;
+    return s;
+  }
   ky_arena_init(&ctx->host, KY_DEV_CPU, NULL, (size_t)16 << 20);
   ky_arena_init(&ctx->devmem, dev, ctx->cu, (size_t)256 << 20);
   return KY_OK;
 }
 
+ky_status ky_ctx_set_threads(ky_ctx *ctx, int threads) {
+  KY_CHECK_NULL(ctx, "ctx");
+  if (ctx->pool && ky_pool_threads(ctx->pool) == threads) return KY_OK;
+  ky_pool *p;
+  KY_TRY(ky_pool_create(&p, threads)); /* validates first: a bad count keeps the old pool */
+  ky_pool_free(ctx->pool);
+  ctx->pool = p;
+  return KY_OK;
+}
+
+int ky_ctx_threads(const ky_ctx *ctx) { return ctx ? ky_pool_threads(ctx->pool) : 1; }
+
 void ky_ctx_free(ky_ctx *ctx) {
   if (!ctx) return;
+  ky_pool_free(ctx->pool);
+  ctx->pool = NULL;
   ky_arena_free(&ctx->host);
   ky_arena_free(&ctx->devmem);
   if (ctx->cu && ctx->fns) ctx->fns->close(ctx->cu);
@@ -79,7 +113,8 @@ ky_status ky_tensor_new4(ky_ctx *ctx, ky_tensor **t, ky_dtype dtype, int n, int 
 
 static ky_status memset0(ky_ctx *ctx, void *p, size_t bytes) {
   if (ctx->dev != KY_DEV_CPU) return ctx->fns->memset(ctx->cu, p, 0, bytes);
-  memset(p, 0, bytes);
+  if (bytes % sizeof(float) == 0) cpu_fill(ctx->pool, p, 0.0f, bytes / sizeof(float)); /* gradients: on the pool */
+  else memset(p, 0, bytes);
   return KY_OK;
 }
 
@@ -122,8 +157,7 @@ ky_status ky_tensor_fill(ky_ctx *ctx, ky_tensor *t, float v) {
     KY_CHECK(ctx && ctx->fns, KY_ERR_STATE, "fill: CUDA tensor but the context has no GPU");
     return ctx->fns->fill(ctx->cu, t->data, v, ky_tensor_numel(t));
   }
-  float *y = t->data;   /* [numel] */
-  for (size_t i = 0, n = ky_tensor_numel(t); i < n; i++) y[i] = v;
+  cpu_fill(ctx->pool, t->data, v, ky_tensor_numel(t));
   return KY_OK;
 }
 

@@ -10,6 +10,7 @@
 
 struct ky_cuda;
 struct ky_devfns;
+struct ky_pool;
 
 struct ky_ctx {
   ky_device dev;
@@ -20,10 +21,16 @@ struct ky_ctx {
   ky_tape tape;
   int grad_enabled;        /* record the tape (training) or not (inference) */
   int training;            /* batch-norm batch statistics vs running statistics */
+  struct ky_pool *pool;    /* CPU threads for the kernels and per-image work (core/pool.h) */
 };
 
-/* dev = KY_DEV_CUDA needs a CUDA build and a GPU (else KY_ERR_CUDA with the reason). */
+/* dev = KY_DEV_CUDA needs a CUDA build and a GPU (else KY_ERR_CUDA with the reason). Starts the
+ * CPU thread pool with ky_pool_default_threads (KY_THREADS, else every CPU the process may use). */
 ky_status ky_ctx_init(ky_ctx *ctx, ky_device dev, int gpu);
+/* Restarts the thread pool with `threads` threads (1 .. KY_POOL_MAX_THREADS). Results do not
+ * depend on it: every CPU kernel is bitwise identical whatever the thread count. */
+ky_status ky_ctx_set_threads(ky_ctx *ctx, int threads);
+int ky_ctx_threads(const ky_ctx *ctx);
 void ky_ctx_free(ky_ctx *ctx);
 /* Starts a step: rewinds both arenas and clears the tape (tensors of the last step die). */
 void ky_ctx_reset(ky_ctx *ctx);

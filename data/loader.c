@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 static ky_status check_config(const ky_loader_config *c) {
   KY_CHECK_NULL(c, "cfg");
@@ -157,6 +160,8 @@ struct ky_loader {
 
 static void *worker(void *arg) {
   ky_loader *l = arg;
+  /* Linux nice values are per thread: this lowers only this worker (best effort). */
+  if (l->cfg.nice > 0) (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), l->cfg.nice);
   fill_scratch sc;
   memset(&sc, 0, sizeof sc);
   pthread_mutex_lock(&l->mu);

@@ -39,6 +39,7 @@ typedef struct {
   int with_sigmoid;       /* also fill ky_batch.sig */
   int threads;            /* worker threads, >= 1 */
   int ring;               /* batches prepared ahead (K); 0 = 2 * threads */
+  int nice;               /* raise the workers' nice value by this much (0: none), below compute threads */
   int64_t first_batch;    /* batch number to start at (resuming) */
   ky_precrop_fn precrop;  /* optional */
   void *precrop_ctx;

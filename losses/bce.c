@@ -11,7 +11,7 @@ static ky_status bce_backward(ky_ctx *ctx, ky_node *n) {
   int c = x->shape[x->ndim - 1], ch = ((bce_saved *)n->saved)->ch;
   size_t npix = ky_tensor_numel(x) / (size_t)c;
   KY_IF_CUDA(ctx, ky_cuda_bce_logits_bwd(ctx->cu, dx->data, x->data, t->data, n->out->grad->data, npix, c, ch))
-  else ky_cpu_bce_logits_bwd(dx->data, x->data, t->data, *(float *)n->out->grad->data, npix, c, ch);
+  else ky_cpu_bce_logits_bwd(ctx->pool, dx->data, x->data, t->data, *(float *)n->out->grad->data, npix, c, ch);
   return KY_OK;
 }
 

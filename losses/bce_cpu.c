@@ -15,12 +15,26 @@ void ky_cpu_bce_logits_fwd(float *loss, const float *x, const float *t, size_t n
   *loss = npix ? (float)(sum / (double)npix) : 0.0f;
 }
 
-void ky_cpu_bce_logits_bwd(float *dx, const float *x, const float *t, float dloss, size_t npix, int c, int ch) {
-  if (!npix) return;
-  float k = (float)((double)dloss / (double)npix);
-  for (size_t p = 0; p < npix; p++) {
-    float v = x[p * c + ch];
+typedef struct {
+  float *dx;
+  const float *x, *t;
+  float k;
+  int c, ch;
+} bce_job;
+
+static void bce_bwd(void *arg, size_t lo, size_t hi) {
+  bce_job *j = arg;
+  size_t c = (size_t)j->c, ch = (size_t)j->ch;
+  for (size_t p = lo; p < hi; p++) {
+    float v = j->x[p * c + ch];
     float s = v >= 0.0f ? 1.0f / (1.0f + expf(-v)) : expf(v) / (1.0f + expf(v));
-    dx[p * c + ch] += k * (s - t[p * c + ch]);
+    j->dx[p * c + ch] += j->k * (s - j->t[p * c + ch]);
   }
+}
+
+/* Pixels are independent: fixed runs on the pool. */
+void ky_cpu_bce_logits_bwd(ky_pool *pool, float *dx, const float *x, const float *t, float dloss, size_t npix, int c, int ch) {
+  if (!npix) return;
+  bce_job j = {dx, x, t, (float)((double)dloss / (double)npix), c, ch};
+  ky_pool_for(pool, npix, 4096, bce_bwd, &j);
 }

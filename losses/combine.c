@@ -34,7 +34,7 @@ ky_status ky_onehot(ky_ctx *ctx, ky_tensor **y, ky_tensor *cls, int c) {
   ky_tensor *out;
   KY_TRY(ky_tensor_new4(ctx, &out, KY_F32, cls->shape[0], cls->shape[1], cls->shape[2], c));
   size_t npix = ky_tensor_numel(cls);
-  KY_IF_CUDA(ctx, ky_cuda_onehot(ctx->cu, out->data, cls->data, npix, c)) else ky_cpu_onehot(out->data, cls->data, npix, c);
+  KY_IF_CUDA(ctx, ky_cuda_onehot(ctx->cu, out->data, cls->data, npix, c)) else ky_cpu_onehot(ctx->pool, out->data, cls->data, npix, c);
   *y = out;
   return KY_OK;
 }

@@ -15,7 +15,7 @@ static ky_status dice_backward(ky_ctx *ctx, ky_node *n) {
   size_t hw = (size_t)p->shape[1] * p->shape[2];
   KY_IF_CUDA(ctx, ky_cuda_dice_bwd(ctx->cu, dp->data, n->out->grad->data, sv->sums, p->data, pc, sv->pch, t->data, tc,
                                    sv->tch, nb, hw, sv->eps, sv->per_image))
-  else ky_cpu_dice_bwd(dp->data, n->out->grad->data, sv->sums, p->data, pc, sv->pch, t->data, tc, sv->tch, nb, hw,
+  else ky_cpu_dice_bwd(ctx->pool, dp->data, n->out->grad->data, sv->sums, p->data, pc, sv->pch, t->data, tc, sv->tch, nb, hw,
                        sv->eps, sv->per_image);
   return KY_OK;
 }

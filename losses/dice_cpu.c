@@ -25,20 +25,48 @@ void ky_cpu_dice_fwd(float *dice, double *sums, const float *p, int pc, int pch,
 
 /* d dice / d p_q = (2 t_q - dice_raw) / (sum_p + sum_t + eps). The clamp passes the gradient only
  * where 0 <= dice_raw <= 1 (inclusive, as torch.clamp's backward). */
-void ky_cpu_dice_bwd(float *dp, const float *ddice, const double *sums, const float *p, int pc, int pch,
-                     const float *t, int tc, int tch, int n, size_t hw, float eps, int per_image) {
-  int groups = per_image ? n : 1, ipg = per_image ? 1 : n;
-  for (int g = 0; g < groups; g++) {
-    double spt = sums[g * 3 + 0], sp = sums[g * 3 + 1], st = sums[g * 3 + 2];
-    double den = sp + st + eps, raw = (2.0 * spt + eps) / den;
+typedef struct {
+  float *dp;
+  const float *ddice, *p, *t;
+  const double *sums;
+  size_t hw, pc, pch, tc, tch;
+  int per_image, n;
+  float eps;
+} dice_job;
+
+/* Pixels [lo, hi) over n * hw: each takes its group's factor (the sums are done). */
+static void dice_bwd(void *arg, size_t lo, size_t hi) {
+  dice_job *j = arg;
+  size_t ipg = j->per_image ? 1 : (size_t)j->n;
+  for (size_t q = lo; q < hi; q++) {
+    size_t g = q / (ipg * j->hw);
+    double spt = j->sums[g * 3 + 0], sp = j->sums[g * 3 + 1], st = j->sums[g * 3 + 2];
+    double den = sp + st + j->eps, raw = (2.0 * spt + j->eps) / den;
     if (raw < 0.0 || raw > 1.0) continue;
-    double k = (double)ddice[g] / den;
-    for (size_t q = (size_t)g * ipg * hw; q < (size_t)(g + 1) * ipg * hw; q++)
-      dp[q * pc + pch] += (float)(k * (2.0 * t[q * tc + tch] - raw));
+    double k = (double)j->ddice[g] / den;
+    j->dp[q * j->pc + j->pch] += (float)(k * (2.0 * j->t[q * j->tc + j->tch] - raw));
   }
 }
 
-void ky_cpu_onehot(float *y, const uint8_t *cls, size_t npix, int c) {
-  for (size_t q = 0; q < npix; q++)
-    for (int k = 0; k < c; k++) y[q * c + k] = cls[q] == k ? 1.0f : 0.0f;
+void ky_cpu_dice_bwd(ky_pool *pool, float *dp, const float *ddice, const double *sums, const float *p, int pc, int pch,
+                     const float *t, int tc, int tch, int n, size_t hw, float eps, int per_image) {
+  dice_job j = {dp, ddice, p, t, sums, hw, (size_t)pc, (size_t)pch, (size_t)tc, (size_t)tch, per_image, n, eps};
+  ky_pool_for(pool, (size_t)n * hw, 4096, dice_bwd, &j);
+}
+
+typedef struct {
+  float *y;
+  const uint8_t *cls;
+  int c;
+} onehot_job;
+
+static void onehot(void *arg, size_t lo, size_t hi) {
+  onehot_job *j = arg;
+  for (size_t q = lo; q < hi; q++)
+    for (int k = 0; k < j->c; k++) j->y[q * j->c + k] = j->cls[q] == k ? 1.0f : 0.0f;
+}
+
+void ky_cpu_onehot(ky_pool *pool, float *y, const uint8_t *cls, size_t npix, int c) {
+  onehot_job j = {y, cls, c};
+  ky_pool_for(pool, npix, 4096, onehot, &j);
 }

@@ -17,7 +17,7 @@ static ky_status focal_backward(ky_ctx *ctx, ky_node *n) {
   size_t npix = ky_tensor_numel(x) / (size_t)c;
   KY_IF_CUDA(ctx, ky_cuda_focal_logits_bwd(ctx->cu, dx->data, x->data, t->data, n->out->grad->data, npix, c, sv->ch,
                                            sv->gamma, sv->alpha))
-  else ky_cpu_focal_logits_bwd(dx->data, x->data, t->data, *(float *)n->out->grad->data, npix, c, sv->ch, sv->gamma,
+  else ky_cpu_focal_logits_bwd(ctx->pool, dx->data, x->data, t->data, *(float *)n->out->grad->data, npix, c, sv->ch, sv->gamma,
                                sv->alpha);
   return KY_OK;
 }

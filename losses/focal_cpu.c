@@ -37,14 +37,29 @@ void ky_cpu_focal_logits_fwd(float *loss, const float *x, const float *t, size_t
   *loss = npix ? (float)(sum / (double)npix) : 0.0f;
 }
 
-void ky_cpu_focal_logits_bwd(float *dx, const float *x, const float *t, float dloss, size_t npix, int c, int ch,
+typedef struct {
+  float *dx;
+  const float *x, *t;
+  double k, g, a;
+  size_t c, ch;
+} focal_job;
+
+static void focal_bwd(void *arg, size_t lo, size_t hi) {
+  focal_job *j = arg;
+  double k = j->k, g = j->g, a = j->a;
+  size_t c = j->c, ch = j->ch;
+  for (size_t i = lo; i < hi; i++) {
+    double p, q, spp, spn, tv = j->t[i * c + ch];
+    focal_parts(j->x[i * c + ch], &p, &q, &spp, &spn);
+    double d = -a * tv * pow(q, g) * (g * p * spn + q) + (1.0 - a) * (1.0 - tv) * pow(p, g) * (g * q * spp + p);
+    j->dx[i * c + ch] += (float)(k * d);
+  }
+}
+
+/* Pixels are independent: fixed runs on the pool. */
+void ky_cpu_focal_logits_bwd(ky_pool *pool, float *dx, const float *x, const float *t, float dloss, size_t npix, int c, int ch,
                              float gamma, float alpha) {
   if (!npix) return;
-  double k = (double)dloss / (double)npix, g = gamma, a = alpha;
-  for (size_t i = 0; i < npix; i++) {
-    double p, q, spp, spn, tv = t[i * c + ch];
-    focal_parts(x[i * c + ch], &p, &q, &spp, &spn);
-    double d = -a * tv * pow(q, g) * (g * p * spn + q) + (1.0 - a) * (1.0 - tv) * pow(p, g) * (g * q * spp + p);
-    dx[i * c + ch] += (float)(k * d);
-  }
+  focal_job j = {dx, x, t, (double)dloss / (double)npix, gamma, alpha, (size_t)c, (size_t)ch};
+  ky_pool_for(pool, npix, 4096, focal_bwd, &j);
 }

@@ -14,7 +14,7 @@ static ky_status ce_backward(ky_ctx *ctx, ky_node *n) {
   size_t npix = ky_tensor_numel(x) / (size_t)c;
   float *w = ((ce_saved *)n->saved)->w;
   KY_IF_CUDA(ctx, ky_cuda_softmax_ce_bwd(ctx->cu, dx->data, x->data, cls->data, w, n->out->grad->data, npix, c))
-  else ky_cpu_softmax_ce_bwd(dx->data, x->data, cls->data, w, *(float *)n->out->grad->data, npix, c);
+  else ky_cpu_softmax_ce_bwd(ctx->pool, dx->data, x->data, cls->data, w, *(float *)n->out->grad->data, npix, c);
   return KY_OK;
 }
 

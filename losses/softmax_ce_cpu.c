@@ -35,11 +35,23 @@ void ky_cpu_softmax_ce_fwd(float *loss, const float *x, const uint8_t *cls, cons
 }
 
 /* dx[p, j] += dloss * w[y_p] / W * (softmax(x_p)_j - [j == y_p]) */
-void ky_cpu_softmax_ce_bwd(float *dx, const float *x, const uint8_t *cls, const float *w, float dloss,
-                           size_t npix, int c) {
-  double tw = total_weight(cls, w, npix, c);
-  if (!(tw > 0.0)) return;
-  for (size_t p = 0; p < npix; p++) {
+typedef struct {
+  float *dx;
+  const float *x, *w;
+  const uint8_t *cls;
+  double tw;
+  float dloss;
+  int c;
+} ce_job;
+
+static void ce_bwd(void *arg, size_t lo, size_t hi) {
+  ce_job *jb = arg;
+  float *dx = jb->dx, dloss = jb->dloss;
+  const float *x = jb->x, *w = jb->w;
+  const uint8_t *cls = jb->cls;
+  double tw = jb->tw;
+  int c = jb->c;
+  for (size_t p = lo; p < hi; p++) {
     if (!counted(cls[p], c)) continue;
     const float *xp = x + p * c;
     float *o = dx + p * c;
@@ -53,4 +65,13 @@ void ky_cpu_softmax_ce_bwd(float *dx, const float *x, const uint8_t *cls, const 
       o[j] += (float)(k * (sm - (j == cls[p] ? 1.0 : 0.0)));
     }
   }
+}
+
+/* The total weight is one sum in pixel order on the caller; then pixels are independent. */
+void ky_cpu_softmax_ce_bwd(ky_pool *pool, float *dx, const float *x, const uint8_t *cls, const float *w, float dloss,
+                           size_t npix, int c) {
+  double tw = total_weight(cls, w, npix, c);
+  if (!(tw > 0.0)) return;
+  ce_job j = {dx, x, w, cls, tw, dloss, c};
+  ky_pool_for(pool, npix, 1024, ce_bwd, &j);
 }

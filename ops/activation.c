@@ -9,7 +9,7 @@ ky_status ky_relu_backward_node(ky_ctx *ctx, ky_node *n) {
   KY_TRY(ky_tensor_grad(ctx, &dx, x));
   size_t m = ky_tensor_numel(x);
   KY_IF_CUDA(ctx, ky_cuda_relu_bwd(ctx->cu, dx->data, n->out->grad->data, n->out->data, m))
-  else ky_cpu_relu_bwd(dx->data, n->out->grad->data, n->out->data, m);
+  else ky_cpu_relu_bwd(ctx->pool, dx->data, n->out->grad->data, n->out->data, m);
   return KY_OK;
 }
 
@@ -24,7 +24,7 @@ ky_status ky_relu(ky_ctx *ctx, ky_tensor **y, ky_tensor *x) {
   ky_tensor *out;
   KY_TRY(unary_new(ctx, &out, x, "relu"));
   size_t m = ky_tensor_numel(x);
-  KY_IF_CUDA(ctx, ky_cuda_relu_fwd(ctx->cu, out->data, x->data, m)) else ky_cpu_relu_fwd(out->data, x->data, m);
+  KY_IF_CUDA(ctx, ky_cuda_relu_fwd(ctx->cu, out->data, x->data, m)) else ky_cpu_relu_fwd(ctx->pool, out->data, x->data, m);
   ky_node *node;
   KY_TRY(ky_tape_record(ctx, &node, "relu", ky_relu_backward_node, out, &x, 1, 0));
   *y = out;
@@ -36,7 +36,7 @@ static ky_status sigmoid_backward(ky_ctx *ctx, ky_node *n) {
   KY_TRY(ky_tensor_grad(ctx, &dx, x));
   size_t m = ky_tensor_numel(x);
   KY_IF_CUDA(ctx, ky_cuda_sigmoid_bwd(ctx->cu, dx->data, n->out->grad->data, n->out->data, m))
-  else ky_cpu_sigmoid_bwd(dx->data, n->out->grad->data, n->out->data, m);
+  else ky_cpu_sigmoid_bwd(ctx->pool, dx->data, n->out->grad->data, n->out->data, m);
   return KY_OK;
 }
 
@@ -45,7 +45,7 @@ ky_status ky_sigmoid(ky_ctx *ctx, ky_tensor **y, ky_tensor *x) {
   ky_tensor *out;
   KY_TRY(unary_new(ctx, &out, x, "sigmoid"));
   size_t m = ky_tensor_numel(x);
-  KY_IF_CUDA(ctx, ky_cuda_sigmoid_fwd(ctx->cu, out->data, x->data, m)) else ky_cpu_sigmoid_fwd(out->data, x->data, m);
+  KY_IF_CUDA(ctx, ky_cuda_sigmoid_fwd(ctx->cu, out->data, x->data, m)) else ky_cpu_sigmoid_fwd(ctx->pool, out->data, x->data, m);
   ky_node *node;
   KY_TRY(ky_tape_record(ctx, &node, "sigmoid", sigmoid_backward, out, &x, 1, 0));
   *y = out;
@@ -58,7 +58,7 @@ static ky_status softmax_backward(ky_ctx *ctx, ky_node *n) {
   int c = x->shape[x->ndim - 1];
   size_t npix = ky_tensor_numel(x) / (size_t)c;
   KY_IF_CUDA(ctx, ky_cuda_softmax_bwd(ctx->cu, dx->data, n->out->grad->data, n->out->data, npix, c))
-  else ky_cpu_softmax_bwd(dx->data, n->out->grad->data, n->out->data, npix, c);
+  else ky_cpu_softmax_bwd(ctx->pool, dx->data, n->out->grad->data, n->out->data, npix, c);
   return KY_OK;
 }
 
@@ -70,7 +70,7 @@ ky_status ky_softmax(ky_ctx *ctx, ky_tensor **y, ky_tensor *x) {
   int c = x->shape[x->ndim - 1];
   size_t npix = c ? ky_tensor_numel(x) / (size_t)c : 0;
   KY_IF_CUDA(ctx, ky_cuda_softmax_fwd(ctx->cu, out->data, x->data, npix, c))
-  else ky_cpu_softmax_fwd(out->data, x->data, npix, c);
+  else ky_cpu_softmax_fwd(ctx->pool, out->data, x->data, npix, c);
   ky_node *node;
   KY_TRY(ky_tape_record(ctx, &node, "softmax", softmax_backward, out, &x, 1, 0));
   *y = out;
@@ -83,7 +83,7 @@ static ky_status acc_grad(ky_ctx *ctx, ky_tensor *x, const ky_tensor *dy, float 
   ky_tensor *dx;
   KY_TRY(ky_tensor_grad(ctx, &dx, x));
   size_t m = ky_tensor_numel(x);
-  KY_IF_CUDA(ctx, ky_cuda_axpy(ctx->cu, dx->data, dy->data, alpha, m)) else ky_cpu_axpy(dx->data, dy->data, alpha, m);
+  KY_IF_CUDA(ctx, ky_cuda_axpy(ctx->cu, dx->data, dy->data, alpha, m)) else ky_cpu_axpy(ctx->pool, dx->data, dy->data, alpha, m);
   return KY_OK;
 }
 
@@ -104,7 +104,7 @@ ky_status ky_add(ky_ctx *ctx, ky_tensor **y, ky_tensor *a, ky_tensor *b) {
   ky_tensor *out;
   KY_TRY(ky_tensor_new(ctx, &out, KY_F32, a->ndim, a->shape));
   size_t m = ky_tensor_numel(a);
-  KY_IF_CUDA(ctx, ky_cuda_add_fwd(ctx->cu, out->data, a->data, b->data, m)) else ky_cpu_add_fwd(out->data, a->data, b->data, m);
+  KY_IF_CUDA(ctx, ky_cuda_add_fwd(ctx->cu, out->data, a->data, b->data, m)) else ky_cpu_add_fwd(ctx->pool, out->data, a->data, b->data, m);
   ky_node *node;
   ky_tensor *in[2] = {a, b};
   KY_TRY(ky_tape_record(ctx, &node, "add", add_backward, out, in, 2, 0));
@@ -123,8 +123,8 @@ ky_status ky_affine(ky_ctx *ctx, ky_tensor **y, ky_tensor *x, float a, float b) 
   ky_tensor *out;
   KY_TRY(unary_new(ctx, &out, x, "affine"));
   size_t m = ky_tensor_numel(x);
-  KY_IF_CUDA(ctx, ky_cuda_fill(ctx->cu, out->data, b, m)) else ky_cpu_fill(out->data, b, m);
-  KY_IF_CUDA(ctx, ky_cuda_axpy(ctx->cu, out->data, x->data, a, m)) else ky_cpu_axpy(out->data, x->data, a, m);
+  KY_IF_CUDA(ctx, ky_cuda_fill(ctx->cu, out->data, b, m)) else ky_cpu_fill(ctx->pool, out->data, b, m);
+  KY_IF_CUDA(ctx, ky_cuda_axpy(ctx->cu, out->data, x->data, a, m)) else ky_cpu_axpy(ctx->pool, out->data, x->data, a, m);
   ky_node *node;
   KY_TRY(ky_tape_record(ctx, &node, "affine", affine_backward, out, &x, 1, sizeof(affine_saved)));
   if (node) ((affine_saved *)node->saved)->a = a;
@@ -137,7 +137,7 @@ ky_status ky_scale(ky_ctx *ctx, ky_tensor **y, ky_tensor *x, float alpha) {
   ky_tensor *out;
   KY_TRY(unary_new(ctx, &out, x, "scale"));
   size_t m = ky_tensor_numel(x);
-  KY_IF_CUDA(ctx, ky_cuda_scale_fwd(ctx->cu, out->data, x->data, alpha, m)) else ky_cpu_scale_fwd(out->data, x->data, alpha, m);
+  KY_IF_CUDA(ctx, ky_cuda_scale_fwd(ctx->cu, out->data, x->data, alpha, m)) else ky_cpu_scale_fwd(ctx->pool, out->data, x->data, alpha, m);
   ky_node *node;
   KY_TRY(ky_tape_record(ctx, &node, "scale", affine_backward, out, &x, 1, sizeof(affine_saved)));
   if (node) ((affine_saved *)node->saved)->a = alpha;
@@ -150,7 +150,7 @@ static ky_status mean_backward(ky_ctx *ctx, ky_node *n) {
   KY_TRY(ky_tensor_grad(ctx, &dx, x));
   int m = (int)ky_tensor_numel(x);
   KY_IF_CUDA(ctx, ky_cuda_gap_bwd(ctx->cu, dx->data, n->out->grad->data, 1, m, 1))
-  else ky_cpu_gap_bwd(dx->data, n->out->grad->data, 1, m, 1);
+  else ky_cpu_gap_bwd(ctx->pool, dx->data, n->out->grad->data, 1, m, 1);
   return KY_OK;
 }
 
@@ -164,7 +164,7 @@ ky_status ky_mean(ky_ctx *ctx, ky_tensor **y, ky_tensor *x) {
   ky_tensor *out;
   KY_TRY(ky_tensor_new(ctx, &out, KY_F32, 1, &one));
   KY_IF_CUDA(ctx, ky_cuda_gap_fwd(ctx->cu, out->data, x->data, 1, (int)m, 1))
-  else ky_cpu_gap_fwd(out->data, x->data, 1, (int)m, 1);
+  else ky_cpu_gap_fwd(ctx->pool, out->data, x->data, 1, (int)m, 1);
   ky_node *node;
   KY_TRY(ky_tape_record(ctx, &node, "mean", mean_backward, out, &x, 1, 0));
   *y = out;

@@ -22,10 +22,10 @@ static ky_status bn_backward(ky_ctx *ctx, ky_node *n) {
   float *pdx = dx ? dx->data : NULL, *pdg = dg ? dg->data : NULL, *pdb = db ? db->data : NULL;
   if (sv->training) {
     KY_IF_CUDA(ctx, ky_cuda_bn_bwd_train(ctx->cu, pdx, pdg, pdb, dy->data, x->data, g->data, sv->mean, sv->invstd, npix, c))
-    else ky_cpu_bn_bwd_train(pdx, pdg, pdb, dy->data, x->data, g->data, sv->mean, sv->invstd, npix, c);
+    else ky_cpu_bn_bwd_train(ctx->pool, pdx, pdg, pdb, dy->data, x->data, g->data, sv->mean, sv->invstd, npix, c);
   } else {
     KY_IF_CUDA(ctx, ky_cuda_bn_bwd_eval(ctx->cu, pdx, pdg, pdb, dy->data, x->data, g->data, rm->data, rv->data, npix, c, sv->eps))
-    else ky_cpu_bn_bwd_eval(pdx, pdg, pdb, dy->data, x->data, g->data, rm->data, rv->data, npix, c, sv->eps);
+    else ky_cpu_bn_bwd_eval(ctx->pool, pdx, pdg, pdb, dy->data, x->data, g->data, rm->data, rv->data, npix, c, sv->eps);
   }
   return KY_OK;
 }
@@ -57,12 +57,12 @@ ky_status ky_batchnorm2d(ky_ctx *ctx, ky_tensor **y, ky_tensor *x, ky_tensor *ga
     KY_TRY(ky_ctx_alloc(ctx, (void **)&invstd, (size_t)c * sizeof(float)));
     KY_IF_CUDA(ctx, ky_cuda_bn_fwd_train(ctx->cu, out->data, mean, invstd, run_mean->data, run_var->data, x->data,
                                          gamma->data, beta->data, npix, c, eps, momentum))
-    else ky_cpu_bn_fwd_train(out->data, mean, invstd, run_mean->data, run_var->data, x->data, gamma->data, beta->data,
+    else ky_cpu_bn_fwd_train(ctx->pool, out->data, mean, invstd, run_mean->data, run_var->data, x->data, gamma->data, beta->data,
                              npix, c, eps, momentum);
   } else {
     KY_IF_CUDA(ctx, ky_cuda_bn_fwd_eval(ctx->cu, out->data, x->data, gamma->data, beta->data, run_mean->data,
                                         run_var->data, npix, c, eps))
-    else ky_cpu_bn_fwd_eval(out->data, x->data, gamma->data, beta->data, run_mean->data, run_var->data, npix, c, eps);
+    else ky_cpu_bn_fwd_eval(ctx->pool, out->data, x->data, gamma->data, beta->data, run_mean->data, run_var->data, npix, c, eps);
   }
   ky_node *node;
   ky_tensor *in[5] = {x, gamma, beta, run_mean, run_var};

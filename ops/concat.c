@@ -25,7 +25,7 @@ static ky_status concat_backward(ky_ctx *ctx, ky_node *n) {
     }
   }
   KY_IF_CUDA(ctx, ky_cuda_concat_bwd(ctx->cu, dxs, y->grad->data, cs, n->n_in, npix))
-  else ky_cpu_concat_bwd(dxs, y->grad->data, cs, n->n_in, npix);
+  else ky_cpu_concat_bwd(ctx->pool, dxs, y->grad->data, cs, n->n_in, npix);
   return KY_OK;
 }
 
@@ -52,7 +52,7 @@ ky_status ky_concat(ky_ctx *ctx, ky_tensor **y, ky_tensor *const *xs, int k) {
   KY_TRY(ky_tensor_new4(ctx, &out, KY_F32, xs[0]->shape[0], xs[0]->shape[1], xs[0]->shape[2], ctot));
   size_t npix = (size_t)xs[0]->shape[0] * xs[0]->shape[1] * xs[0]->shape[2];
   KY_IF_CUDA(ctx, ky_cuda_concat_fwd(ctx->cu, out->data, ptr, cs, k, npix))
-  else ky_cpu_concat_fwd(out->data, ptr, cs, k, npix);
+  else ky_cpu_concat_fwd(ctx->pool, out->data, ptr, cs, k, npix);
   ky_node *node;
   KY_TRY(ky_tape_record(ctx, &node, "concat", concat_backward, out, xs, k, 0));
   *y = out;

@@ -16,8 +16,8 @@ static ky_status conv2d_backward(ky_ctx *ctx, ky_node *n) {
   if (dx) {
     KY_IF_CUDA(ctx, ky_cuda_conv2d_dgrad(ctx->cu, dx->data, dy->data, w->data, &sv->s, KY_CONV_ALGO_AUTO)) else {
       float *work;
-      KY_TRY(ky_ctx_alloc_host(ctx, (void **)&work, ky_cpu_conv2d_work_floats(&sv->s) * sizeof(float)));
-      ky_cpu_conv2d_dgrad(dx->data, dy->data, w->data, &sv->s, work);
+      KY_TRY(ky_ctx_alloc_host(ctx, (void **)&work, ky_cpu_conv2d_work_floats(&sv->s, ky_ctx_threads(ctx)) * sizeof(float)));
+      ky_cpu_conv2d_dgrad(ctx->pool, dx->data, dy->data, w->data, &sv->s, work);
     }
   }
   if (dw || db) {
@@ -28,8 +28,8 @@ static ky_status conv2d_backward(ky_ctx *ctx, ky_node *n) {
     KY_IF_CUDA(ctx, ky_cuda_conv2d_wgrad(ctx->cu, dwp, db ? db->data : NULL, dy->data, x->data, &sv->s,
                                          KY_CONV_ALGO_AUTO)) else {
       float *work;
-      KY_TRY(ky_ctx_alloc_host(ctx, (void **)&work, ky_cpu_conv2d_work_floats(&sv->s) * sizeof(float)));
-      ky_cpu_conv2d_wgrad(dwp, db ? db->data : NULL, dy->data, x->data, &sv->s, work);
+      KY_TRY(ky_ctx_alloc_host(ctx, (void **)&work, ky_cpu_conv2d_work_floats(&sv->s, ky_ctx_threads(ctx)) * sizeof(float)));
+      ky_cpu_conv2d_wgrad(ctx->pool, dwp, db ? db->data : NULL, dy->data, x->data, &sv->s, work);
     }
   }
   return KY_OK;
@@ -62,8 +62,8 @@ ky_status ky_conv2d(ky_ctx *ctx, ky_tensor **y, ky_tensor *x, ky_tensor *w, ky_t
   KY_IF_CUDA(ctx, ky_cuda_conv2d_fwd(ctx->cu, out->data, x->data, w->data, b ? b->data : NULL, &s, relu,
                                      KY_CONV_ALGO_AUTO)) else {
     float *work;
-    KY_TRY(ky_ctx_alloc_host(ctx, (void **)&work, ky_cpu_conv2d_work_floats(&s) * sizeof(float)));
-    ky_cpu_conv2d_fwd(out->data, x->data, w->data, b ? b->data : NULL, &s, relu, work);
+    KY_TRY(ky_ctx_alloc_host(ctx, (void **)&work, ky_cpu_conv2d_work_floats(&s, ky_ctx_threads(ctx)) * sizeof(float)));
+    ky_cpu_conv2d_fwd(ctx->pool, out->data, x->data, w->data, b ? b->data : NULL, &s, relu, work);
   }
   ky_node *node;
   ky_tensor *in[3] = {x, w, b};

@@ -11,8 +11,22 @@
  * in panels of MR rows. The micro-kernel keeps an MR x NR block of C in registers.
  * Pixels are processed in tiles of TILE, so the scratch size depends on the layer, never on N*H*W.
  * Two special cases: K <= SMALL_K (the 3-class logits conv) runs a direct, channel-vectorised
- * convolution, and other small K (5, 6, 17, 18) compute the forward as y^T = W col^T. */
+ * convolution, and other small K (5, 6, 17, 18) compute the forward as y^T = W col^T.
+ *
+ * Threads (core/pool.h): every output element is computed by exactly the same sequence of
+ * operations whatever the thread count, so the results are bitwise those of one thread:
+ *   forward  chunks = (pixel tile, block of NR-panels of K): each element of y belongs to one chunk
+ *            and its GEMM sum runs in the same KC slices as on one thread;
+ *   dgrad    per round of tiles, dcol by (tile, NR-panel block), then col2im by bands of input
+ *            rows: every dx element is owned by one band and receives its pixels in index order;
+ *   wgrad    per round of tiles, packing by tile, then the GEMM by NR-panel blocks of dW: every
+ *            dW element still adds the tiles' partial sums in tile order;
+ *   direct   forward by pixel tiles, dgrad / wgrad by runs of 16 input channels (vector lanes kept).
+ * Block sizes only decide which thread computes an element, never how, so they may follow the
+ * thread count; the tile size (TILE) and the KC slices, which fix summation order, do not. */
 #include <string.h>
+
+#include "core/pool.h"
 
 #include "ops/kernels.h"
 
@@ -31,26 +45,36 @@ static int fwd_transposed(const ky_conv_shape *s) {
   return round_up((size_t)s->k, MR) * 4 < round_up((size_t)s->k, NR) * 3;
 }
 
-/* Scratch for each pass (floats); ky_cpu_conv2d_work_floats returns the largest. The direct path
- * (K <= 4) needs K*R for wgrad, less than work_wgrad. */
+/* Scratch for each pass (floats); ky_cpu_conv2d_work_floats returns the largest. Per-thread parts
+ * are counted once per thread; dgrad and wgrad keep a round of tiles (round_tiles) in flight. The
+ * direct path (K <= 4) needs K*R for wgrad, less than work_wgrad. */
 
-static size_t work_fwd(const ky_conv_shape *s, size_t r) {
+static size_t n_tiles(const ky_conv_shape *s) { return ((size_t)s->n * s->oh * s->ow + TILE - 1) / TILE; }
+static size_t round_tiles(const ky_conv_shape *s, int threads) {
+  size_t t = n_tiles(s), g = threads > 1 ? 2 * (size_t)threads : 1;
+  return t < g ? t : g;
+}
+
+static size_t work_fwd(const ky_conv_shape *s, size_t r, int threads) {
   if (fwd_transposed(s))
-    return round_up((size_t)s->k, MR) * r /* packed W */ + (size_t)TILE * r /* packed col^T */ +
-           (size_t)s->k * TILE /* y^T tile */ + (size_t)NR * r /* rows */;
-  return round_up((size_t)s->k, NR) * r /* packed W^T */ + (size_t)TILE * r /* im2col rows */;
+    return round_up((size_t)s->k, MR) * r /* packed W */ +
+           (size_t)threads * ((size_t)TILE * r /* packed col^T */ + (size_t)s->k * TILE /* y^T tile */ +
+                              (size_t)NR * r /* rows */);
+  return round_up((size_t)s->k, NR) * r /* packed W^T */ + (size_t)threads * TILE * r /* im2col rows */;
 }
-static size_t work_dgrad(const ky_conv_shape *s, size_t r) {
-  return round_up(r, NR) * (size_t)s->k /* packed W */ + (size_t)TILE * r /* dcol */;
+static size_t work_dgrad(const ky_conv_shape *s, size_t r, int threads) {
+  return round_up(r, NR) * (size_t)s->k /* packed W */ + round_tiles(s, threads) * TILE * r /* dcol */;
 }
-static size_t work_wgrad(const ky_conv_shape *s, size_t r) {
-  return round_up((size_t)s->k, MR) * TILE /* packed dy^T */ + round_up(r, NR) * TILE /* packed col */ +
-         r /* row */;
+static size_t work_wgrad(const ky_conv_shape *s, size_t r, int threads) {
+  return round_tiles(s, threads) * (round_up((size_t)s->k, MR) * TILE /* packed dy^T */ +
+                                    round_up(r, NR) * TILE /* packed col */) +
+         (size_t)threads * r /* rows */;
 }
 
-size_t ky_cpu_conv2d_work_floats(const ky_conv_shape *s) {
+size_t ky_cpu_conv2d_work_floats(const ky_conv_shape *s, int threads) {
+  if (threads < 1) threads = 1;
   size_t r = (size_t)s->kh * s->kw * s->c;
-  size_t a = work_fwd(s, r), b = work_dgrad(s, r), c = work_wgrad(s, r);
+  size_t a = work_fwd(s, r, threads), b = work_dgrad(s, r, threads), c = work_wgrad(s, r, threads);
   size_t m = a > b ? a : b;
   return m > c ? m : c;
 }
@@ -165,9 +189,11 @@ static void gemm_rows(float *c, size_t ldc, const float *a, size_t lda, const fl
   }
 }
 
-/* B panels from a strided matrix: element (k, j) = src[k*rs + j*cs], k < kd, j < n. */
-static void pack_b(float *restrict bp, const float *restrict src, size_t rs, size_t cs, int kd, int n) {
-  for (int j0 = 0; j0 < n; j0 += NR) {
+/* B panels from a strided matrix: element (k, j) = src[k*rs + j*cs], k < kd, j < n; only the
+ * panels holding columns [jlo, jhi) (multiples of NR, jhi clipped to n). */
+static void pack_b(float *restrict bp, const float *restrict src, size_t rs, size_t cs, int kd, int n, int jlo,
+                   int jhi) {
+  for (int j0 = jlo; j0 < jhi && j0 < n; j0 += NR) {
     float *panel = bp + (size_t)(j0 / NR) * kd * NR;
     int nr = n - j0 < NR ? n - j0 : NR;
     for (int k = 0; k < kd; k++) {
@@ -260,8 +286,10 @@ static const float *im2col_row(float *restrict row, const float *restrict x, con
   return row;
 }
 
-/* dx[window of pixel p] += dcol_row, the adjoint of im2col_row (same contiguous runs). */
-static void col2im_row(float *restrict dx, const float *restrict drow, const ky_conv_shape *s, size_t p) {
+/* dx[window of pixel p] += dcol_row, the adjoint of im2col_row (same contiguous runs), for the
+ * input rows ylo <= iy < yhi only (a band owned by one thread). */
+static void col2im_row(float *restrict dx, const float *restrict drow, const ky_conv_shape *s, size_t p, int ylo,
+                       int yhi) {
   size_t c = (size_t)s->c;
   size_t ohw = (size_t)s->oh * s->ow;
   size_t n = p / ohw, rem = p % ohw;
@@ -272,7 +300,7 @@ static void col2im_row(float *restrict dx, const float *restrict drow, const ky_
   const float *d = drow;
   for (int i = 0; i < s->kh; i++, d += span) {
     int iy = oy * s->stride - s->pad + i * s->dil;
-    if (iy < 0 || iy >= s->h) continue;
+    if (iy < ylo || iy >= yhi) continue;
     float *xr = dxn + (size_t)iy * s->w * c;
     if (s->dil == 1) {
       int jlo = ix0 < 0 ? -ix0 : 0, jhi = s->w - ix0 < s->kw ? s->w - ix0 : s->kw;
@@ -327,11 +355,25 @@ static void out_pixel(const ky_conv_shape *s, size_t p, size_t *xbase, int *iy0,
   *ix0 = (int)(rem % s->ow) * s->stride - s->pad;
 }
 
+static inline size_t min_z(size_t a, size_t b) { return a < b ? a : b; }
+static inline int min_i(int a, int b) { return a < b ? a : b; }
+
+/* Runs of 16 input channels (two vectors, one cache line) for the direct dgrad / wgrad: [*q0, *q1)
+ * of chunk `ch`; the last run takes the rest and the scalar tail, so every channel keeps the vector
+ * lane or tail it has on one thread. */
+enum { CHAN_RUN = 16 };
+static size_t chan_runs(const ky_conv_shape *s) { return s->c < CHAN_RUN ? 1 : (size_t)s->c / CHAN_RUN; }
+static void chan_run(size_t ch, size_t nruns, const ky_conv_shape *s, size_t *q0, size_t *q1) {
+  *q0 = ch * CHAN_RUN;
+  *q1 = ch + 1 == nruns ? (size_t)s->c : *q0 + CHAN_RUN;
+}
+
+/* Output pixels [p0, p1). */
 static inline __attribute__((always_inline)) void direct_fwd_k(float *y, const float *x, const float *w,
                                                                const float *b, const ky_conv_shape *s,
-                                                               int relu, const int K) {
-  size_t c = (size_t)s->c, r = (size_t)s->kh * s->kw * c, npix = (size_t)s->n * s->oh * s->ow;
-  for (size_t p = 0; p < npix; p++) {
+                                                               int relu, size_t p0, size_t p1, const int K) {
+  size_t c = (size_t)s->c, r = (size_t)s->kh * s->kw * c;
+  for (size_t p = p0; p < p1; p++) {
     size_t xb;
     int iy0, ix0;
     out_pixel(s, p, &xb, &iy0, &ix0);
@@ -370,8 +412,10 @@ static inline __attribute__((always_inline)) void direct_fwd_k(float *y, const f
   }
 }
 
+/* Input channels [q0, q1) of every pixel. */
 static inline __attribute__((always_inline)) void direct_dgrad_k(float *dx, const float *dy, const float *w,
-                                                                 const ky_conv_shape *s, const int K) {
+                                                                 const ky_conv_shape *s, size_t q0, size_t q1,
+                                                                 const int K) {
   size_t c = (size_t)s->c, r = (size_t)s->kh * s->kw * c, npix = (size_t)s->n * s->oh * s->ow;
   for (size_t p = 0; p < npix; p++) {
     size_t xb;
@@ -388,13 +432,13 @@ static inline __attribute__((always_inline)) void direct_dgrad_k(float *dx, cons
         if (ix < 0 || ix >= s->w) continue;
         float *o = dx + xb + ((size_t)iy * s->w + ix) * c;
         const float *wt = w + ((size_t)i * s->kw + j) * c;
-        size_t q = 0;
-        for (; q + 8 <= c; q += 8) {
+        size_t q = q0;
+        for (; q + 8 <= q1; q += 8) {
           v8f v = *(v8f *)(o + q);
           for (int k = 0; k < K; k++) v = MADD8(gv[k], *(const v8f *)(wt + k * r + q), v);
           *(v8f *)(o + q) = v;
         }
-        for (; q < c; q++) {
+        for (; q < q1; q++) {
           float v = o[q];
           for (int k = 0; k < K; k++) v += g[k] * wt[k * r + q];
           o[q] = v;
@@ -404,16 +448,18 @@ static inline __attribute__((always_inline)) void direct_dgrad_k(float *dx, cons
   }
 }
 
-/* dW accumulates per pixel tile in a zeroed scratch (work: K*R floats), added to dw after each
- * tile, so no float sum runs over more than TILE pixels before it meets the total. */
+/* dW accumulates per pixel tile in a zeroed scratch (acc: [K][R], shared; this call touches input
+ * channels [q0, q1) of every tap only), added to dw after each tile, so no float sum runs over
+ * more than TILE pixels before it meets the total. */
 static inline __attribute__((always_inline)) void direct_wgrad_k(float *dw, const float *dy, const float *x,
-                                                                 const ky_conv_shape *s, float *work,
-                                                                 const int K) {
+                                                                 const ky_conv_shape *s, float *acc, size_t q0,
+                                                                 size_t q1, const int K) {
   size_t c = (size_t)s->c, r = (size_t)s->kh * s->kw * c, npix = (size_t)s->n * s->oh * s->ow;
-  float *acc = work; /* [K][R] */
+  size_t taps = (size_t)s->kh * s->kw;
   for (size_t p0 = 0; p0 < npix; p0 += TILE) {
     size_t pend = npix - p0 < TILE ? npix : p0 + TILE;
-    memset(acc, 0, (size_t)K * r * sizeof *acc);
+    for (size_t k = 0; k < (size_t)K; k++)
+      for (size_t t = 0; t < taps; t++) memset(acc + k * r + t * c + q0, 0, (q1 - q0) * sizeof *acc);
     for (size_t p = p0; p < pend; p++) {
       size_t xb;
       int iy0, ix0;
@@ -429,179 +475,335 @@ static inline __attribute__((always_inline)) void direct_wgrad_k(float *dw, cons
           if (ix < 0 || ix >= s->w) continue;
           const float *xp = x + xb + ((size_t)iy * s->w + ix) * c;
           float *at = acc + ((size_t)i * s->kw + j) * c;
-          size_t q = 0;
-          for (; q + 8 <= c; q += 8) {
+          size_t q = q0;
+          for (; q + 8 <= q1; q += 8) {
             v8f xv = *(const v8f *)(xp + q);
             for (int k = 0; k < K; k++) *(v8f *)(at + k * r + q) = MADD8(gv[k], xv, *(v8f *)(at + k * r + q));
           }
-          for (; q < c; q++)
+          for (; q < q1; q++)
             for (int k = 0; k < K; k++) at[k * r + q] += g[k] * xp[q];
         }
       }
     }
-    for (size_t q = 0; q < (size_t)K * r; q++) dw[q] += acc[q];
+    for (size_t k = 0; k < (size_t)K; k++)
+      for (size_t t = 0; t < taps; t++)
+        for (size_t q = q0; q < q1; q++) dw[k * r + t * c + q] += acc[k * r + t * c + q];
   }
 }
 
-static void direct_fwd(float *y, const float *x, const float *w, const float *b, const ky_conv_shape *s, int relu) {
-  switch (s->k) {
-  case 1: direct_fwd_k(y, x, w, b, s, relu, 1); break;
-  case 2: direct_fwd_k(y, x, w, b, s, relu, 2); break;
-  case 3: direct_fwd_k(y, x, w, b, s, relu, 3); break;
-  default: direct_fwd_k(y, x, w, b, s, relu, 4); break;
-  }
+/* One job description for every pass; each chunk function reads what it needs. */
+typedef struct {
+  const ky_conv_shape *s;
+  float *out;                /* y, dx or dw */
+  float *db;
+  const float *x, *w, *b, *dy;
+  int relu, pointwise, r, k;
+  size_t npix;
+  float *work, *wp, *buf;    /* scratch: packed weights, per-slot or per-tile buffers */
+  int cols, nb;              /* columns per block (a multiple of NR), blocks per row of C */
+  int rows, nrb;             /* wgrad: rows of dW per block (a multiple of MR), row blocks */
+  size_t t0, g;              /* the round: first tile, tiles */
+  int band, nbands;          /* col2im: input rows per band, bands per image */
+  size_t n0;                 /* col2im: first image of the round */
+  size_t held[KY_POOL_MAX_THREADS]; /* forward: tile + 1 whose im2col rows sit in each slot's buffer */
+} conv_job;
+
+/* Columns per block, a multiple of NR, so that `units` independent units times the blocks give a
+ * few chunks per thread (one block per row of C on one thread). */
+static void col_blocks(conv_job *j, int n, size_t units, int threads) {
+  size_t panels = ((size_t)n + NR - 1) / NR, want = 4 * (size_t)threads, nb = 1;
+  if (threads > 1 && units < want) nb = (want + units - 1) / units;
+  if (nb > panels) nb = panels;
+  size_t per = (panels + nb - 1) / nb;
+  j->cols = (int)(per * NR);
+  j->nb = (int)((panels + per - 1) / per);
 }
 
-static void direct_dgrad(float *dx, const float *dy, const float *w, const ky_conv_shape *s) {
-  switch (s->k) {
-  case 1: direct_dgrad_k(dx, dy, w, s, 1); break;
-  case 2: direct_dgrad_k(dx, dy, w, s, 2); break;
-  case 3: direct_dgrad_k(dx, dy, w, s, 3); break;
-  default: direct_dgrad_k(dx, dy, w, s, 4); break;
-  }
+static inline size_t tile_pixels(const conv_job *j, size_t t) { return min_z(TILE, j->npix - t * TILE); }
+
+static ky_status pack_wt_chunk(void *a, size_t c, int slot) { /* forward: W^T panels */
+  conv_job *j = a;
+  pack_b(j->wp, j->w, 1, (size_t)j->r, j->r, j->k, (int)c * j->cols, (int)(c + 1) * j->cols);
+  return KY_OK;
+}
+static ky_status pack_w_chunk(void *a, size_t c, int slot) { /* dgrad: W panels */
+  conv_job *j = a;
+  pack_b(j->wp, j->w, (size_t)j->r, 1, j->k, j->r, (int)c * j->cols, (int)(c + 1) * j->cols);
+  return KY_OK;
 }
 
-static void direct_wgrad(float *dw, const float *dy, const float *x, const ky_conv_shape *s, float *work) {
-  switch (s->k) {
-  case 1: direct_wgrad_k(dw, dy, x, s, work, 1); break;
-  case 2: direct_wgrad_k(dw, dy, x, s, work, 2); break;
-  case 3: direct_wgrad_k(dw, dy, x, s, work, 3); break;
-  default: direct_wgrad_k(dw, dy, x, s, work, 4); break;
+static ky_status fwd_chunk(void *a, size_t c, int slot) {
+  conv_job *j = a;
+  size_t t = c / j->nb, p0 = t * TILE;
+  int r = j->r, k = j->k, np = (int)tile_pixels(j, t);
+  int j0 = (int)(c % j->nb) * j->cols, j1 = min_i(j0 + j->cols, k);
+  const float *rows = j->x + p0 * r; /* pointwise: the input pixels are the im2col rows */
+  if (!j->pointwise) {
+    float *col = j->buf + (size_t)slot * TILE * r;
+    if (j->held[slot] != t + 1) {
+      for (int i = 0; i < np; i++) im2col_row(col + (size_t)i * r, j->x, j->s, p0 + i);
+      j->held[slot] = t + 1;
+    }
+    rows = col;
   }
+  float *yt = j->out + p0 * k; /* [np][K] */
+  for (int i = 0; i < np; i++) {
+    float *yr = yt + (size_t)i * k + j0;
+    if (j->b) memcpy(yr, j->b + j0, (size_t)(j1 - j0) * sizeof *yr);
+    else memset(yr, 0, (size_t)(j1 - j0) * sizeof *yr);
+  }
+  gemm_rows(yt + j0, (size_t)k, rows, (size_t)r, j->wp + (size_t)(j0 / NR) * r * NR, np, j1 - j0, r);
+  if (j->relu)
+    for (int i = 0; i < np; i++) {
+      float *yr = yt + (size_t)i * k;
+      for (int q = j0; q < j1; q++) yr[q] = yr[q] > 0.0f ? yr[q] : 0.0f;
+    }
+  return KY_OK;
 }
-
-/* ---- the three passes --------------------------------------------------------------------- */
 
 /* y^T[K x P] = W[K x R] * col^T[R x P] per pixel tile: W is packed once in MR-row panels (K < MR
  * rows would make every in-place block a partial one), the tile's im2col rows are written as
  * NR-pixel panels ([R][NR] each), then the K x np result is transposed into y with the bias and
- * the ReLU. */
-static void fwd_small_k(float *y, const float *x, const float *w, const float *b, const ky_conv_shape *s,
-                        int relu, float *work) {
-  int r = s->kh * s->kw * s->c, k = s->k;
-  size_t npix = (size_t)s->n * s->oh * s->ow;
-  float *ap = work;                                    /* [ceil(K/MR)][R][MR]  W */
-  float *bp = ap + round_up((size_t)k, MR) * r;        /* [TILE/NR][R][NR]     col^T tile */
+ * the ReLU. One chunk per tile, with the slot's own panels. */
+static ky_status fwd_small_k_chunk(void *a, size_t t, int slot) {
+  conv_job *j = a;
+  int r = j->r, k = j->k, np = (int)tile_pixels(j, t);
+  size_t p0 = t * TILE, per = (size_t)TILE * r + (size_t)k * TILE + (size_t)NR * r;
+  float *bp = j->buf + (size_t)slot * per;             /* [TILE/NR][R][NR]     col^T tile */
   float *yt = bp + (size_t)TILE * r;                   /* [K][TILE]            y^T tile */
   float *rows = yt + (size_t)k * TILE;                 /* [NR][R] */
-  pack_a_rows(ap, w, (size_t)r, k, r);
-  for (size_t p0 = 0; p0 < npix; p0 += TILE) {
-    int np = npix - p0 < TILE ? (int)(npix - p0) : TILE;
-    for (int i = 0; i < np; i += NR) im2col_panel(bp + (size_t)(i / NR) * r * NR, NR, rows, x, s, p0 + i, np - i);
-    memset(yt, 0, (size_t)k * TILE * sizeof *yt);
-    gemm_packed(yt, TILE, ap, bp, k, np, r);
-    for (int i = 0; i < np; i++) {
-      float *yr = y + (p0 + i) * k;
-      for (int j = 0; j < k; j++) {
-        float v = yt[(size_t)j * TILE + i] + (b ? b[j] : 0.0f);
-        yr[j] = relu && v < 0.0f ? 0.0f : v;
-      }
+  for (int i = 0; i < np; i += NR) im2col_panel(bp + (size_t)(i / NR) * r * NR, NR, rows, j->x, j->s, p0 + i, np - i);
+  memset(yt, 0, (size_t)k * TILE * sizeof *yt);
+  gemm_packed(yt, TILE, j->wp, bp, k, np, r);
+  for (int i = 0; i < np; i++) {
+    float *yr = j->out + (p0 + i) * k;
+    for (int q = 0; q < k; q++) {
+      float v = yt[(size_t)q * TILE + i] + (j->b ? j->b[q] : 0.0f);
+      yr[q] = j->relu && v < 0.0f ? 0.0f : v;
     }
   }
+  return KY_OK;
 }
 
-void ky_cpu_conv2d_fwd(float *y, const float *x, const float *w, const float *b, const ky_conv_shape *s,
-                       int relu, float *work) {
+static ky_status direct_fwd_chunk(void *a, size_t t, int slot) {
+  conv_job *j = a;
+  size_t p0 = t * TILE, p1 = p0 + tile_pixels(j, t);
+  switch (j->k) {
+  case 1: direct_fwd_k(j->out, j->x, j->w, j->b, j->s, j->relu, p0, p1, 1); break;
+  case 2: direct_fwd_k(j->out, j->x, j->w, j->b, j->s, j->relu, p0, p1, 2); break;
+  case 3: direct_fwd_k(j->out, j->x, j->w, j->b, j->s, j->relu, p0, p1, 3); break;
+  default: direct_fwd_k(j->out, j->x, j->w, j->b, j->s, j->relu, p0, p1, 4); break;
+  }
+  return KY_OK;
+}
+
+static ky_status direct_dgrad_chunk(void *a, size_t ch, int slot) {
+  conv_job *j = a;
+  size_t q0, q1;
+  chan_run(ch, chan_runs(j->s), j->s, &q0, &q1);
+  switch (j->k) {
+  case 1: direct_dgrad_k(j->out, j->dy, j->w, j->s, q0, q1, 1); break;
+  case 2: direct_dgrad_k(j->out, j->dy, j->w, j->s, q0, q1, 2); break;
+  case 3: direct_dgrad_k(j->out, j->dy, j->w, j->s, q0, q1, 3); break;
+  default: direct_dgrad_k(j->out, j->dy, j->w, j->s, q0, q1, 4); break;
+  }
+  return KY_OK;
+}
+
+static ky_status direct_wgrad_chunk(void *a, size_t ch, int slot) {
+  conv_job *j = a;
+  size_t q0, q1;
+  chan_run(ch, chan_runs(j->s), j->s, &q0, &q1);
+  switch (j->k) {
+  case 1: direct_wgrad_k(j->out, j->dy, j->x, j->s, j->work, q0, q1, 1); break;
+  case 2: direct_wgrad_k(j->out, j->dy, j->x, j->s, j->work, q0, q1, 2); break;
+  case 3: direct_wgrad_k(j->out, j->dy, j->x, j->s, j->work, q0, q1, 3); break;
+  default: direct_wgrad_k(j->out, j->dy, j->x, j->s, j->work, q0, q1, 4); break;
+  }
+  return KY_OK;
+}
+
+/* Kernels return void: the chunks never fail, so the pool's status is always KY_OK. */
+static void run(ky_pool *pool, size_t nchunks, ky_pool_fn fn, conv_job *j) { (void)ky_pool_run(pool, nchunks, fn, j); }
+
+void ky_cpu_conv2d_fwd(ky_pool *pool, float *y, const float *x, const float *w, const float *b,
+                       const ky_conv_shape *s, int relu, float *work) {
+  int threads = ky_pool_threads(pool);
+  conv_job j = {.s = s, .out = y, .x = x, .w = w, .b = b, .relu = relu, .pointwise = is_pointwise(s),
+                .r = s->kh * s->kw * s->c, .k = s->k, .npix = (size_t)s->n * s->oh * s->ow, .work = work};
+  size_t tiles = n_tiles(s);
   if (conv_direct(s)) {
-    direct_fwd(y, x, w, b, s, relu);
+    run(pool, tiles, direct_fwd_chunk, &j);
     return;
   }
   if (fwd_transposed(s)) {
-    fwd_small_k(y, x, w, b, s, relu, work);
+    j.wp = work;                                        /* [ceil(K/MR)][R][MR]  W */
+    j.buf = work + round_up((size_t)j.k, MR) * j.r;     /* per slot: col^T tile, y^T tile, rows */
+    pack_a_rows(j.wp, w, (size_t)j.r, j.k, j.r);
+    run(pool, tiles, fwd_small_k_chunk, &j);
     return;
   }
-  int r = s->kh * s->kw * s->c, k = s->k;
-  size_t npix = (size_t)s->n * s->oh * s->ow;
-  int pointwise = is_pointwise(s);
-  float *wp = work;                                    /* [ceil(K/NR)][R][NR]  W^T */
-  float *col = wp + round_up((size_t)k, NR) * r;       /* [TILE][R]            im2col rows */
-  pack_b(wp, w, 1, (size_t)r, r, k);
-  for (size_t p0 = 0; p0 < npix; p0 += TILE) {
-    int np = npix - p0 < TILE ? (int)(npix - p0) : TILE;
-    const float *a = x + p0 * r; /* pointwise: the input pixels are the im2col rows */
-    if (!pointwise) {
-      for (int i = 0; i < np; i++) im2col_row(col + (size_t)i * r, x, s, p0 + i);
-      a = col;
-    }
-    float *yt = y + p0 * k; /* [np][K] */
-    for (int i = 0; i < np; i++) {
-      float *yr = yt + (size_t)i * k;
-      if (b) memcpy(yr, b, (size_t)k * sizeof *yr);
-      else memset(yr, 0, (size_t)k * sizeof *yr);
-    }
-    gemm_rows(yt, (size_t)k, a, (size_t)r, wp, np, k, r);
-    if (relu)
-      for (size_t q = 0; q < (size_t)np * k; q++) yt[q] = yt[q] > 0.0f ? yt[q] : 0.0f;
-  }
+  j.wp = work;                                          /* [ceil(K/NR)][R][NR]  W^T */
+  j.buf = work + round_up((size_t)j.k, NR) * j.r;       /* per slot: [TILE][R] im2col rows */
+  col_blocks(&j, j.k, 1, threads);
+  run(pool, (size_t)j.nb, pack_wt_chunk, &j);
+  col_blocks(&j, j.k, tiles, threads);
+  run(pool, tiles * j.nb, fwd_chunk, &j);
 }
 
-void ky_cpu_conv2d_dgrad(float *dx, const float *dy, const float *w, const ky_conv_shape *s, float *work) {
-  if (conv_direct(s)) {
-    direct_dgrad(dx, dy, w, s);
-    return;
-  }
-  int r = s->kh * s->kw * s->c, k = s->k;
-  size_t npix = (size_t)s->n * s->oh * s->ow;
-  float *wp = work;                                    /* [ceil(R/NR)][K][NR]  W */
-  float *dcol = wp + round_up((size_t)r, NR) * k;      /* [TILE][R] */
-  int pointwise = is_pointwise(s);
-  pack_b(wp, w, (size_t)r, 1, k, r);
-  for (size_t p0 = 0; p0 < npix; p0 += TILE) {
-    int np = npix - p0 < TILE ? (int)(npix - p0) : TILE;
-    const float *a = dy + p0 * k; /* [np][K], read in place */
-    if (pointwise) { /* input pixel == output pixel: accumulate straight into dx */
-      gemm_rows(dx + p0 * r, (size_t)r, a, (size_t)k, wp, np, r, k);
-      continue;
-    }
-    memset(dcol, 0, (size_t)np * r * sizeof *dcol);
-    gemm_rows(dcol, (size_t)r, a, (size_t)k, wp, np, r, k);
-    for (int i = 0; i < np; i++) col2im_row(dx, dcol + (size_t)i * r, s, p0 + i);
-  }
+/* dgrad, pointwise: input pixel == output pixel, so the GEMM accumulates straight into dx. */
+static ky_status dgrad_pointwise_chunk(void *a, size_t c, int slot) {
+  conv_job *j = a;
+  size_t t = c / j->nb, p0 = t * TILE;
+  int r = j->r, k = j->k, j0 = (int)(c % j->nb) * j->cols, j1 = min_i(j0 + j->cols, r);
+  gemm_rows(j->out + p0 * r + j0, (size_t)r, j->dy + p0 * k, (size_t)k, j->wp + (size_t)(j0 / NR) * k * NR,
+            (int)tile_pixels(j, t), j1 - j0, k);
+  return KY_OK;
 }
 
-static void gemm_wgrad(float *dw, const float *dy, const float *x, const ky_conv_shape *s, float *work) {
-  int r = s->kh * s->kw * s->c, k = s->k;
-  size_t npix = (size_t)s->n * s->oh * s->ow;
-  float *ap = work;                                    /* [ceil(K/MR)][TILE][MR]  dy^T tile */
-  float *bp = ap + round_up((size_t)k, MR) * TILE;     /* [ceil(R/NR)][TILE][NR]  col tile */
-  float *row = bp + round_up((size_t)r, NR) * TILE;    /* [R] */
-  for (size_t p0 = 0; p0 < npix; p0 += TILE) {
-    int np = npix - p0 < TILE ? (int)(npix - p0) : TILE;
-    pack_a_cols(ap, dy + p0 * k, (size_t)k, k, np);
-    for (int i = 0; i < np; i++) {
-      const float *src = im2col_row(row, x, s, p0 + i);
-      for (int j0 = 0; j0 < r; j0 += NR) {
-        float *d = bp + (size_t)(j0 / NR) * np * NR + (size_t)i * NR;
-        int nr = r - j0 < NR ? r - j0 : NR;
-        if (nr == NR) { /* two vector moves: a 64-byte memcpy would become a slow `rep movsq` */
-          *(v8f *)d = *(const v8f *)(src + j0);
-          *(v8f *)(d + 8) = *(const v8f *)(src + j0 + 8);
-        } else {
-          for (int j = 0; j < NR; j++) d[j] = j < nr ? src[j0 + j] : 0.0f;
-        }
-      }
-    }
-    gemm_packed(dw, (size_t)r, ap, bp, k, r, np);
-  }
+/* dgrad, first half of a round: dcol of tile t0 + c / nb, columns of block c % nb. */
+static ky_status dgrad_dcol_chunk(void *a, size_t c, int slot) {
+  conv_job *j = a;
+  size_t i = c / j->nb, t = j->t0 + i, p0 = t * TILE;
+  int r = j->r, k = j->k, np = (int)tile_pixels(j, t), j0 = (int)(c % j->nb) * j->cols, j1 = min_i(j0 + j->cols, r);
+  float *dcol = j->buf + i * TILE * r; /* [np][R] */
+  for (int q = 0; q < np; q++) memset(dcol + (size_t)q * r + j0, 0, (size_t)(j1 - j0) * sizeof *dcol);
+  gemm_rows(dcol + j0, (size_t)r, j->dy + p0 * k, (size_t)k, j->wp + (size_t)(j0 / NR) * k * NR, np, j1 - j0, k);
+  return KY_OK;
 }
 
-void ky_cpu_conv2d_wgrad(float *dw, float *db, const float *dy, const float *x, const ky_conv_shape *s,
+/* dgrad, second half: col2im of the round's pixels into one band of input rows of one image. */
+static ky_status dgrad_col2im_chunk(void *a, size_t c, int slot) {
+  conv_job *j = a;
+  const ky_conv_shape *s = j->s;
+  size_t n = j->n0 + c / j->nbands, ohw = (size_t)s->oh * s->ow;
+  int ylo = (int)(c % j->nbands) * j->band, yhi = min_i(ylo + j->band, s->h);
+  /* output rows whose windows reach [ylo, yhi) */
+  int num = ylo + s->pad - (s->kh - 1) * s->dil;
+  int oy0 = num <= 0 ? 0 : (num + s->stride - 1) / s->stride;
+  int oy1 = min_i((yhi - 1 + s->pad) / s->stride, s->oh - 1);
+  if (oy0 > oy1) return KY_OK;
+  size_t P0 = j->t0 * TILE, P1 = min_z(j->npix, (j->t0 + j->g) * TILE);
+  size_t pa = n * ohw + (size_t)oy0 * s->ow, pb = n * ohw + (size_t)(oy1 + 1) * s->ow;
+  if (pa < P0) pa = P0;
+  if (pb > P1) pb = P1;
+  for (size_t p = pa; p < pb; p++) col2im_row(j->out, j->buf + (p - P0) * j->r, s, p, ylo, yhi);
+  return KY_OK;
+}
+
+void ky_cpu_conv2d_dgrad(ky_pool *pool, float *dx, const float *dy, const float *w, const ky_conv_shape *s,
                          float *work) {
-  int k = s->k;
-  size_t npix = (size_t)s->n * s->oh * s->ow;
-  if (conv_direct(s)) direct_wgrad(dw, dy, x, s, work);
-  else gemm_wgrad(dw, dy, x, s, work);
-  if (db) { /* per-channel sums in double, channel blocks so the accumulators stay on the stack */
-    enum { CB = 64 };
-    double acc[CB];
-    for (int c0 = 0; c0 < k; c0 += CB) {
-      int cb = k - c0 < CB ? k - c0 : CB;
-      for (int j = 0; j < cb; j++) acc[j] = 0.0;
-      for (size_t p = 0; p < npix; p++) {
-        const float *d = dy + p * k + c0;
-        for (int j = 0; j < cb; j++) acc[j] += d[j];
+  int threads = ky_pool_threads(pool);
+  conv_job j = {.s = s, .out = dx, .dy = dy, .w = w, .pointwise = is_pointwise(s), .r = s->kh * s->kw * s->c,
+                .k = s->k, .npix = (size_t)s->n * s->oh * s->ow, .work = work};
+  if (conv_direct(s)) {
+    run(pool, chan_runs(s), direct_dgrad_chunk, &j);
+    return;
+  }
+  size_t tiles = n_tiles(s);
+  j.wp = work;                                          /* [ceil(R/NR)][K][NR]  W */
+  j.buf = work + round_up((size_t)j.r, NR) * j.k;       /* [round][TILE][R]     dcol */
+  col_blocks(&j, j.r, 1, threads);
+  run(pool, (size_t)j.nb, pack_w_chunk, &j);
+  if (j.pointwise) {
+    col_blocks(&j, j.r, tiles, threads);
+    run(pool, tiles * j.nb, dgrad_pointwise_chunk, &j);
+    return;
+  }
+  size_t G = round_tiles(s, threads), ohw = (size_t)s->oh * s->ow;
+  col_blocks(&j, j.r, G, threads);
+  for (j.t0 = 0; j.t0 < tiles; j.t0 += G) {
+    j.g = min_z(G, tiles - j.t0);
+    run(pool, j.g * j.nb, dgrad_dcol_chunk, &j);
+    size_t P1 = min_z(j.npix, (j.t0 + j.g) * TILE);
+    j.n0 = j.t0 * TILE / ohw;
+    size_t nimg = (P1 - 1) / ohw - j.n0 + 1, want = threads > 1 ? 4 * (size_t)threads : 1;
+    size_t bands = (want + nimg - 1) / nimg;
+    if (bands > (size_t)s->h) bands = (size_t)s->h;
+    j.band = (int)(((size_t)s->h + bands - 1) / bands);
+    j.nbands = (s->h + j.band - 1) / j.band;
+    run(pool, nimg * j.nbands, dgrad_col2im_chunk, &j);
+  }
+}
+
+/* wgrad, first half of a round: pack dy^T and the im2col rows of tile t0 + i. */
+static ky_status wgrad_pack_chunk(void *a, size_t i, int slot) {
+  conv_job *j = a;
+  size_t t = j->t0 + i, p0 = t * TILE;
+  int r = j->r, k = j->k, np = (int)tile_pixels(j, t);
+  size_t asz = round_up((size_t)k, MR) * TILE, bsz = round_up((size_t)r, NR) * TILE;
+  float *ap = j->buf + i * (asz + bsz);                /* [ceil(K/MR)][np][MR]  dy^T tile */
+  float *bp = ap + asz;                                /* [ceil(R/NR)][np][NR]  col tile */
+  float *row = j->buf + j->g * (asz + bsz) + (size_t)slot * r; /* [R] */
+  pack_a_cols(ap, j->dy + p0 * k, (size_t)k, k, np);
+  for (int q = 0; q < np; q++) {
+    const float *src = im2col_row(row, j->x, j->s, p0 + q);
+    for (int j0 = 0; j0 < r; j0 += NR) {
+      float *d = bp + (size_t)(j0 / NR) * np * NR + (size_t)q * NR;
+      int nr = r - j0 < NR ? r - j0 : NR;
+      if (nr == NR) { /* two vector moves: a 64-byte memcpy would become a slow `rep movsq` */
+        *(v8f *)d = *(const v8f *)(src + j0);
+        *(v8f *)(d + 8) = *(const v8f *)(src + j0 + 8);
+      } else {
+        for (int l = 0; l < NR; l++) d[l] = l < nr ? src[j0 + l] : 0.0f;
       }
-      for (int j = 0; j < cb; j++) db[c0 + j] += (float)acc[j];
     }
   }
+  return KY_OK;
+}
+
+/* wgrad, second half: one block of dW gets the round's tiles in tile order. */
+static ky_status wgrad_gemm_chunk(void *a, size_t c, int slot) {
+  conv_job *j = a;
+  int r = j->r, k = j->k;
+  int i0 = (int)(c / j->nb) * j->rows, i1 = min_i(i0 + j->rows, k);
+  int j0 = (int)(c % j->nb) * j->cols, j1 = min_i(j0 + j->cols, r);
+  size_t asz = round_up((size_t)k, MR) * TILE, bsz = round_up((size_t)r, NR) * TILE;
+  for (size_t i = 0; i < j->g; i++) {
+    int np = (int)tile_pixels(j, j->t0 + i);
+    const float *ap = j->buf + i * (asz + bsz), *bp = ap + asz;
+    gemm_packed(j->out + (size_t)i0 * r + j0, (size_t)r, ap + (size_t)(i0 / MR) * np * MR,
+                bp + (size_t)(j0 / NR) * np * NR, i1 - i0, j1 - j0, np);
+  }
+  return KY_OK;
+}
+
+/* db: per-channel sums in double over the pixels in order, 16 channels per chunk. */
+enum { DB_CHANNELS = 16 };
+static ky_status wgrad_bias_chunk(void *a, size_t c, int slot) {
+  conv_job *j = a;
+  int k = j->k, c0 = (int)c * DB_CHANNELS, cb = min_i(DB_CHANNELS, k - c0);
+  double acc[DB_CHANNELS];
+  for (int q = 0; q < cb; q++) acc[q] = 0.0;
+  for (size_t p = 0; p < j->npix; p++) {
+    const float *d = j->dy + p * k + c0;
+    for (int q = 0; q < cb; q++) acc[q] += d[q];
+  }
+  for (int q = 0; q < cb; q++) j->db[c0 + q] += (float)acc[q];
+  return KY_OK;
+}
+
+void ky_cpu_conv2d_wgrad(ky_pool *pool, float *dw, float *db, const float *dy, const float *x,
+                         const ky_conv_shape *s, float *work) {
+  int threads = ky_pool_threads(pool);
+  conv_job j = {.s = s, .out = dw, .db = db, .dy = dy, .x = x, .r = s->kh * s->kw * s->c, .k = s->k,
+                .npix = (size_t)s->n * s->oh * s->ow, .work = work, .buf = work};
+  if (conv_direct(s)) {
+    run(pool, chan_runs(s), direct_wgrad_chunk, &j);
+  } else {
+    size_t tiles = n_tiles(s), G = round_tiles(s, threads);
+    size_t want = threads > 1 ? 4 * (size_t)threads : 1;
+    col_blocks(&j, j.r, 1, threads);
+    size_t rpanels = ((size_t)j.k + MR - 1) / MR, nrb = 1;
+    if ((size_t)j.nb < want) nrb = min_z(rpanels, (want + j.nb - 1) / j.nb);
+    size_t per = (rpanels + nrb - 1) / nrb;
+    j.rows = (int)(per * MR);
+    j.nrb = (int)((rpanels + per - 1) / per);
+    for (j.t0 = 0; j.t0 < tiles; j.t0 += G) {
+      j.g = min_z(G, tiles - j.t0);
+      run(pool, j.g, wgrad_pack_chunk, &j);
+      run(pool, (size_t)j.nrb * j.nb, wgrad_gemm_chunk, &j);
+    }
+  }
+  if (db) run(pool, ((size_t)j.k + DB_CHANNELS - 1) / DB_CHANNELS, wgrad_bias_chunk, &j);
 }

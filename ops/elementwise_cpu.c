@@ -1,44 +1,91 @@
-/* CPU reference elementwise kernels: relu, sigmoid, add, scale, axpy, fill.
- * Tested by tests/test_ops_kernels.c (hand-worked values, backward accumulation) and
- * tests/test_parity_ops.c (torch.sigmoid fixture). */
+/* CPU reference elementwise kernels: relu, sigmoid, add, scale, axpy, fill, in fixed runs of EW
+ * elements on the pool (each element is computed alone, so any split gives the same bits).
+ * Tested by tests/test_ops_kernels.c (hand-worked values, backward accumulation),
+ * tests/test_parity_ops.c (torch.sigmoid fixture) and tests/test_ops_threads.c (thread counts). */
 #include <math.h>
 
 #include "ops/kernels.h"
 
-void ky_cpu_relu_fwd(float *y, const float *x, size_t n) {
-  for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+enum { EW = 1 << 14 }; /* elements per chunk: 64 KB of floats */
+
+typedef struct {
+  float *y;
+  const float *a, *b;
+  float v;
+} ew_job;
+
+static void relu_fwd(void *p, size_t lo, size_t hi) {
+  ew_job *e = p;
+  for (size_t i = lo; i < hi; i++) e->y[i] = e->a[i] > 0.0f ? e->a[i] : 0.0f;
+}
+void ky_cpu_relu_fwd(ky_pool *pool, float *y, const float *x, size_t n) {
+  ew_job e = {y, x, NULL, 0};
+  ky_pool_for(pool, n, EW, relu_fwd, &e);
 }
 
-void ky_cpu_relu_bwd(float *dx, const float *dy, const float *y, size_t n) {
-  for (size_t i = 0; i < n; i++) dx[i] += y[i] > 0.0f ? dy[i] : 0.0f; /* branch-free: vectorises */
+static void relu_bwd(void *p, size_t lo, size_t hi) { /* a = dy, b = y */
+  ew_job *e = p;
+  for (size_t i = lo; i < hi; i++) e->y[i] += e->b[i] > 0.0f ? e->a[i] : 0.0f; /* branch-free: vectorises */
+}
+void ky_cpu_relu_bwd(ky_pool *pool, float *dx, const float *dy, const float *y, size_t n) {
+  ew_job e = {dx, dy, y, 0};
+  ky_pool_for(pool, n, EW, relu_bwd, &e);
 }
 
-/* exp of -|x| never overflows; for x < 0, sigmoid = e / (1 + e) keeps full relative precision
- * (1 - 1/(1 + e) would cancel). A select, not a branch: random signs do not mispredict. */
-void ky_cpu_sigmoid_fwd(float *y, const float *x, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    float v = x[i];
-    float e = expf(-fabsf(v));
-    y[i] = (v >= 0.0f ? 1.0f : e) / (1.0f + e);
+static void sigmoid_fwd(void *p, size_t lo, size_t hi) {
+  ew_job *e = p;
+  for (size_t i = lo; i < hi; i++) {
+    float v = e->a[i];
+    float ex = expf(-fabsf(v));
+    e->y[i] = (v >= 0.0f ? 1.0f : ex) / (1.0f + ex);
   }
 }
-
-void ky_cpu_sigmoid_bwd(float *dx, const float *dy, const float *y, size_t n) {
-  for (size_t i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]);
+void ky_cpu_sigmoid_fwd(ky_pool *pool, float *y, const float *x, size_t n) {
+  ew_job e = {y, x, NULL, 0};
+  ky_pool_for(pool, n, EW, sigmoid_fwd, &e);
 }
 
-void ky_cpu_add_fwd(float *y, const float *a, const float *b, size_t n) {
-  for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+static void sigmoid_bwd(void *p, size_t lo, size_t hi) { /* a = dy, b = y */
+  ew_job *e = p;
+  for (size_t i = lo; i < hi; i++) e->y[i] += e->a[i] * e->b[i] * (1.0f - e->b[i]);
+}
+void ky_cpu_sigmoid_bwd(ky_pool *pool, float *dx, const float *dy, const float *y, size_t n) {
+  ew_job e = {dx, dy, y, 0};
+  ky_pool_for(pool, n, EW, sigmoid_bwd, &e);
 }
 
-void ky_cpu_scale_fwd(float *y, const float *x, float alpha, size_t n) {
-  for (size_t i = 0; i < n; i++) y[i] = alpha * x[i];
+static void add_fwd(void *p, size_t lo, size_t hi) {
+  ew_job *e = p;
+  for (size_t i = lo; i < hi; i++) e->y[i] = e->a[i] + e->b[i];
+}
+void ky_cpu_add_fwd(ky_pool *pool, float *y, const float *a, const float *b, size_t n) {
+  ew_job e = {y, a, b, 0};
+  ky_pool_for(pool, n, EW, add_fwd, &e);
 }
 
-void ky_cpu_axpy(float *y, const float *x, float alpha, size_t n) {
-  for (size_t i = 0; i < n; i++) y[i] += alpha * x[i];
+static void scale_fwd(void *p, size_t lo, size_t hi) {
+  ew_job *e = p;
+  for (size_t i = lo; i < hi; i++) e->y[i] = e->v * e->a[i];
+}
+void ky_cpu_scale_fwd(ky_pool *pool, float *y, const float *x, float alpha, size_t n) {
+  ew_job e = {y, x, NULL, alpha};
+  ky_pool_for(pool, n, EW, scale_fwd, &e);
 }
 
-void ky_cpu_fill(float *y, float v, size_t n) {
-  for (size_t i = 0; i < n; i++) y[i] = v;
+static void axpy(void *p, size_t lo, size_t hi) {
+  ew_job *e = p;
+  for (size_t i = lo; i < hi; i++) e->y[i] += e->v * e->a[i];
+}
+void ky_cpu_axpy(ky_pool *pool, float *y, const float *x, float alpha, size_t n) {
+  ew_job e = {y, x, NULL, alpha};
+  ky_pool_for(pool, n, EW, axpy, &e);
+}
+
+static void fill(void *p, size_t lo, size_t hi) {
+  ew_job *e = p;
+  for (size_t i = lo; i < hi; i++) e->y[i] = e->v;
+}
+void ky_cpu_fill(ky_pool *pool, float *y, float v, size_t n) {
+  ew_job e = {y, NULL, NULL, v};
+  ky_pool_for(pool, n, EW, fill, &e);
 }

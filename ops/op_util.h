@@ -36,7 +36,7 @@ ky_status ky_relu_backward_node(ky_ctx *ctx, ky_node *n);
 #define KY_OP_ENTRY(ctx, out) do { KY_CHECK_NULL(ctx, "ctx"); KY_CHECK_NULL(out, "output pointer"); *(out) = NULL; } while (0)
 
 /* Dispatch pattern used by every op (one place per op where CUDA plugs in):
- *   KY_IF_CUDA(ctx, ky_cuda_relu_fwd(ctx->cu, y, x, n)) else ky_cpu_relu_fwd(y, x, n);
+ *   KY_IF_CUDA(ctx, ky_cuda_relu_fwd(ctx->cu, y, x, n)) else ky_cpu_relu_fwd(ctx->pool, y, x, n);
  * On a CPU-only build the CUDA branch disappears and the CPU call always runs. */
 #ifdef KY_HAVE_CUDA
 #define KY_IF_CUDA(ctx, call) if (KY_ON_CUDA(ctx)) { KY_TRY(call); }

@@ -10,7 +10,7 @@ static ky_status maxpool_backward(ky_ctx *ctx, ky_node *n) {
   ky_tensor *dx;
   KY_TRY(ky_tensor_grad(ctx, &dx, n->in[0]));
   KY_IF_CUDA(ctx, ky_cuda_maxpool_bwd(ctx->cu, dx->data, n->out->grad->data, sv->argmax, &sv->s))
-  else ky_cpu_maxpool_bwd(dx->data, n->out->grad->data, sv->argmax, &sv->s);
+  else ky_cpu_maxpool_bwd(ctx->pool, dx->data, n->out->grad->data, sv->argmax, &sv->s);
   return KY_OK;
 }
 
@@ -27,7 +27,7 @@ ky_status ky_maxpool2d(ky_ctx *ctx, ky_tensor **y, ky_tensor *x, int k, int stri
   int32_t *argmax;
   KY_TRY(ky_ctx_alloc(ctx, (void **)&argmax, ky_tensor_numel(out) * sizeof(int32_t)));
   KY_IF_CUDA(ctx, ky_cuda_maxpool_fwd(ctx->cu, out->data, argmax, x->data, &s))
-  else ky_cpu_maxpool_fwd(out->data, argmax, x->data, &s);
+  else ky_cpu_maxpool_fwd(ctx->pool, out->data, argmax, x->data, &s);
   ky_node *node;
   KY_TRY(ky_tape_record(ctx, &node, "maxpool2d", maxpool_backward, out, &x, 1, sizeof(maxpool_saved)));
   if (node) {
@@ -43,7 +43,7 @@ static ky_status gap_backward(ky_ctx *ctx, ky_node *n) {
   KY_TRY(ky_tensor_grad(ctx, &dx, x));
   int hw = x->shape[1] * x->shape[2];
   KY_IF_CUDA(ctx, ky_cuda_gap_bwd(ctx->cu, dx->data, n->out->grad->data, x->shape[0], hw, x->shape[3]))
-  else ky_cpu_gap_bwd(dx->data, n->out->grad->data, x->shape[0], hw, x->shape[3]);
+  else ky_cpu_gap_bwd(ctx->pool, dx->data, n->out->grad->data, x->shape[0], hw, x->shape[3]);
   return KY_OK;
 }
 
@@ -56,7 +56,7 @@ ky_status ky_global_avgpool(ky_ctx *ctx, ky_tensor **y, ky_tensor *x) {
   KY_TRY(ky_tensor_new4(ctx, &out, KY_F32, x->shape[0], 1, 1, x->shape[3]));
   int hw = x->shape[1] * x->shape[2];
   KY_IF_CUDA(ctx, ky_cuda_gap_fwd(ctx->cu, out->data, x->data, x->shape[0], hw, x->shape[3]))
-  else ky_cpu_gap_fwd(out->data, x->data, x->shape[0], hw, x->shape[3]);
+  else ky_cpu_gap_fwd(ctx->pool, out->data, x->data, x->shape[0], hw, x->shape[3]);
   ky_node *node;
   KY_TRY(ky_tape_record(ctx, &node, "global_avgpool", gap_backward, out, &x, 1, 0));
   *y = out;

@@ -1,35 +1,56 @@
-/* CPU reference channel softmax over the last (channel) axis of NHWC.
- * Tested by tests/test_ops_kernels.c (hand-worked values, large logits, accumulation) and
- * tests/test_parity_ops.c (torch.softmax fixture). */
+/* CPU reference channel softmax over the last (channel) axis of NHWC, in fixed runs of pixels on
+ * the pool (each pixel's sums stay within the pixel). Tested by tests/test_ops_kernels.c
+ * (hand-worked values, large logits, accumulation), tests/test_parity_ops.c (torch.softmax fixture)
+ * and tests/test_ops_threads.c. */
 #include <math.h>
 
 #include "ops/kernels.h"
 
-/* Subtracting the row maximum keeps every exp in (0, 1], so large logits do not overflow. */
-void ky_cpu_softmax_fwd(float *y, const float *x, size_t npix, int c) {
-  for (size_t p = 0; p < npix; p++) {
-    const float *xp = x + p * c;
-    float *yp = y + p * c;
+enum { PIX = 1024 };
+
+typedef struct {
+  float *out;
+  const float *a, *b;
+  int c;
+} sm_job;
+
+static void sm_fwd(void *arg, size_t lo, size_t hi) {
+  sm_job *j = arg;
+  int c = j->c;
+  for (size_t p = lo; p < hi; p++) {
+    const float *xp = j->a + p * c;
+    float *yp = j->out + p * c;
     float m = xp[0];
-    for (int j = 1; j < c; j++) m = xp[j] > m ? xp[j] : m;
+    for (int q = 1; q < c; q++) m = xp[q] > m ? xp[q] : m;
     double sum = 0.0;
-    for (int j = 0; j < c; j++) {
-      yp[j] = expf(xp[j] - m);
-      sum += yp[j];
+    for (int q = 0; q < c; q++) {
+      yp[q] = expf(xp[q] - m);
+      sum += yp[q];
     }
     float inv = (float)(1.0 / sum);
-    for (int j = 0; j < c; j++) yp[j] *= inv;
+    for (int q = 0; q < c; q++) yp[q] *= inv;
   }
 }
 
-/* dx = y * (dy - sum_j dy_j y_j) */
-void ky_cpu_softmax_bwd(float *dx, const float *dy, const float *y, size_t npix, int c) {
-  for (size_t p = 0; p < npix; p++) {
-    const float *dp = dy + p * c, *yp = y + p * c;
-    float *o = dx + p * c;
+void ky_cpu_softmax_fwd(ky_pool *pool, float *y, const float *x, size_t npix, int c) {
+  sm_job j = {y, x, NULL, c};
+  ky_pool_for(pool, npix, PIX, sm_fwd, &j);
+}
+
+static void sm_bwd(void *arg, size_t lo, size_t hi) { /* a = dy, b = y */
+  sm_job *j = arg;
+  int c = j->c;
+  for (size_t p = lo; p < hi; p++) {
+    const float *dp = j->a + p * c, *yp = j->b + p * c;
+    float *o = j->out + p * c;
     double dot = 0.0;
-    for (int j = 0; j < c; j++) dot += (double)dp[j] * yp[j];
+    for (int q = 0; q < c; q++) dot += (double)dp[q] * yp[q];
     float d = (float)dot;
-    for (int j = 0; j < c; j++) o[j] += yp[j] * (dp[j] - d);
+    for (int q = 0; q < c; q++) o[q] += yp[q] * (dp[q] - d);
   }
+}
+
+void ky_cpu_softmax_bwd(ky_pool *pool, float *dx, const float *dy, const float *y, size_t npix, int c) {
+  sm_job j = {dx, dy, y, c};
+  ky_pool_for(pool, npix, PIX, sm_bwd, &j);
 }

@@ -11,7 +11,7 @@ static ky_status nearest_backward(ky_ctx *ctx, ky_node *n) {
   int f = ((up_saved *)n->saved)->f;
   KY_IF_CUDA(ctx, ky_cuda_upsample_nearest_bwd(ctx->cu, dx->data, n->out->grad->data, x->shape[0], x->shape[1],
                                                x->shape[2], x->shape[3], f))
-  else ky_cpu_upsample_nearest_bwd(dx->data, n->out->grad->data, x->shape[0], x->shape[1], x->shape[2], x->shape[3], f);
+  else ky_cpu_upsample_nearest_bwd(ctx->pool, dx->data, n->out->grad->data, x->shape[0], x->shape[1], x->shape[2], x->shape[3], f);
   return KY_OK;
 }
 
@@ -24,7 +24,7 @@ ky_status ky_upsample_nearest(ky_ctx *ctx, ky_tensor **y, ky_tensor *x, int f) {
   KY_TRY(ky_tensor_new4(ctx, &out, KY_F32, x->shape[0], x->shape[1] * f, x->shape[2] * f, x->shape[3]));
   KY_IF_CUDA(ctx, ky_cuda_upsample_nearest_fwd(ctx->cu, out->data, x->data, x->shape[0], x->shape[1], x->shape[2],
                                                x->shape[3], f))
-  else ky_cpu_upsample_nearest_fwd(out->data, x->data, x->shape[0], x->shape[1], x->shape[2], x->shape[3], f);
+  else ky_cpu_upsample_nearest_fwd(ctx->pool, out->data, x->data, x->shape[0], x->shape[1], x->shape[2], x->shape[3], f);
   ky_node *node;
   KY_TRY(ky_tape_record(ctx, &node, "upsample_nearest", nearest_backward, out, &x, 1, sizeof(up_saved)));
   if (node) ((up_saved *)node->saved)->f = f;
@@ -37,7 +37,7 @@ static ky_status bilinear_backward(ky_ctx *ctx, ky_node *n) {
   KY_TRY(ky_tensor_grad(ctx, &dx, x));
   KY_IF_CUDA(ctx, ky_cuda_upsample_bilinear2_bwd(ctx->cu, dx->data, n->out->grad->data, x->shape[0], x->shape[1],
                                                  x->shape[2], x->shape[3]))
-  else ky_cpu_upsample_bilinear2_bwd(dx->data, n->out->grad->data, x->shape[0], x->shape[1], x->shape[2], x->shape[3]);
+  else ky_cpu_upsample_bilinear2_bwd(ctx->pool, dx->data, n->out->grad->data, x->shape[0], x->shape[1], x->shape[2], x->shape[3]);
   return KY_OK;
 }
 
@@ -49,7 +49,7 @@ ky_status ky_upsample_bilinear2(ky_ctx *ctx, ky_tensor **y, ky_tensor *x) {
   KY_TRY(ky_tensor_new4(ctx, &out, KY_F32, x->shape[0], x->shape[1] * 2, x->shape[2] * 2, x->shape[3]));
   KY_IF_CUDA(ctx, ky_cuda_upsample_bilinear2_fwd(ctx->cu, out->data, x->data, x->shape[0], x->shape[1], x->shape[2],
                                                  x->shape[3]))
-  else ky_cpu_upsample_bilinear2_fwd(out->data, x->data, x->shape[0], x->shape[1], x->shape[2], x->shape[3]);
+  else ky_cpu_upsample_bilinear2_fwd(ctx->pool, out->data, x->data, x->shape[0], x->shape[1], x->shape[2], x->shape[3]);
   ky_node *node;
   KY_TRY(ky_tape_record(ctx, &node, "upsample_bilinear2", bilinear_backward, out, &x, 1, 0));
   *y = out;

@@ -10,7 +10,19 @@
  *   m = beta1*m + (1-beta1)*g;  v = beta2*v + (1-beta2)*g*g
  *   vmax = max(vmax, v) when amsgrad;  denom = sqrt(v or vmax) / sqrt(1 - beta2^t) + eps
  *   p -= lr / (1 - beta1^t) * m / denom */
-void ky_cpu_adam(float *p, float *m, float *v, float *vmax, const float *g, size_t n, const ky_adam_args *a) {
+typedef struct {
+  float *p, *m, *v, *vmax;
+  const float *g;
+  const ky_adam_args *a;
+} adam_job;
+
+/* Elements [lo, hi); lo is a multiple of 8 and hi == n or a multiple of 8, so every element takes
+ * the vector or the scalar path exactly as in one call over the whole block. */
+static void adam_range(void *arg, size_t lo, size_t n) {
+  adam_job *j = arg;
+  const ky_adam_args *a = j->a;
+  float *p = j->p, *m = j->m, *v = j->v, *vmax = j->vmax;
+  const float *g = j->g;
   double t = (double)(a->step > 0 ? a->step : 1);
   double bc1 = 1.0 - pow((double)a->beta1, t), bc2 = 1.0 - pow((double)a->beta2, t);
   float decay = (float)(1.0 - (double)a->lr * a->weight_decay);
@@ -18,7 +30,7 @@ void ky_cpu_adam(float *p, float *m, float *v, float *vmax, const float *g, size
   float b2 = a->beta2, one_b2 = (float)(1.0 - a->beta2);
   float step_size = (float)((double)a->lr / bc1), bc2_sqrt = (float)sqrt(bc2), eps = a->eps;
   int ams = a->amsgrad && vmax, decoupled = a->weight_decay != 0.0f;
-  size_t i = 0;
+  size_t i = lo;
 #ifdef __AVX__
   /* Eight at a time, the same operations in the same order as the scalar loop below (so the same
    * bits): GCC will not vectorise sqrtf itself, since it must keep errno for negative inputs. */
@@ -58,4 +70,10 @@ void ky_cpu_adam(float *p, float *m, float *v, float *vmax, const float *g, size
     float denom = sqrtf(vd) / bc2_sqrt + eps;
     p[i] = pi - step_size * mi / denom;
   }
+}
+
+void ky_cpu_adam(ky_pool *pool, float *p, float *m, float *v, float *vmax, const float *g, size_t n,
+                 const ky_adam_args *a) {
+  adam_job j = {p, m, v, vmax, g, a};
+  ky_pool_for(pool, n, (size_t)1 << 15, adam_range, &j);
 }

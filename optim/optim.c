@@ -101,7 +101,7 @@ ky_status ky_optim_step(ky_optim *o, ky_params *ps, float lr, size_t first, size
     if (ps->dev == KY_DEV_CUDA)
       return ky_cuda_adam(ps->cu, ps->data + first, ps->m + first, ps->v + first, vmax, ps->grad + first, n, &a);
 #endif
-    ky_cpu_adam(ps->data + first, ps->m + first, ps->v + first, vmax, ps->grad + first, n, &a);
+    ky_cpu_adam(o->pool, ps->data + first, ps->m + first, ps->v + first, vmax, ps->grad + first, n, &a);
     return KY_OK;
   }
   /* SGD keeps its momentum buffer in m. */
@@ -110,7 +110,7 @@ ky_status ky_optim_step(ky_optim *o, ky_params *ps, float lr, size_t first, size
 #ifdef KY_HAVE_CUDA
   if (ps->dev == KY_DEV_CUDA) return ky_cuda_sgd(ps->cu, ps->data + first, ps->m + first, ps->grad + first, n, &a);
 #endif
-  ky_cpu_sgd(ps->data + first, ps->m + first, ps->grad + first, n, &a);
+  ky_cpu_sgd(o->pool, ps->data + first, ps->m + first, ps->grad + first, n, &a);
   return KY_OK;
 }
 
@@ -142,6 +142,6 @@ ky_status ky_clip_grad_norm(ky_params *ps, float max_norm, float *norm) {
 #ifdef KY_HAVE_CUDA
   if (ps->dev == KY_DEV_CUDA) return ky_cuda_scale_fwd(ps->cu, ps->grad, ps->grad, f, ps->total);
 #endif
-  ky_cpu_scale_fwd(ps->grad, ps->grad, f, ps->total);
+  ky_cpu_scale_fwd(NULL, ps->grad, ps->grad, f, ps->total);
   return KY_OK;
 }

@@ -19,6 +19,7 @@ typedef struct {
   int nesterov;
   float keras_decay;             /* Keras-style per-step decay: lr_t = lr / (1 + d * t) */
   int64_t step;                  /* updates done so far */
+  struct ky_pool *pool;          /* CPU threads for the update (NULL: the caller alone); same bits either way */
 } ky_optim;
 
 /* Adam defaults of PyTorch (lr 1e-3, betas .9/.999, eps 1e-8). */

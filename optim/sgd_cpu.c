@@ -5,10 +5,20 @@
 
 /* d = g + wd*p; buf = d on the first step, else momentum*buf + (1-dampening)*d;
  * d = nesterov ? d + momentum*buf : buf; p -= lr*d. With momentum 0, buf is unused (may be NULL). */
-void ky_cpu_sgd(float *p, float *buf, const float *g, size_t n, const ky_sgd_args *a) {
+typedef struct {
+  float *p, *buf;
+  const float *g;
+  const ky_sgd_args *a;
+} sgd_job;
+
+static void sgd_range(void *arg, size_t lo, size_t hi) {
+  sgd_job *j = arg;
+  const ky_sgd_args *a = j->a;
+  float *p = j->p, *buf = j->buf;
+  const float *g = j->g;
   float wd = a->weight_decay, mom = a->momentum, damp = (float)(1.0 - a->dampening), lr = a->lr;
   int first = a->step <= 1;
-  for (size_t i = 0; i < n; i++) {
+  for (size_t i = lo; i < hi; i++) {
     float d = g[i];
     if (wd != 0.0f) d += wd * p[i];
     if (mom != 0.0f) {
@@ -20,8 +30,12 @@ void ky_cpu_sgd(float *p, float *buf, const float *g, size_t n, const ky_sgd_arg
   }
 }
 
-/* Eight interleaved partial sums (element i goes to lane i % 8), combined in a fixed tree: the
- * order never changes, so the result is reproducible, and the lanes vectorise. */
+/* Elements are independent: fixed runs on the pool. */
+void ky_cpu_sgd(ky_pool *pool, float *p, float *buf, const float *g, size_t n, const ky_sgd_args *a) {
+  sgd_job j = {p, buf, g, a};
+  ky_pool_for(pool, n, (size_t)1 << 15, sgd_range, &j);
+}
+
 double ky_cpu_sumsq(const float *x, size_t n) {
   double lane[8] = {0};
   size_t i = 0;

@@ -59,7 +59,8 @@ static const opt opts[] = {
     {"freeze_epochs", T_INT, S(freeze_epochs), "0", "keep the encoder frozen for the first N epochs"},
     {"out", T_STR, S(out), "runs/train", "output folder (checkpoints, config, log.csv, curve.png)"},
     {"ckpt_every", T_INT, S(ckpt_every), "0", "also checkpoint every N iterations (0: at epoch ends only)"},
-    {"threads", T_INT, S(threads), "2", "data loader threads"},
+    {"threads", T_INT, S(threads), "0", "CPU threads for the kernels (0: KY_THREADS, else every core); results do not depend on it"},
+    {"loader_threads", T_INT, S(loader_threads), "0", "data loader threads (0: 1 on the CPU, beside the kernel threads at low priority; 2 on a GPU)"},
     {"val_images", T_INT, S(val_images), "0", "at most this many validation images per epoch (0 = all)"},
     {"quiet", T_BOOL, S(quiet), "0", "no progress line"},
 };
@@ -214,7 +215,9 @@ ky_status ky_train_config_validate(const ky_train_config *c) {
   KY_CHECK(c->clip >= 0 && c->bce_weight >= 0 && c->bce_weight <= 1, KY_ERR_ARG, "config: clip >= 0 and bce_weight in [0, 1]");
   KY_CHECK(c->copy_paste >= 0 && c->copy_paste <= 1 && c->aug_p >= 0 && c->aug_p <= 1, KY_ERR_ARG,
            "config: copy_paste and aug_p are probabilities in [0, 1]");
-  KY_CHECK(c->threads >= 1 && c->threads <= 64, KY_ERR_ARG, "config: threads %d, expected 1..64", c->threads);
+  KY_CHECK(c->threads >= 0 && c->threads <= 256, KY_ERR_ARG, "config: threads %d, expected 0 (automatic) or 1..256", c->threads);
+  KY_CHECK(c->loader_threads >= 0 && c->loader_threads <= 64, KY_ERR_ARG,
+           "config: loader_threads %d, expected 0 (automatic) or 1..64", c->loader_threads);
   KY_CHECK(c->freeze_epochs >= 0 && c->ckpt_every >= 0 && c->val_images >= 0, KY_ERR_ARG,
            "config: freeze_epochs, ckpt_every and val_images must be >= 0");
   KY_CHECK(c->out[0], KY_ERR_ARG, "config: 'out' (the output folder) is required");

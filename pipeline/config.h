@@ -43,7 +43,8 @@ typedef struct {
   int freeze_epochs;            /* encoder frozen for the first N epochs */
   char out[KY_CFG_STR];         /* output folder: checkpoints, logs, curve */
   int ckpt_every;               /* checkpoint every N iterations (0: only per epoch) */
-  int threads;                  /* loader threads */
+  int threads;                  /* CPU threads for kernels (0: KY_THREADS, else every core we may use) */
+  int loader_threads;           /* data loader threads (0: 1 on the CPU, at low priority; 2 on a GPU) */
   int val_images;               /* cap on validation images per epoch (0 = all) */
   int quiet;                    /* no progress line */
 } ky_train_config;

@@ -101,7 +101,7 @@ ky_status ky_demo_run(const ky_demo_opts *o, const ky_train_hooks *hooks, ky_dem
     cfg.iters = o->iters ? o->iters : 600;
   }
   cfg.epoch_size = cfg.iters / 6 > 0 ? cfg.iters / 6 : 1;
-  cfg.threads = 2;
+  cfg.threads = o->threads;
   snprintf(r->device, sizeof r->device, "%s", cfg.device);
   snprintf(r->model, sizeof r->model, "%s x%.2g", cfg.model, cfg.width);
 
@@ -122,6 +122,7 @@ ky_status ky_demo_run(const ky_demo_opts *o, const ky_train_hooks *hooks, ky_dem
   memset(&ctx, 0, sizeof ctx);
   int have_ctx = 0;
   if (s == KY_OK) { s = ky_ctx_init(&ctx, gpu ? KY_DEV_CUDA : KY_DEV_CPU, 0); have_ctx = s == KY_OK; }
+  if (s == KY_OK && o->threads) s = ky_ctx_set_threads(&ctx, o->threads);
   /* Trained model (the checkpoint of the last step) on the held-out images. */
   snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", run);
   for (int pass = 0; pass < 2 && s == KY_OK; pass++) {

@@ -14,6 +14,7 @@ typedef struct {
   const char *device;     /* cpu | cuda | auto */
   int iters;              /* 0: the default for the device */
   int quiet;
+  int threads;            /* CPU threads (0: KY_THREADS, else every core) */
 } ky_demo_opts;
 
 typedef struct {

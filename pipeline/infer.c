@@ -1,4 +1,5 @@
-/* Folder inference (see pipeline/infer.h). Tested by tests/test_pipeline_train.c and tests/test_apps_cli.c. */
+/* Folder inference (see pipeline/infer.h). Tested by tests/test_pipeline_train.c (folder outputs,
+ * the same files at 1 and 3 threads) and tests/test_apps_cli.c. */
 #include "pipeline/infer.h"
 
 #include <dirent.h>
@@ -9,6 +10,7 @@
 
 #include "core/fileio.h"
 #include "core/image.h"
+#include "core/pool.h"
 #include "data/dsb.h"
 #include "pipeline/plot.h"
 #include "pipeline/segment.h"
@@ -102,6 +104,96 @@ static ky_status export_dsb(const char *root, const char *id, const uint8_t *rgb
   return s;
 }
 
+/* Images go in batches: the network's maps one image after the other (its kernels use every
+ * thread), the instances one image per thread, then the outputs in image order, so the files and
+ * the first error reported are those of a one-thread run. */
+typedef struct {
+  int idx;                 /* into ids / paths */
+  uint8_t *rgb, *B, *S, *E;
+  uint16_t *lab;
+  int h, w, n_inst;
+  ky_status s;
+  char err[1024];
+} infer_item;
+
+static void item_fail(infer_item *it, ky_status s) {
+  it->s = s;
+  snprintf(it->err, sizeof it->err, "%s", ky_last_error());
+}
+
+static void item_free(infer_item *it) {
+  free(it->rgb); free(it->B); free(it->S); free(it->E); free(it->lab);
+  memset(it, 0, sizeof *it);
+}
+
+/* The maps of one image, written to prob/. */
+static ky_status item_maps(ky_ctx *ctx, const ky_predictor *p, const ky_infer_opts *o, infer_item *it, const char *id,
+                           const char *path) {
+  char f[4096];
+  float *pb = NULL, *psep = NULL, *pf = NULL;
+  ky_status s = ky_dsb_read_rgb(&it->rgb, &it->h, &it->w, path);
+  if (s != KY_OK) return s;
+  size_t np = (size_t)it->h * it->w;
+  pb = malloc(np * sizeof(float)); psep = malloc(np * sizeof(float)); pf = malloc(np * sizeof(float));
+  it->B = malloc(np); it->S = malloc(np); it->E = malloc(np);
+  it->lab = malloc(np * sizeof *it->lab);
+  if (!pb || !psep || !pf || !it->B || !it->S || !it->E || !it->lab) s = ky_error(KY_ERR_NOMEM, "infer: out of memory");
+  if (s == KY_OK) s = ky_predict_probs(ctx, p, it->rgb, it->h, it->w, pb, psep, pf);
+  if (s == KY_OK) {
+    ky_probs_to_u8(it->B, pb, (int64_t)np);
+    ky_probs_to_u8(it->S, psep, (int64_t)np);
+    ky_probs_to_u8(it->E, pf, (int64_t)np);
+    snprintf(f, sizeof f, "%s/prob/%s_body.png", o->out, id);
+    s = ky_png_save_u8(f, it->B, it->w, it->h, 1);
+  }
+  if (s == KY_OK) {
+    snprintf(f, sizeof f, "%s/prob/%s_border.png", o->out, id);
+    s = ky_png_save_u8(f, it->S, it->w, it->h, 1);
+  }
+  if (s == KY_OK) {
+    snprintf(f, sizeof f, "%s/prob/%s_full.png", o->out, id);
+    s = ky_png_save_u8(f, it->E, it->w, it->h, 1);
+  }
+  free(pb); free(psep); free(pf);
+  return s;
+}
+
+typedef struct {
+  infer_item *it;
+  const ky_infer_opts *o;
+} segment_job;
+
+static ky_status segment_chunk(void *a, size_t i, int slot) {
+  segment_job *j = a;
+  infer_item *it = &j->it[i];
+  if (it->s != KY_OK) return KY_OK;
+  ky_status s = ky_pipeline_segment(it->lab, &it->n_inst, it->B, it->S, it->E, it->h, it->w, j->o->gbt, j->o->thr);
+  if (s != KY_OK) item_fail(it, s);
+  return KY_OK; /* kept per image, reported in image order */
+}
+
+/* labels/, overlay/, the submission row and the DSB export of one segmented image. */
+static ky_status item_emit(const ky_infer_opts *o, const infer_item *it, const char *id, ky_rle_writer *wr) {
+  char f[4096];
+  size_t np = (size_t)it->h * it->w;
+  snprintf(f, sizeof f, "%s/labels/%s.png", o->out, id);
+  KY_TRY(ky_png_save_u16(f, it->lab, it->w, it->h, 1));
+  if (o->overlays) {
+    snprintf(f, sizeof f, "%s/overlay/%s.png", o->out, id);
+    KY_TRY(ky_plot_overlay_png(f, it->rgb, it->lab, it->h, it->w));
+  }
+  int32_t *lab32 = malloc(np * sizeof *lab32);
+  if (!lab32) return ky_error(KY_ERR_NOMEM, "infer: out of memory");
+  for (size_t q = 0; q < np; q++) lab32[q] = it->lab[q];
+  ky_status s = ky_rle_writer_add(wr, id, lab32, it->h, it->w);
+  free(lab32);
+  /* An image without instances would be a DSB folder with an empty masks/ (unreadable as
+   * training data), so the export leaves it out. */
+  if (s == KY_OK && o->export_dsb && it->n_inst > 0)
+    s = export_dsb(o->export_dsb, id, it->rgb, it->lab, it->n_inst, it->h, it->w);
+  return s;
+}
+
 ky_status ky_infer_folder(ky_ctx *ctx, const ky_predictor *p, const ky_infer_opts *o, ky_infer_result *r) {
   KY_CHECK(ctx && p && o && o->images && o->out, KY_ERR_ARG, "infer: NULL argument");
   char **ids, **paths;
@@ -119,50 +211,38 @@ ky_status ky_infer_folder(ky_ctx *ctx, const ky_predictor *p, const ky_infer_opt
   snprintf(dir, sizeof dir, "%s/submission.csv", o->out);
   if ((s = ky_rle_writer_open(&wr, dir, 0)) != KY_OK) { ky_infer_list_free(ids, paths, n); return s; }
   if (r) memset(r, 0, sizeof *r);
-  for (int i = 0; i < n && s == KY_OK; i++) {
-    if (o->only) {
-      int keep = 0;
-      for (int k = 0; k < o->n_only; k++) keep |= !strcmp(o->only[k], ids[i]);
-      if (!keep) continue;
+  int batch = 2 * ky_ctx_threads(ctx);
+  infer_item *items = calloc((size_t)batch, sizeof *items);
+  if (!items) s = ky_error(KY_ERR_NOMEM, "infer: out of memory");
+  for (int i = 0; i < n && s == KY_OK;) {
+    int g = 0;
+    for (; i < n && g < batch; i++) {
+      if (o->only) {
+        int keep = 0;
+        for (int k = 0; k < o->n_only; k++) keep |= !strcmp(o->only[k], ids[i]);
+        if (!keep) continue;
+      }
+      infer_item *it = &items[g++];
+      it->idx = i;
+      ky_status si = item_maps(ctx, p, o, it, ids[i], paths[i]);
+      if (si != KY_OK) {
+        item_fail(it, si);
+        break; /* a one-thread run stops here: later images are not touched */
+      }
     }
-    uint8_t *rgb = NULL, *B = NULL, *S = NULL, *E = NULL;
-    float *pb = NULL, *psep = NULL, *pf = NULL;
-    uint16_t *lab = NULL;
-    int32_t *lab32 = NULL;
-    int h, w, n_inst = 0;
-    if ((s = ky_dsb_read_rgb(&rgb, &h, &w, paths[i])) != KY_OK) goto next;
-    size_t np = (size_t)h * w;
-    pb = malloc(np * sizeof(float)); psep = malloc(np * sizeof(float)); pf = malloc(np * sizeof(float));
-    B = malloc(np); S = malloc(np); E = malloc(np);
-    lab = malloc(np * sizeof *lab); lab32 = malloc(np * sizeof *lab32);
-    if (!pb || !psep || !pf || !B || !S || !E || !lab || !lab32) { s = ky_error(KY_ERR_NOMEM, "infer: out of memory"); goto next; }
-    if ((s = ky_predict_probs(ctx, p, rgb, h, w, pb, psep, pf)) != KY_OK) goto next;
-    ky_probs_to_u8(B, pb, (int64_t)np);
-    ky_probs_to_u8(S, psep, (int64_t)np);
-    ky_probs_to_u8(E, pf, (int64_t)np);
-    snprintf(dir, sizeof dir, "%s/prob/%s_body.png", o->out, ids[i]);
-    if ((s = ky_png_save_u8(dir, B, w, h, 1)) != KY_OK) goto next;
-    snprintf(dir, sizeof dir, "%s/prob/%s_border.png", o->out, ids[i]);
-    if ((s = ky_png_save_u8(dir, S, w, h, 1)) != KY_OK) goto next;
-    snprintf(dir, sizeof dir, "%s/prob/%s_full.png", o->out, ids[i]);
-    if ((s = ky_png_save_u8(dir, E, w, h, 1)) != KY_OK) goto next;
-    if ((s = ky_pipeline_segment(lab, &n_inst, B, S, E, h, w, o->gbt, o->thr)) != KY_OK) goto next;
-    snprintf(dir, sizeof dir, "%s/labels/%s.png", o->out, ids[i]);
-    if ((s = ky_png_save_u16(dir, lab, w, h, 1)) != KY_OK) goto next;
-    if (o->overlays) {
-      snprintf(dir, sizeof dir, "%s/overlay/%s.png", o->out, ids[i]);
-      if ((s = ky_plot_overlay_png(dir, rgb, lab, h, w)) != KY_OK) goto next;
+    segment_job sj = {items, o};
+    (void)ky_pool_run(ctx->pool, (size_t)g, segment_chunk, &sj);
+    for (int k = 0; k < g; k++) {
+      infer_item *it = &items[k];
+      if (s == KY_OK) {
+        s = it->s != KY_OK ? ky_error(it->s, "%s", it->err) : item_emit(o, it, ids[it->idx], &wr);
+        if (s != KY_OK) s = ky_error_context(s, "image %s: ", ids[it->idx]);
+        else if (r) { r->n_images++; r->n_instances += it->n_inst; }
+      }
+      item_free(it);
     }
-    for (size_t q = 0; q < np; q++) lab32[q] = lab[q];
-    if ((s = ky_rle_writer_add(&wr, ids[i], lab32, h, w)) != KY_OK) goto next;
-    /* An image without instances would be a DSB folder with an empty masks/ (unreadable as
-     * training data), so the export leaves it out. */
-    if (o->export_dsb && n_inst > 0 && (s = export_dsb(o->export_dsb, ids[i], rgb, lab, n_inst, h, w)) != KY_OK) goto next;
-    if (r) { r->n_images++; r->n_instances += n_inst; }
-  next:
-    if (s != KY_OK) s = ky_error_context(s, "image %s: ", ids[i]);
-    free(rgb); free(B); free(S); free(E); free(pb); free(psep); free(pf); free(lab); free(lab32);
   }
+  free(items);
   if (s == KY_OK) s = ky_rle_writer_commit(&wr);
   else ky_rle_writer_abort(&wr);
   ky_infer_list_free(ids, paths, n);

@@ -1,5 +1,5 @@
-/* Candidate table building and GBT training over a folder of probability maps.
- * Tested by tests/test_pipeline_postproc.c. */
+/* Candidate table building (one image per thread) and GBT training over a folder of probability
+ * maps. Tested by tests/test_apps_cli.c (postproc train: the same model at 1, 2 and 3 threads). */
 #include "pipeline/postproc.h"
 
 #include <stdio.h>
@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/image.h"
+#include "core/pool.h"
 #include "data/dsb.h"
 #include "post/candidates.h"
 #include "post/features.h"
@@ -44,8 +45,74 @@ ky_status ky_postproc_read_maps(uint8_t **B, uint8_t **S, uint8_t **E, int *h, i
   return s;
 }
 
-ky_status ky_postproc_table(float **x_out, float **y_out, int **g_out, ky_postproc_stats *st, const char *prob_dir,
-                            const char *truth_dir) {
+/* One image's candidate rows (features and IoU targets), computed on its own thread. */
+typedef struct {
+  const char *id;
+  float *x, *y;            /* [rows][KY_POST_NFEAT], [rows] */
+  int rows;
+  ky_status s;
+  char err[1024];
+} table_item;
+
+typedef struct {
+  table_item *it;
+  const char *prob_dir, *truth_dir;
+} table_job;
+
+static ky_status table_image(table_item *ti, const char *prob_dir, const char *truth_dir) {
+  const char *id = ti->id;
+  uint8_t *B = NULL, *S = NULL, *E = NULL;
+  int h, w;
+  KY_TRY(ky_postproc_read_maps(&B, &S, &E, &h, &w, prob_dir, id));
+  ky_dsb_sample sm;
+  ky_candidates c;
+  ky_features f;
+  memset(&c, 0, sizeof c);
+  memset(&f, 0, sizeof f);
+  double *yt = NULL;
+  int32_t *gt = NULL;
+  int have_c = 0, have_f = 0, have_sm = 0;
+  ky_status s;
+  if ((s = ky_dsb_load(&sm, truth_dir, id, KY_DSB_MASKS_REQUIRED)) != KY_OK) goto done;
+  have_sm = 1;
+  if (sm.h != h || sm.w != w) { s = ky_error(KY_ERR_SHAPE, "%s: maps are %dx%d, the image %dx%d", id, w, h, sm.w, sm.h); goto done; }
+  ky_cand_opts o = ky_cand_opts_default();
+  if ((s = ky_post_candidates(&c, B, S, E, h, w, &o)) != KY_OK) goto done;
+  have_c = 1;
+  if ((s = ky_post_features(&f, &c)) != KY_OK) goto done;
+  have_f = 1;
+  yt = malloc((size_t)(f.rows ? f.rows : 1) * sizeof *yt);
+  gt = malloc((size_t)h * w * sizeof *gt);
+  ti->x = malloc((size_t)(f.rows ? f.rows : 1) * KY_POST_NFEAT * sizeof *ti->x);
+  ti->y = malloc((size_t)(f.rows ? f.rows : 1) * sizeof *ti->y);
+  if (!yt || !gt || !ti->x || !ti->y) { s = ky_error(KY_ERR_NOMEM, "postproc: out of memory"); goto done; }
+  for (size_t q = 0; q < (size_t)h * w; q++) gt[q] = sm.labels[q];
+  if ((s = ky_post_iou_targets(yt, &c, &f, gt, h, w)) != KY_OK) goto done;
+  for (int r = 0; r < f.rows; r++) {
+    for (int q = 0; q < KY_POST_NFEAT; q++) ti->x[(size_t)r * KY_POST_NFEAT + q] = (float)f.x[(size_t)r * KY_POST_NFEAT + q];
+    ti->y[r] = (float)yt[r];
+  }
+  ti->rows = f.rows;
+done:
+  free(yt); free(gt); free(B); free(S); free(E);
+  if (have_f) ky_post_features_free(&f);
+  if (have_c) ky_post_candidates_free(&c);
+  if (have_sm) ky_dsb_sample_free(&sm);
+  return s;
+}
+
+static ky_status table_chunk(void *a, size_t i, int slot) {
+  table_job *j = a;
+  table_item *ti = &j->it[i];
+  ti->s = table_image(ti, j->prob_dir, j->truth_dir);
+  if (ti->s != KY_OK) snprintf(ti->err, sizeof ti->err, "%s", ky_last_error());
+  return KY_OK; /* kept per image, reported in image order */
+}
+
+/* Images run one per thread; their rows are appended in image order, so the table (and the first
+ * error reported) is that of a one-thread run. */
+ky_status ky_postproc_table_on(ky_pool *pool, float **x_out, float **y_out, int **g_out, ky_postproc_stats *st,
+                               const char *prob_dir, const char *truth_dir) {
   KY_CHECK(x_out && y_out && g_out && st && prob_dir && truth_dir, KY_ERR_ARG, "postproc: NULL argument");
   memset(st, 0, sizeof *st);
   *x_out = *y_out = NULL;
@@ -57,60 +124,48 @@ ky_status ky_postproc_table(float **x_out, float **y_out, int **g_out, ky_postpr
   long cap = 0, rows = 0;
   ky_status s = KY_OK;
   double tsum = 0;
+  table_item *items = calloc((size_t)(ids.n ? ids.n : 1), sizeof *items);
+  int n = 0;
+  if (!items) s = ky_error(KY_ERR_NOMEM, "postproc: out of memory");
   for (int i = 0; i < ids.n && s == KY_OK; i++) {
     char p[4096];
     snprintf(p, sizeof p, "%s/%s_body.png", prob_dir, ids.ids[i]);
     if (access(p, F_OK) != 0) { st->n_skipped++; continue; }
-    uint8_t *B, *S, *E;
-    int h, w;
-    if ((s = ky_postproc_read_maps(&B, &S, &E, &h, &w, prob_dir, ids.ids[i])) != KY_OK) break;
-    ky_dsb_sample sm;
-    ky_candidates c;
-    ky_features f;
-    memset(&c, 0, sizeof c);
-    memset(&f, 0, sizeof f);
-    double *yt = NULL;
-    int32_t *gt = NULL;
-    int have_c = 0, have_f = 0, have_sm = 0;
-    if ((s = ky_dsb_load(&sm, truth_dir, ids.ids[i], KY_DSB_MASKS_REQUIRED)) != KY_OK) goto next;
-    have_sm = 1;
-    if (sm.h != h || sm.w != w) { s = ky_error(KY_ERR_SHAPE, "%s: maps are %dx%d, the image %dx%d", ids.ids[i], w, h, sm.w, sm.h); goto next; }
-    ky_cand_opts o = ky_cand_opts_default();
-    if ((s = ky_post_candidates(&c, B, S, E, h, w, &o)) != KY_OK) goto next;
-    have_c = 1;
-    if ((s = ky_post_features(&f, &c)) != KY_OK) goto next;
-    have_f = 1;
-    yt = malloc((size_t)(f.rows ? f.rows : 1) * sizeof *yt);
-    gt = malloc((size_t)h * w * sizeof *gt);
-    if (!yt || !gt) { s = ky_error(KY_ERR_NOMEM, "postproc: out of memory"); goto next; }
-    for (size_t q = 0; q < (size_t)h * w; q++) gt[q] = sm.labels[q];
-    if ((s = ky_post_iou_targets(yt, &c, &f, gt, h, w)) != KY_OK) goto next;
-    if (rows + f.rows > cap) {
-      long nc = (rows + f.rows) * 2 + 1024;
+    items[n++].id = ids.ids[i];
+  }
+  table_job job = {items, prob_dir, truth_dir};
+  if (s == KY_OK) (void)ky_pool_run(pool, (size_t)n, table_chunk, &job);
+  for (int i = 0; i < n && s == KY_OK; i++) {
+    table_item *ti = &items[i];
+    if (ti->s != KY_OK) {
+      s = ky_error_context(ky_error(ti->s, "%s", ti->err), "image %s: ", ti->id);
+      break;
+    }
+    if (rows + ti->rows > cap) {
+      long nc = (rows + ti->rows) * 2 + 1024;
       float *nx = realloc(X, (size_t)nc * KY_POST_NFEAT * sizeof *nx);
       if (nx) X = nx;
       float *ny = realloc(Y, (size_t)nc * sizeof *ny);
       if (ny) Y = ny;
       int *ng = realloc(G, (size_t)nc * sizeof *ng);
       if (ng) G = ng;
-      if (!nx || !ny || !ng) { s = ky_error(KY_ERR_NOMEM, "postproc: out of memory for %ld rows", nc); goto next; }
+      if (!nx || !ny || !ng) {
+        s = ky_error_context(ky_error(KY_ERR_NOMEM, "postproc: out of memory for %ld rows", nc), "image %s: ", ti->id);
+        break;
+      }
       cap = nc;
     }
-    for (int r = 0; r < f.rows; r++) {
-      for (int q = 0; q < KY_POST_NFEAT; q++) X[(rows + r) * KY_POST_NFEAT + q] = (float)f.x[(size_t)r * KY_POST_NFEAT + q];
-      Y[rows + r] = (float)yt[r];
+    memcpy(X + rows * KY_POST_NFEAT, ti->x, (size_t)ti->rows * KY_POST_NFEAT * sizeof *X);
+    for (int r = 0; r < ti->rows; r++) {
+      Y[rows + r] = ti->y[r];
       G[rows + r] = st->n_images;
-      tsum += yt[r];
+      tsum += ti->y[r];
     }
-    rows += f.rows;
+    rows += ti->rows;
     st->n_images++;
-  next:
-    if (s != KY_OK) s = ky_error_context(s, "image %s: ", ids.ids[i]);
-    free(yt); free(gt); free(B); free(S); free(E);
-    if (have_f) ky_post_features_free(&f);
-    if (have_c) ky_post_candidates_free(&c);
-    if (have_sm) ky_dsb_sample_free(&sm);
   }
+  for (int i = 0; i < n; i++) { free(items[i].x); free(items[i].y); }
+  free(items);
   ky_dsb_ids_free(&ids);
   if (s == KY_OK && st->n_images == 0) s = ky_error(KY_ERR_ARG, "postproc: no probability maps in %s for the images of %s", prob_dir, truth_dir);
   if (s != KY_OK) { free(X); free(Y); free(G); return s; }
@@ -122,14 +177,39 @@ ky_status ky_postproc_table(float **x_out, float **y_out, int **g_out, ky_postpr
   return KY_OK;
 }
 
+/* The default pool: KY_THREADS, else every core. */
+static ky_status default_pool(ky_pool **pool) {
+  int threads;
+  KY_TRY(ky_pool_default_threads(&threads));
+  return ky_pool_create(pool, threads);
+}
+
+ky_status ky_postproc_table(float **x_out, float **y_out, int **g_out, ky_postproc_stats *st, const char *prob_dir,
+                            const char *truth_dir) {
+  ky_pool *pool;
+  KY_TRY(default_pool(&pool));
+  ky_status s = ky_postproc_table_on(pool, x_out, y_out, g_out, st, prob_dir, truth_dir);
+  ky_pool_free(pool);
+  return s;
+}
+
 ky_status ky_postproc_train(const char *prob_dir, const char *truth_dir, const char *model_out, int reps,
                             uint64_t seed, ky_postproc_stats *st) {
+  ky_pool *pool;
+  KY_TRY(default_pool(&pool));
+  ky_status s = ky_postproc_train_on(pool, prob_dir, truth_dir, model_out, reps, seed, st);
+  ky_pool_free(pool);
+  return s;
+}
+
+ky_status ky_postproc_train_on(ky_pool *pool, const char *prob_dir, const char *truth_dir, const char *model_out,
+                               int reps, uint64_t seed, ky_postproc_stats *st) {
   KY_CHECK(model_out && reps >= 1, KY_ERR_ARG, "postproc train: need an output path and reps >= 1");
   float *X, *Y;
   int *G;
   ky_postproc_stats st0;
   if (!st) st = &st0;
-  KY_TRY(ky_postproc_table(&X, &Y, &G, st, prob_dir, truth_dir));
+  KY_TRY(ky_postproc_table_on(pool, &X, &Y, &G, st, prob_dir, truth_dir));
   ky_status s = KY_OK;
   if (st->n_images < 3) s = ky_error(KY_ERR_ARG, "postproc train: %d images with maps; the 3-fold split needs at least 3", st->n_images);
   else if (st->n_rows < 10) s = ky_error(KY_ERR_ARG, "postproc train: only %ld candidate rows", st->n_rows);
@@ -143,6 +223,7 @@ ky_status ky_postproc_train(const char *prob_dir, const char *truth_dir, const c
     base.bagging_freq = 1;
     /* Small tables (the demo) cannot fill leaves of 20 rows. */
     if (st->n_rows < 2000) base.min_data_in_leaf = 5;
+    base.threads = ky_pool_threads(pool); /* boosters train in parallel, bit for bit (post/gbt.h) */
     s = ky_gbt_ensemble_train(&e, &base, X, Y, G, (int)st->n_rows, KY_POST_NFEAT, reps, 3, seed);
     if (s == KY_OK) {
       s = ky_gbt_ensemble_save(&e, model_out);

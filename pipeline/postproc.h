@@ -21,6 +21,13 @@ ky_status ky_postproc_table(float **x, float **y, int **groups, ky_postproc_stat
                             const char *truth_dir);
 ky_status ky_postproc_train(const char *prob_dir, const char *truth_dir, const char *model_out, int reps,
                             uint64_t seed, ky_postproc_stats *st);
+/* The same on a given thread pool (the two above make one of KY_THREADS, else every core): images
+ * run one per thread, rows join in image order, so the table and model do not depend on it. */
+struct ky_pool;
+ky_status ky_postproc_table_on(struct ky_pool *pool, float **x, float **y, int **groups, ky_postproc_stats *st,
+                               const char *prob_dir, const char *truth_dir);
+ky_status ky_postproc_train_on(struct ky_pool *pool, const char *prob_dir, const char *truth_dir,
+                               const char *model_out, int reps, uint64_t seed, ky_postproc_stats *st);
 
 /* Reads the maps of `id` from prob_dir: B and S required, E may come back NULL. */
 ky_status ky_postproc_read_maps(uint8_t **B, uint8_t **S, uint8_t **E, int *h, int *w, const char *prob_dir,

@@ -311,6 +311,7 @@ ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_ho
     char why[300];
     if ((s = pick_device(&dev, cfg->device, why, sizeof why)) != KY_OK) goto done;
     if ((s = ky_ctx_init(&t.ctx, dev, 0)) != KY_OK) goto done;
+    if (cfg->threads && (s = ky_ctx_set_threads(&t.ctx, cfg->threads)) != KY_OK) goto done;
 #ifdef KY_HAVE_CUDA
     if (t.ctx.cu) {
       ky_cuda_set_tf32(t.ctx.cu, cfg->tf32);
@@ -323,6 +324,7 @@ ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_ho
 #endif
     snprintf(res->device, sizeof res->device, "%s", dev == KY_DEV_CUDA ? "cuda" : "cpu");
     info(hooks, "device: %s", why);
+    info(hooks, "threads: %d for the CPU kernels", ky_ctx_threads(&t.ctx));
     ky_model_config mc = ky_model_config_default();
     mc.classes = t.classes;
     mc.width = cfg->width;
@@ -334,6 +336,7 @@ ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_ho
   }
   if (!strcmp(cfg->optim, "sgd")) opt = ky_optim_sgd(cfg->lr, cfg->momentum);
   else { opt = ky_optim_adam(cfg->lr); opt.amsgrad = !strcmp(cfg->optim, "amsgrad"); }
+  opt.pool = t.ctx.pool;
   opt.weight_decay = cfg->weight_decay;
   opt.keras_decay = cfg->keras_decay;
   ky_schedule sched;
@@ -391,7 +394,10 @@ ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_ho
   lc.seed = cfg->seed;
   lc.norm = t.norm;
   lc.with_sigmoid = t.head != KY_HEAD_SOFTMAX;
-  lc.threads = cfg->threads;
+  /* On the CPU the kernels already use every core: one loader thread, at a lower priority, fills the
+   * ring in the gaps instead of stalling the kernels' threads (batches do not depend on it). */
+  lc.threads = cfg->loader_threads ? cfg->loader_threads : t.ctx.dev == KY_DEV_CUDA ? 2 : 1;
+  lc.nice = t.ctx.dev == KY_DEV_CUDA ? 0 : 10;
   lc.first_batch = start;
   float cp = cfg->copy_paste;
   if (cp > 0) { lc.precrop = ky_aug_copy_paste_hook; lc.precrop_ctx = &cp; }

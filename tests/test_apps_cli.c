@@ -187,6 +187,37 @@ static void test_train_resume_predict_score(void **st) {
     snprintf(p, sizeof p, "%s/feat%d.csv", dir, g);
     assert_int_equal(access(p, R_OK), 0);
   }
+  /* Post-processing runs one image per thread: the model, the labels, the submissions and the
+   * feature table are the same files at 1 and 3 threads as at the default count. */
+  for (int t = 1; t <= 3; t += 2) {
+    if (run("postproc train --prob %s/tg --truth tests/fixtures/dsb_sample --out %s/gbt%d.txt --reps 1 --threads %d", dir,
+            dir, t, t) != 0) {
+      char *o2 = output(); fail_msg("postproc train --threads %d: %s", t, o2);
+    }
+    if (run("postproc apply --prob %s/tg --gbt %s/gbt.txt --out %s/pp%d --threads %d", dir, dir, dir, t, t) != 0) {
+      char *o2 = output(); fail_msg("postproc apply --threads %d: %s", t, o2);
+    }
+    if (run("segment --prob %s/tg --out %s/seg1t%d --gbt %s/gbt.txt --features %s/feat1t%d.csv --threads %d", dir, dir, t,
+            dir, dir, t, t) != 0) {
+      char *o2 = output(); fail_msg("segment --threads %d: %s", t, o2);
+    }
+    char a[700], b[700];
+    const char *pairs[][2] = {{"gbt.txt", "gbt%d.txt"}, {"pp/submission.csv", "pp%d/submission.csv"},
+                              {"seg1/submission.csv", "seg1t%d/submission.csv"}, {"feat1.csv", "feat1t%d.csv"}};
+    for (int k = 0; k < 4; k++) {
+      char rel[64];
+      snprintf(rel, sizeof rel, pairs[k][1], t);
+      snprintf(a, sizeof a, "%s/%s", dir, pairs[k][0]);
+      snprintf(b, sizeof b, "%s/%s", dir, rel);
+      char *da, *db;
+      size_t na, nb;
+      assert_int_equal(ky_file_read_all(a, &da, &na), KY_OK);
+      assert_int_equal(ky_file_read_all(b, &db, &nb), KY_OK);
+      if (na != nb || memcmp(da, db, na)) fail_msg("%s at --threads %d differs from %s", rel, t, pairs[k][0]);
+      free(da);
+      free(db);
+    }
+  }
   /* The export holds exactly the images with instances, one mask PNG per instance. */
   int exported = 0;
   const char *ids[9] = {"13c8ff1f49886e91c98ce795c93648ad8634c782ff57eb928ce29496b0425057",

@@ -151,17 +151,17 @@ static void elementwise_case(tctx *t, size_t n, size_t off) {
     snprintf(what, sizeof what, "%s n=%zu off=%zu", name, n, off);      \
     expect_close(what, fetch(t, dy, n), want, n, 0.0, rtol);            \
   } while (0)
-  FWD_CASE("relu_fwd", ky_cpu_relu_fwd(want, x, n), ky_cuda_relu_fwd(cu, dy, dx, n), 0.0);
+  FWD_CASE("relu_fwd", ky_cpu_relu_fwd(NULL, want, x, n), ky_cuda_relu_fwd(cu, dy, dx, n), 0.0);
   /* CUDA's expf is within 2 ulps, glibc's within 1: allow 8 ulps after the add and divide */
-  FWD_CASE("sigmoid_fwd", ky_cpu_sigmoid_fwd(want, x, n), ky_cuda_sigmoid_fwd(cu, dy, dx, n), 1e-6);
-  FWD_CASE("add_fwd", ky_cpu_add_fwd(want, x, b, n), ky_cuda_add_fwd(cu, dy, dx, db, n), 0.0);
-  FWD_CASE("scale_fwd", ky_cpu_scale_fwd(want, x, -1.7f, n), ky_cuda_scale_fwd(cu, dy, dx, -1.7f, n), 0.0);
-  FWD_CASE("fill", ky_cpu_fill(want, 2.5f, n), ky_cuda_fill(cu, dy, 2.5f, n), 0.0);
+  FWD_CASE("sigmoid_fwd", ky_cpu_sigmoid_fwd(NULL, want, x, n), ky_cuda_sigmoid_fwd(cu, dy, dx, n), 1e-6);
+  FWD_CASE("add_fwd", ky_cpu_add_fwd(NULL, want, x, b, n), ky_cuda_add_fwd(cu, dy, dx, db, n), 0.0);
+  FWD_CASE("scale_fwd", ky_cpu_scale_fwd(NULL, want, x, -1.7f, n), ky_cuda_scale_fwd(cu, dy, dx, -1.7f, n), 0.0);
+  FWD_CASE("fill", ky_cpu_fill(NULL, want, 2.5f, n), ky_cuda_fill(cu, dy, 2.5f, n), 0.0);
 #undef FWD_CASE
 
   /* Backward and axpy accumulate into a pre-filled buffer. */
   float *yh = hf(t, n);
-  ky_cpu_sigmoid_fwd(yh, x, n);
+  ky_cpu_sigmoid_fwd(NULL, yh, x, n);
   float *dyh = dupf(t, yh, n);
 #define ACC_CASE(name, cpu_call, gpu_call, rtol)                        \
   do {                                                                  \
@@ -172,14 +172,14 @@ static void elementwise_case(tctx *t, size_t n, size_t off) {
     snprintf(what, sizeof what, "%s n=%zu off=%zu", name, n, off);      \
     expect_close(what, fetch(t, da, n), want, n, 1e-7, rtol);           \
   } while (0)
-  ACC_CASE("relu_bwd", ky_cpu_relu_bwd(want, g, x, n), ky_cuda_relu_bwd(cu, da, dg, dx, n), 0.0);
-  ACC_CASE("sigmoid_bwd", ky_cpu_sigmoid_bwd(want, g, yh, n), ky_cuda_sigmoid_bwd(cu, da, dg, dyh, n), ULPS);
-  ACC_CASE("axpy", ky_cpu_axpy(want, x, 0.3f, n), ky_cuda_axpy(cu, da, dx, 0.3f, n), 0.0);
+  ACC_CASE("relu_bwd", ky_cpu_relu_bwd(NULL, want, g, x, n), ky_cuda_relu_bwd(cu, da, dg, dx, n), 0.0);
+  ACC_CASE("sigmoid_bwd", ky_cpu_sigmoid_bwd(NULL, want, g, yh, n), ky_cuda_sigmoid_bwd(cu, da, dg, dyh, n), ULPS);
+  ACC_CASE("axpy", ky_cpu_axpy(NULL, want, x, 0.3f, n), ky_cuda_axpy(cu, da, dx, 0.3f, n), 0.0);
 #undef ACC_CASE
 
   /* In place: y = alpha * y. */
   memcpy(want, x, n * sizeof(float));
-  ky_cpu_scale_fwd(want, want, 0.5f, n);
+  ky_cpu_scale_fwd(NULL, want, want, 0.5f, n);
   OK(ky_cuda_scale_fwd(cu, dx, dx, 0.5f, n));
   expect_close("scale_fwd in place", fetch(t, dx, n), want, n, 0.0, 0.0);
 }
@@ -209,7 +209,7 @@ static void bn_case_m(tctx *t, size_t npix, int c, float mean, float sd) {
   float *gamma = randf(t, c, 0.5f, 1.5f), *beta = randf(t, c, -0.5f, 0.5f);
   float *rm0 = randf(t, c, -0.1f, 0.1f), *rv0 = randf(t, c, 0.8f, 1.2f);
   float *y = hf(t, n), *sm = hf(t, c), *si = hf(t, c), *rm = copyf(t, rm0, c), *rv = copyf(t, rv0, c);
-  ky_cpu_bn_fwd_train(y, sm, si, rm, rv, x, gamma, beta, npix, c, 1e-5f, 0.1f);
+  ky_cpu_bn_fwd_train(NULL, y, sm, si, rm, rv, x, gamma, beta, npix, c, 1e-5f, 0.1f);
 
   float *dx_ = dupf(t, x, n), *dgam = dupf(t, gamma, c), *dbet = dupf(t, beta, c);
   float *dyv = poison(t, n), *dsm = poison(t, c), *dsi = poison(t, c);
@@ -223,7 +223,7 @@ static void bn_case_m(tctx *t, size_t npix, int c, float mean, float sd) {
   expect_close(what, fetch(t, dyv, n), y, n, y_atol, 1e-5);
 
   /* eval forward with the updated running statistics */
-  ky_cpu_bn_fwd_eval(y, x, gamma, beta, rm, rv, npix, c, 1e-3f);
+  ky_cpu_bn_fwd_eval(NULL, y, x, gamma, beta, rm, rv, npix, c, 1e-3f);
   float *drm2 = dupf(t, rm, c), *drv2 = dupf(t, rv, c);
   OK(ky_cuda_memset(cu, dyv, 0xff, n * sizeof(float)));
   OK(ky_cuda_bn_fwd_eval(cu, dyv, dx_, dgam, dbet, drm2, drv2, npix, c, 1e-3f));
@@ -233,7 +233,7 @@ static void bn_case_m(tctx *t, size_t npix, int c, float mean, float sd) {
   /* backward (train): everything accumulates into pre-filled buffers */
   float *gx0 = randf(t, n, -1.f, 1.f), *gg0 = randf(t, c, -1.f, 1.f), *gb0 = randf(t, c, -1.f, 1.f);
   float *gx = copyf(t, gx0, n), *gg = copyf(t, gg0, c), *gb = copyf(t, gb0, c);
-  ky_cpu_bn_bwd_train(gx, gg, gb, dy, x, gamma, sm, si, npix, c);
+  ky_cpu_bn_bwd_train(NULL, gx, gg, gb, dy, x, gamma, sm, si, npix, c);
   float *dgx = dupf(t, gx0, n), *dgg = dupf(t, gg0, c), *dgb = dupf(t, gb0, c), *ddy = dupf(t, dy, n);
   float *dsm_c = dupf(t, sm, c), *dsi_c = dupf(t, si, c);
   OK(ky_cuda_bn_bwd_train(cu, dgx, dgg, dgb, ddy, dx_, dgam, dsm_c, dsi_c, npix, c));
@@ -246,7 +246,7 @@ static void bn_case_m(tctx *t, size_t npix, int c, float mean, float sd) {
   memcpy(gx, gx0, n * sizeof(float));
   memcpy(gg, gg0, c * sizeof(float));
   memcpy(gb, gb0, c * sizeof(float));
-  ky_cpu_bn_bwd_eval(gx, gg, gb, dy, x, gamma, rm, rv, npix, c, 1e-3f);
+  ky_cpu_bn_bwd_eval(NULL, gx, gg, gb, dy, x, gamma, rm, rv, npix, c, 1e-3f);
   OK(ky_cuda_h2d(cu, dgx, gx0, n * sizeof(float)));
   OK(ky_cuda_h2d(cu, dgg, gg0, c * sizeof(float)));
   OK(ky_cuda_h2d(cu, dgb, gb0, c * sizeof(float)));
@@ -289,7 +289,7 @@ static void maxpool_case(tctx *t, int n, int h, int w, int c, int k, int stride,
   for (size_t i = 0; i < nin; i++) x[i] = (float)ky_rng_int(&t->rng, 0, 4);
   float *y = hf(t, nout);
   int32_t *am = (int32_t *)hmem(t, nout * sizeof(int32_t));
-  ky_cpu_maxpool_fwd(y, am, x, &s);
+  ky_cpu_maxpool_fwd(NULL, y, am, x, &s);
   float *dxin = dupf(t, x, nin), *dy = poison(t, nout);
   int32_t *dam = (int32_t *)dmem(t, nout * sizeof(int32_t));
   OK(ky_cuda_memset(cu, dam, 0xff, nout * sizeof(int32_t)));
@@ -301,7 +301,7 @@ static void maxpool_case(tctx *t, int n, int h, int w, int c, int k, int stride,
     if (gam[i] != am[i]) fail_msg("%s: argmax[%zu] gpu %d cpu %d", what, i, gam[i], am[i]);
 
   float *g = randf(t, nout, -1.f, 1.f), *gx0 = randf(t, nin, -1.f, 1.f), *gx = copyf(t, gx0, nin);
-  ky_cpu_maxpool_bwd(gx, g, am, &s);
+  ky_cpu_maxpool_bwd(NULL, gx, g, am, &s);
   float *dg = dupf(t, g, nout), *dgx = dupf(t, gx0, nin);
   OK(ky_cuda_maxpool_bwd(cu, dgx, dg, dam, &s));
   expect_close(what, fetch(t, dgx, nin), gx, nin, 1e-6, 1e-6);
@@ -322,12 +322,12 @@ static void gap_case(tctx *t, int n, int hw, int c) {
   char what[96];
   snprintf(what, sizeof what, "gap n=%d hw=%d c=%d", n, hw, c);
   float *x = randf(t, nin, -1.f, 2.f), *y = hf(t, nout);
-  ky_cpu_gap_fwd(y, x, n, hw, c);
+  ky_cpu_gap_fwd(NULL, y, x, n, hw, c);
   float *dx = dupf(t, x, nin), *dy = poison(t, nout);
   OK(ky_cuda_gap_fwd(cu, dy, dx, n, hw, c));
   expect_close(what, fetch(t, dy, nout), y, nout, 2e-6 * sqrt((double)hw) / hw + 1e-7, 1e-5);
   float *g = randf(t, nout, -1.f, 1.f), *gx0 = randf(t, nin, -1.f, 1.f), *gx = copyf(t, gx0, nin);
-  ky_cpu_gap_bwd(gx, g, n, hw, c);
+  ky_cpu_gap_bwd(NULL, gx, g, n, hw, c);
   float *dg = dupf(t, g, nout), *dgx = dupf(t, gx0, nin);
   OK(ky_cuda_gap_bwd(cu, dgx, dg, n, hw, c));
   expect_close(what, fetch(t, dgx, nin), gx, nin, 1e-7, ULPS);
@@ -360,11 +360,11 @@ static void concat_case(tctx *t, const int *cs, int k, size_t npix) {
   }
   size_t ny = npix * (size_t)ctot;
   float *y = hf(t, ny), *dy = poison(t, ny);
-  ky_cpu_concat_fwd(y, (const float *const *)hx, cs, k, npix);
+  ky_cpu_concat_fwd(NULL, y, (const float *const *)hx, cs, k, npix);
   OK(ky_cuda_concat_fwd(cu, dy, (const float *const *)dxs, cs, k, npix));
   expect_close(what, fetch(t, dy, ny), y, ny, 0.0, 0.0);
   float *g = randf(t, ny, -1.f, 1.f), *dg = dupf(t, g, ny);
-  ky_cpu_concat_bwd(hg, g, cs, k, npix);
+  ky_cpu_concat_bwd(NULL, hg, g, cs, k, npix);
   OK(ky_cuda_concat_bwd(cu, dgs, dg, cs, k, npix));
   for (int j = 0; j < k; j++) expect_close(what, fetch(t, dgs[j], npix * cs[j]), hg[j], npix * cs[j], 0.0, 0.0);
 }
@@ -391,20 +391,20 @@ static void upsample_case(tctx *t, int n, int h, int w, int c, int f, int biline
   float *x = randf(t, nin, -1.f, 1.f), *y = hf(t, nout);
   float *dx = dupf(t, x, nin), *dy = poison(t, nout);
   if (bilinear) {
-    ky_cpu_upsample_bilinear2_fwd(y, x, n, h, w, c);
+    ky_cpu_upsample_bilinear2_fwd(NULL, y, x, n, h, w, c);
     OK(ky_cuda_upsample_bilinear2_fwd(cu, dy, dx, n, h, w, c));
   } else {
-    ky_cpu_upsample_nearest_fwd(y, x, n, h, w, c, f);
+    ky_cpu_upsample_nearest_fwd(NULL, y, x, n, h, w, c, f);
     OK(ky_cuda_upsample_nearest_fwd(cu, dy, dx, n, h, w, c, f));
   }
   expect_close(what, fetch(t, dy, nout), y, nout, 1e-7, bilinear ? ULPS : 0.0);
   float *g = randf(t, nout, -1.f, 1.f), *gx0 = randf(t, nin, -1.f, 1.f), *gx = copyf(t, gx0, nin);
   float *dg = dupf(t, g, nout), *dgx = dupf(t, gx0, nin);
   if (bilinear) {
-    ky_cpu_upsample_bilinear2_bwd(gx, g, n, h, w, c);
+    ky_cpu_upsample_bilinear2_bwd(NULL, gx, g, n, h, w, c);
     OK(ky_cuda_upsample_bilinear2_bwd(cu, dgx, dg, n, h, w, c));
   } else {
-    ky_cpu_upsample_nearest_bwd(gx, g, n, h, w, c, f);
+    ky_cpu_upsample_nearest_bwd(NULL, gx, g, n, h, w, c, f);
     OK(ky_cuda_upsample_nearest_bwd(cu, dgx, dg, n, h, w, c, f));
   }
   /* sums of up to 16 terms in another order */
@@ -431,12 +431,12 @@ static void softmax_case(tctx *t, size_t npix, int c) {
   char what[96];
   snprintf(what, sizeof what, "softmax npix=%zu c=%d", npix, c);
   float *x = randf(t, n, -8.f, 8.f), *y = hf(t, n);
-  ky_cpu_softmax_fwd(y, x, npix, c);
+  ky_cpu_softmax_fwd(NULL, y, x, npix, c);
   float *dx = dupf(t, x, n), *dy = poison(t, n);
   OK(ky_cuda_softmax_fwd(cu, dy, dx, npix, c));
   expect_close(what, fetch(t, dy, n), y, n, 1e-9, 2e-6);
   float *g = randf(t, n, -1.f, 1.f), *gx0 = randf(t, n, -1.f, 1.f), *gx = copyf(t, gx0, n);
-  ky_cpu_softmax_bwd(gx, g, y, npix, c);
+  ky_cpu_softmax_bwd(NULL, gx, g, y, npix, c);
   float *dg = dupf(t, g, n), *dgx = dupf(t, gx0, n), *dyc = dupf(t, y, n);
   OK(ky_cuda_softmax_bwd(cu, dgx, dg, dyc, npix, c));
   expect_close(what, fetch(t, dgx, n), gx, n, 1e-7, ULPS);
@@ -467,7 +467,7 @@ static void bce_case(tctx *t, size_t npix, int c, int ch) {
   expect_close(what, fetch(t, dl, 1), &loss, 1, 2e-6, 1e-6);
   float dloss = 0.7f, *ddl = dupf(t, &dloss, 1);
   float *gx0 = randf(t, n, -1.f, 1.f), *gx = copyf(t, gx0, n), *dgx = dupf(t, gx0, n);
-  ky_cpu_bce_logits_bwd(gx, x, tg, dloss, npix, c, ch);
+  ky_cpu_bce_logits_bwd(NULL, gx, x, tg, dloss, npix, c, ch);
   OK(ky_cuda_bce_logits_bwd(cu, dgx, dx, dt, ddl, npix, c, ch));
   expect_close(what, fetch(t, dgx, n), gx, n, 1e-7, ULPS);
 }
@@ -498,7 +498,7 @@ static void ce_case(tctx *t, size_t npix, int c, int weighted, double ignore_fra
   expect_close(what, fetch(t, dl, 1), &loss, 1, 1e-6, 2e-6);
   float dloss = 1.3f, *ddl = dupf(t, &dloss, 1);
   float *gx0 = randf(t, n, -1.f, 1.f), *gx = copyf(t, gx0, n), *dgx = dupf(t, gx0, n);
-  ky_cpu_softmax_ce_bwd(gx, x, cls, w, dloss, npix, c);
+  ky_cpu_softmax_ce_bwd(NULL, gx, x, cls, w, dloss, npix, c);
   OK(ky_cuda_softmax_ce_bwd(cu, dgx, dx, dcls, dw, ddl, npix, c));
   expect_close(what, fetch(t, dgx, n), gx, n, 1e-7, 2e-6);
 }
@@ -539,7 +539,7 @@ static void dice_case(tctx *t, int n, size_t hw, int pc, int pch, int tc, int tc
 
   float *dd = randf(t, groups, -1.f, 1.f), *ddd = dupf(t, dd, groups);
   float *gp0 = randf(t, np, -1.f, 1.f), *gp = copyf(t, gp0, np), *dgp = dupf(t, gp0, np);
-  ky_cpu_dice_bwd(gp, dd, sums, p, pc, pch, tg, tc, tch, n, hw, 1e-3f, per_image);
+  ky_cpu_dice_bwd(NULL, gp, dd, sums, p, pc, pch, tg, tc, tch, n, hw, 1e-3f, per_image);
   OK(ky_cuda_dice_bwd(cu, dgp, ddd, dsums, dp, pc, pch, dt, tc, tch, n, hw, 1e-3f, per_image));
   expect_close(what, fetch(t, dgp, np), gp, np, 1e-9, ULPS);
   if (negative) expect_close("dice clamp leaves dp unchanged", fetch(t, dgp, np), gp0, np, 0.0, 0.0);
@@ -564,7 +564,7 @@ static void test_onehot(void **st) {
     uint8_t *cls = (uint8_t *)hmem(t, npix);
     for (size_t p = 0; p < npix; p++) cls[p] = p % 7 == 0 ? 255 : (uint8_t)ky_rng_int(&t->rng, 0, c);
     float *y = hf(t, npix * c), *dy = poison(t, npix * c);
-    ky_cpu_onehot(y, cls, npix, c);
+    ky_cpu_onehot(NULL, y, cls, npix, c);
     OK(ky_cuda_onehot(t->cu, dy, (const uint8_t *)dup_d(t, cls, npix), npix, c));
     expect_close("onehot", fetch(t, dy, npix * c), y, npix * c, 0.0, 0.0);
     teardown_test(st);
@@ -583,7 +583,7 @@ static void adam_case(tctx *t, size_t n, int amsgrad, float wd) {
   for (int64_t step = 1; step <= 3; step++) {
     ky_adam_args a = {1e-3f, 0.9f, 0.999f, 1e-8f, wd, amsgrad, step};
     float *g = randf(t, n, -1.f, 1.f), *dg = dupf(t, g, n);
-    ky_cpu_adam(p, m, v, amsgrad ? vm : NULL, g, n, &a);
+    ky_cpu_adam(NULL, p, m, v, amsgrad ? vm : NULL, g, n, &a);
     OK(ky_cuda_adam(cu, dp, dm, dv, amsgrad ? dvm : NULL, dg, n, &a));
   }
   expect_close(what, fetch(t, dm, n), m, n, 0.0, ULPS);
@@ -601,7 +601,7 @@ static void sgd_case(tctx *t, size_t n, float momentum, float dampening, float w
   for (int64_t step = 1; step <= 3; step++) {
     ky_sgd_args a = {0.05f, momentum, dampening, wd, nesterov, step};
     float *g = randf(t, n, -1.f, 1.f), *dg = dupf(t, g, n);
-    ky_cpu_sgd(p, b, g, n, &a);
+    ky_cpu_sgd(NULL, p, b, g, n, &a);
     OK(ky_cuda_sgd(cu, dp, db, dg, n, &a));
   }
   if (momentum != 0.f) expect_close(what, fetch(t, db, n), b, n, 0.0, ULPS);
@@ -653,7 +653,7 @@ static void test_determinism(void **st) {
   const int K = 3;  /* classes for the loss head */
   size_t nl = npix * K;
   float *logits = randf(t, nl, -3.f, 3.f), *prob = hf(t, nl);
-  ky_cpu_softmax_fwd(prob, logits, npix, K);
+  ky_cpu_softmax_fwd(NULL, prob, logits, npix, K);
   uint8_t *cls = (uint8_t *)hmem(t, npix);
   for (size_t p = 0; p < npix; p++) cls[p] = (uint8_t)ky_rng_int(&t->rng, 0, K);
   float *dlog = dupf(t, logits, nl), *dprob = dupf(t, prob, nl), *onehot = poison(t, nl);

@@ -45,7 +45,7 @@ static void test_pytorch_reference(void **state) {
     ky_cpu_focal_logits_fwd(&loss, x, t, NPIX, C, cases[k].ch, cases[k].gamma, cases[k].alpha);
     if (!(fabs(loss - want[k]) <= 2e-7 * want[k])) fail_msg("case %d: loss %.9g, torch %.9g", k, loss, want[k]);
     memset(dx, 0, sizeof dx);
-    ky_cpu_focal_logits_bwd(dx, x, t, 1.0f, NPIX, C, cases[k].ch, cases[k].gamma, cases[k].alpha);
+    ky_cpu_focal_logits_bwd(NULL, dx, x, t, 1.0f, NPIX, C, cases[k].ch, cases[k].gamma, cases[k].alpha);
     double scale = 0;
     for (int i = 0; i < NPIX * C; i++) scale = fmax(scale, fabs(gw[i]));
     for (int i = 0; i < NPIX * C; i++)
@@ -69,7 +69,7 @@ static void test_hand_worked(void **state) {
   ky_cpu_focal_logits_fwd(&loss, x, t, 2, 1, 0, 2.0f, 0.25f);
   assert_float_equal(loss, (0.0625 * log(2.0) + 0.421875 * log(4.0)) / 2, 1e-6);
   /* dl/dx at x = 0, t = 1: -alpha q^2 (gamma p log 2 + q) = -0.0625 (log 2 + 0.5). Mean over 2 pixels. */
-  ky_cpu_focal_logits_bwd(dx, x, t, 2.0f, 2, 1, 0, 2.0f, 0.25f);
+  ky_cpu_focal_logits_bwd(NULL, dx, x, t, 2.0f, 2, 1, 0, 2.0f, 0.25f);
   assert_float_equal(dx[0], -0.0625 * (log(2.0) + 0.5), 1e-7);
   /* x = ln 3, t = 0: (1-alpha) p^2 (gamma q log 4 + p) = 0.75 * 0.5625 * (0.5 log 4 + 0.75). */
   assert_float_equal(dx[1], 0.421875 * (0.5 * log(4.0) + 0.75), 1e-6);
@@ -91,8 +91,8 @@ static void test_gamma0_is_half_bce(void **state) {
   assert_float_equal(lf, lb / 2, 1e-6 * lb);
   memset(df, 0, sizeof df);
   memset(db, 0, sizeof db);
-  ky_cpu_focal_logits_bwd(df, x, t, 1.0f, N, C, 1, 0.0f, 0.5f);
-  ky_cpu_bce_logits_bwd(db, x, t, 0.5f, N, C, 1);
+  ky_cpu_focal_logits_bwd(NULL, df, x, t, 1.0f, N, C, 1, 0.0f, 0.5f);
+  ky_cpu_bce_logits_bwd(NULL, db, x, t, 0.5f, N, C, 1);
   for (int i = 0; i < N * C; i++) {
     if (i % C != 1) assert_true(df[i] == 0.0f);  /* other channels untouched */
     assert_float_equal(df[i], db[i], 1e-7);
@@ -109,7 +109,7 @@ static void test_extreme_logits_and_accumulation(void **state) {
   assert_float_equal(loss, 25.0, 1e-4);
   ky_cpu_focal_logits_fwd(&loss, x + 3, t + 3, 1, 1, 0, 2.0f, 0.25f);
   assert_float_equal(loss, 75.0, 1e-4);
-  ky_cpu_focal_logits_bwd(dx, x, t, 4.0f, 4, 1, 0, 2.0f, 0.25f);
+  ky_cpu_focal_logits_bwd(NULL, dx, x, t, 4.0f, 4, 1, 0, 2.0f, 0.25f);
   for (int i = 0; i < 4; i++) assert_true(isfinite(dx[i]));
   assert_float_equal(dx[0], 1.0, 1e-7);
   assert_float_equal(dx[1], 1.0, 1e-7);

@@ -120,7 +120,7 @@ static void test_conv_vs_naive(void **st) {
     float *dy = rnd(&r, ny, -1, 1), *y = rnd(&r, ny, 5, 6);
     float *dx0 = rnd(&r, nx, -1, 1), *dw0 = rnd(&r, nw, -1, 1), *db0 = rnd(&r, s.k, -1, 1);
     float *dx = dup(dx0, nx), *dw = dup(dw0, nw), *db = dup(db0, s.k);
-    size_t nwork = ky_cpu_conv2d_work_floats(&s);
+    size_t nwork = ky_cpu_conv2d_work_floats(&s, 1);
     float *work = rnd(&r, nwork, 1e6f, 2e6f); /* garbage scratch must not leak into results */
     double *ry = malloc(ny * sizeof *ry), *rdx = malloc(nx * sizeof *rdx), *rdw = malloc(nw * sizeof *rdw),
            *rdb = malloc(s.k * sizeof *rdb);
@@ -129,17 +129,17 @@ static void test_conv_vs_naive(void **st) {
     double tol = 2e-5 * s.kh * s.kw * s.c; /* float accumulation of R terms of size <= 1 */
 
     snprintf(what, sizeof what, "case %zu fwd", ci);
-    ky_cpu_conv2d_fwd(y, x, w, b, &s, 0, work);
+    ky_cpu_conv2d_fwd(NULL, y, x, w, b, &s, 0, work);
     expect_close(what, y, ry, ny, tol, 1e-5);
 
     snprintf(what, sizeof what, "case %zu fwd relu no bias", ci);
-    ky_cpu_conv2d_fwd(y, x, w, NULL, &s, 1, work);
+    ky_cpu_conv2d_fwd(NULL, y, x, w, NULL, &s, 1, work);
     for (size_t i = 0; i < ny; i++) ry[i] = fmax(0.0, ry[i] - b[i % s.k]);
     expect_close(what, y, ry, ny, tol, 1e-5);
 
     /* backward accumulates onto the random starting values */
-    ky_cpu_conv2d_dgrad(dx, dy, w, &s, work);
-    ky_cpu_conv2d_wgrad(dw, db, dy, x, &s, work);
+    ky_cpu_conv2d_dgrad(NULL, dx, dy, w, &s, work);
+    ky_cpu_conv2d_wgrad(NULL, dw, db, dy, x, &s, work);
     for (size_t i = 0; i < nx; i++) rdx[i] += dx0[i];
     for (size_t i = 0; i < nw; i++) rdw[i] += dw0[i];
     for (int i = 0; i < s.k; i++) rdb[i] += db0[i];
@@ -152,7 +152,7 @@ static void test_conv_vs_naive(void **st) {
     expect_close(what, db, rdb, s.k, 1e-5 * npix, 1e-5);
 
     /* wgrad without a bias gradient leaves db alone */
-    ky_cpu_conv2d_wgrad(dw, NULL, dy, x, &s, work);
+    ky_cpu_conv2d_wgrad(NULL, dw, NULL, dy, x, &s, work);
 
     free(x); free(w); free(b); free(dy); free(y); free(dx0); free(dw0); free(db0);
     free(dx); free(dw); free(db); free(work); free(ry); free(rdx); free(rdw); free(rdb);
@@ -165,7 +165,7 @@ static void test_conv_bitwise_repeatable(void **st) {
   ky_rng r = ky_rng_make(17, KY_RNG_STREAM_TEST);
   ky_conv_shape s = conv_shape_of(&conv_cases[8]); /* several tiles, depth > KC */
   size_t nx = (size_t)s.n * s.h * s.w * s.c, nw = (size_t)s.k * s.kh * s.kw * s.c;
-  size_t ny = (size_t)s.n * s.oh * s.ow * s.k, nwork = ky_cpu_conv2d_work_floats(&s);
+  size_t ny = (size_t)s.n * s.oh * s.ow * s.k, nwork = ky_cpu_conv2d_work_floats(&s, 1);
   float *x = rnd(&r, nx, -1, 1), *w = rnd(&r, nw, -1, 1), *dy = rnd(&r, ny, -1, 1);
   float *out[2][3];
   for (int run = 0; run < 2; run++) {
@@ -173,9 +173,9 @@ static void test_conv_bitwise_repeatable(void **st) {
     out[run][0] = malloc(ny * sizeof(float));
     out[run][1] = calloc(nx, sizeof(float));
     out[run][2] = calloc(nw, sizeof(float));
-    ky_cpu_conv2d_fwd(out[run][0], x, w, NULL, &s, 0, work);
-    ky_cpu_conv2d_dgrad(out[run][1], dy, w, &s, work);
-    ky_cpu_conv2d_wgrad(out[run][2], NULL, dy, x, &s, work);
+    ky_cpu_conv2d_fwd(NULL, out[run][0], x, w, NULL, &s, 0, work);
+    ky_cpu_conv2d_dgrad(NULL, out[run][1], dy, w, &s, work);
+    ky_cpu_conv2d_wgrad(NULL, out[run][2], NULL, dy, x, &s, work);
     free(work);
   }
   assert_memory_equal(out[0][0], out[1][0], ny * sizeof(float));
@@ -194,15 +194,15 @@ static void test_conv_hand_3x3(void **st) {
   assert_int_equal(s.ow, 3);
   float x[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, w[9], b = 0.5f, y[9];
   for (int i = 0; i < 9; i++) w[i] = 1.0f;
-  float *work = malloc(ky_cpu_conv2d_work_floats(&s) * sizeof *work);
-  ky_cpu_conv2d_fwd(y, x, w, &b, &s, 0, work);
+  float *work = malloc(ky_cpu_conv2d_work_floats(&s, 1) * sizeof *work);
+  ky_cpu_conv2d_fwd(NULL, y, x, w, &b, &s, 0, work);
   const float want[9] = {12.5f, 21.5f, 16.5f, 27.5f, 45.5f, 33.5f, 24.5f, 39.5f, 28.5f};
   expect_closef("3x3 ones", y, want, 9, 0, 0);
   /* stride 2: only the corners */
   s.stride = 2;
   assert_int_equal(ky_conv_shape_finish(&s), 1);
   assert_int_equal(s.oh, 2);
-  ky_cpu_conv2d_fwd(y, x, w, NULL, &s, 0, work);
+  ky_cpu_conv2d_fwd(NULL, y, x, w, NULL, &s, 0, work);
   const float want2[4] = {12, 16, 24, 28};
   expect_closef("3x3 ones stride 2", y, want2, 4, 0, 0);
   /* dgrad of a single dy = 1 at the centre (stride 1) spreads the flipped kernel: all ones */
@@ -210,10 +210,10 @@ static void test_conv_hand_3x3(void **st) {
   assert_int_equal(ky_conv_shape_finish(&s), 1);
   float dy[9] = {0, 0, 0, 0, 1, 0, 0, 0, 0}, dx[9] = {0};
   for (int i = 0; i < 9; i++) w[i] = (float)(i + 1);
-  ky_cpu_conv2d_dgrad(dx, dy, w, &s, work);
+  ky_cpu_conv2d_dgrad(NULL, dx, dy, w, &s, work);
   const float want3[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
   expect_closef("dgrad centre", dx, want3, 9, 0, 0);
-  ky_cpu_conv2d_dgrad(dx, dy, w, &s, work);
+  ky_cpu_conv2d_dgrad(NULL, dx, dy, w, &s, work);
   const float want4[9] = {2, 4, 6, 8, 10, 12, 14, 16, 18};
   expect_closef("dgrad twice", dx, want4, 9, 0, 0);
   free(work);
@@ -247,8 +247,8 @@ static void test_conv_work_bounded(void **st) {
   b.h = b.w = 256;
   assert_int_equal(ky_conv_shape_finish(&a), 1);
   assert_int_equal(ky_conv_shape_finish(&b), 1);
-  assert_true(ky_cpu_conv2d_work_floats(&a) == ky_cpu_conv2d_work_floats(&b));
-  assert_true(ky_cpu_conv2d_work_floats(&b) < (size_t)2 << 20); /* < 8 MB for a 64-channel 3x3 */
+  assert_true(ky_cpu_conv2d_work_floats(&a, 1) == ky_cpu_conv2d_work_floats(&b, 1));
+  assert_true(ky_cpu_conv2d_work_floats(&b, 1) < (size_t)2 << 20); /* < 8 MB for a 64-channel 3x3 */
 }
 
 /* ---- finite differences ------------------------------------------------------------------- */
@@ -277,7 +277,7 @@ static void fd_check(const char *what, float *x, size_t n, const float *analytic
 static void test_bn_hand(void **st) {
   /* one channel, x = 1..4: mean 2.5, biased var 1.25, unbiased 5/3 */
   float x[4] = {1, 2, 3, 4}, y[4], g = 2.0f, b = 0.5f, sm, si, rm = 0.0f, rv = 1.0f;
-  ky_cpu_bn_fwd_train(y, &sm, &si, &rm, &rv, x, &g, &b, 4, 1, 1e-5f, 0.1f);
+  ky_cpu_bn_fwd_train(NULL, y, &sm, &si, &rm, &rv, x, &g, &b, 4, 1, 1e-5f, 0.1f);
   double is = 1.0 / sqrt(1.25 + 1e-5);
   double want[4];
   for (int i = 0; i < 4; i++) want[i] = (x[i] - 2.5) * is * 2.0 + 0.5;
@@ -288,12 +288,12 @@ static void test_bn_hand(void **st) {
   assert_float_equal(rv, (float)(0.9 + 0.1 * 5.0 / 3.0), 1e-6);
   /* eval with the given running stats */
   float rmean = 1.0f, rvar = 4.0f;
-  ky_cpu_bn_fwd_eval(y, x, &g, &b, &rmean, &rvar, 4, 1, 0.0f);
+  ky_cpu_bn_fwd_eval(NULL, y, x, &g, &b, &rmean, &rvar, 4, 1, 0.0f);
   const float we[4] = {0.5f, 1.5f, 2.5f, 3.5f}; /* (x - 1)/2 * 2 + 0.5 */
   expect_closef("bn eval y", y, we, 4, 1e-6, 0);
   /* affine=False (NULL gamma/beta), two channels interleaved */
   float x2[6] = {1, 10, 3, 10, 5, 10}, y2[6], sm2[2], si2[2];
-  ky_cpu_bn_fwd_train(y2, sm2, si2, NULL, NULL, x2, NULL, NULL, 3, 2, 1e-5f, 0.1f);
+  ky_cpu_bn_fwd_train(NULL, y2, sm2, si2, NULL, NULL, x2, NULL, NULL, 3, 2, 1e-5f, 0.1f);
   const float w2[6] = {-1.2247449f, 0, 0, 0, 1.2247449f, 0};
   expect_closef("bn no affine", y2, w2, 6, 1e-5, 1e-6);
 }
@@ -305,8 +305,8 @@ static double bn_obj(void *vctx) {
   const float *x = k->x;
   size_t n = k->npix * k->c;
   float *y = malloc(n * sizeof *y), sm[8], si[8];
-  if (k->eval) ky_cpu_bn_fwd_eval(y, x, k->g, k->b, k->rm, k->rv, k->npix, k->c, 1e-5f);
-  else ky_cpu_bn_fwd_train(y, sm, si, NULL, NULL, x, k->g, k->b, k->npix, k->c, 1e-5f, 0.1f);
+  if (k->eval) ky_cpu_bn_fwd_eval(NULL, y, x, k->g, k->b, k->rm, k->rv, k->npix, k->c, 1e-5f);
+  else ky_cpu_bn_fwd_train(NULL, y, sm, si, NULL, NULL, x, k->g, k->b, k->npix, k->c, 1e-5f, 0.1f);
   double l = 0;
   for (size_t i = 0; i < n; i++) l += (double)k->r[i] * y[i];
   free(y);
@@ -320,9 +320,9 @@ static void test_bn_backward_fd(void **st) {
         *b = rnd(&r, C, -1, 1), *rm = rnd(&r, C, -0.5f, 0.5f), *rv = rnd(&r, C, 0.5f, 2);
   for (int eval = 0; eval < 2; eval++) {
     float y[NP * C], sm[C], si[C], dx[NP * C] = {0}, dg[C] = {0}, db[C] = {0};
-    ky_cpu_bn_fwd_train(y, sm, si, NULL, NULL, x, g, b, NP, C, 1e-5f, 0.1f);
-    if (eval) ky_cpu_bn_bwd_eval(dx, dg, db, dy, x, g, rm, rv, NP, C, 1e-5f);
-    else ky_cpu_bn_bwd_train(dx, dg, db, dy, x, g, sm, si, NP, C);
+    ky_cpu_bn_fwd_train(NULL, y, sm, si, NULL, NULL, x, g, b, NP, C, 1e-5f, 0.1f);
+    if (eval) ky_cpu_bn_bwd_eval(NULL, dx, dg, db, dy, x, g, rm, rv, NP, C, 1e-5f);
+    else ky_cpu_bn_bwd_train(NULL, dx, dg, db, dy, x, g, sm, si, NP, C);
     bn_ctx k = {NP, C, x, g, b, dy, rm, rv, eval};
     fd_check(eval ? "bn eval dx" : "bn train dx", x, NP * C, dx, bn_obj, &k, 1e-2, 2e-3);
     fd_check(eval ? "bn eval dgamma" : "bn train dgamma", g, C, dg, bn_obj, &k, 1e-2, 2e-3);
@@ -330,15 +330,15 @@ static void test_bn_backward_fd(void **st) {
     /* a second call doubles every gradient; NULL outputs are skipped */
     float dx1[NP * C], dg1[C], db1[C];
     memcpy(dx1, dx, sizeof dx); memcpy(dg1, dg, sizeof dg); memcpy(db1, db, sizeof db);
-    if (eval) ky_cpu_bn_bwd_eval(dx, dg, db, dy, x, g, rm, rv, NP, C, 1e-5f);
-    else ky_cpu_bn_bwd_train(dx, dg, db, dy, x, g, sm, si, NP, C);
+    if (eval) ky_cpu_bn_bwd_eval(NULL, dx, dg, db, dy, x, g, rm, rv, NP, C, 1e-5f);
+    else ky_cpu_bn_bwd_train(NULL, dx, dg, db, dy, x, g, sm, si, NP, C);
     for (int i = 0; i < NP * C; i++) assert_float_equal(dx[i], 2 * dx1[i], 1e-5);
     for (int i = 0; i < C; i++) {
       assert_float_equal(dg[i], 2 * dg1[i], 1e-5);
       assert_float_equal(db[i], 2 * db1[i], 1e-5);
     }
-    if (eval) ky_cpu_bn_bwd_eval(NULL, NULL, db, dy, x, g, rm, rv, NP, C, 1e-5f);
-    else ky_cpu_bn_bwd_train(NULL, NULL, db, dy, x, g, sm, si, NP, C);
+    if (eval) ky_cpu_bn_bwd_eval(NULL, NULL, NULL, db, dy, x, g, rm, rv, NP, C, 1e-5f);
+    else ky_cpu_bn_bwd_train(NULL, NULL, NULL, db, dy, x, g, sm, si, NP, C);
     for (int i = 0; i < C; i++) assert_float_equal(db[i], 3 * db1[i], 1e-5);
   }
   free(x); free(dy); free(g); free(b); free(rm); free(rv);
@@ -349,7 +349,7 @@ static void test_bn_many_channels(void **st) {
   ky_rng r = ky_rng_make(4, KY_RNG_STREAM_TEST);
   enum { NP = 5, C = 150 };
   float *x = rnd(&r, NP * C, -3, 3), y[NP * C], sm[C], si[C];
-  ky_cpu_bn_fwd_train(y, sm, si, NULL, NULL, x, NULL, NULL, NP, C, 0.0f, 0.1f);
+  ky_cpu_bn_fwd_train(NULL, y, sm, si, NULL, NULL, x, NULL, NULL, NP, C, 0.0f, 0.1f);
   for (int c = 0; c < C; c++) {
     double m = 0, v = 0;
     for (int p = 0; p < NP; p++) m += x[p * C + c];
@@ -365,38 +365,38 @@ static void test_bn_many_channels(void **st) {
 
 static void test_elementwise(void **st) {
   float x[5] = {-2, -0.0f, 0.5f, 3, -1e-30f}, y[5], dx[5] = {1, 1, 1, 1, 1}, dy[5] = {1, 2, 3, 4, 5};
-  ky_cpu_relu_fwd(y, x, 5);
+  ky_cpu_relu_fwd(NULL, y, x, 5);
   const float wr[5] = {0, 0, 0.5f, 3, 0};
   expect_closef("relu", y, wr, 5, 0, 0);
-  ky_cpu_relu_bwd(dx, dy, y, 5);
+  ky_cpu_relu_bwd(NULL, dx, dy, y, 5);
   const float wdr[5] = {1, 1, 4, 5, 1};
   expect_closef("relu bwd accumulates", dx, wdr, 5, 0, 0);
 
   float xs[4] = {0, 100, -100, 2}, s[4];
-  ky_cpu_sigmoid_fwd(s, xs, 4);
+  ky_cpu_sigmoid_fwd(NULL, s, xs, 4);
   assert_float_equal(s[0], 0.5f, 0);
   assert_float_equal(s[1], 1.0f, 1e-7);
   assert_true(s[2] > 0 && s[2] < 1e-40f);
   assert_float_equal(s[3], 1 / (1 + exp(-2.0)), 1e-7);
   float ds[4] = {1, 0, 0, 0}, g[4] = {2, 2, 2, 2};
-  ky_cpu_sigmoid_bwd(ds, g, s, 4);
+  ky_cpu_sigmoid_bwd(NULL, ds, g, s, 4);
   assert_float_equal(ds[0], 1.5f, 1e-7); /* 1 + 2 * 0.5 * 0.5 */
   assert_float_equal(ds[3], 2 * s[3] * (1 - s[3]), 1e-7);
 
   float a[3] = {1, 2, 3}, b[3] = {10, 20, 30}, o[3];
-  ky_cpu_add_fwd(o, a, b, 3);
+  ky_cpu_add_fwd(NULL, o, a, b, 3);
   const float wa[3] = {11, 22, 33};
   expect_closef("add", o, wa, 3, 0, 0);
-  ky_cpu_scale_fwd(o, a, -2, 3);
+  ky_cpu_scale_fwd(NULL, o, a, -2, 3);
   const float wsc[3] = {-2, -4, -6};
   expect_closef("scale", o, wsc, 3, 0, 0);
-  ky_cpu_scale_fwd(a, a, 0.5f, 3); /* in place */
+  ky_cpu_scale_fwd(NULL, a, a, 0.5f, 3); /* in place */
   const float wh[3] = {0.5f, 1, 1.5f};
   expect_closef("scale in place", a, wh, 3, 0, 0);
-  ky_cpu_axpy(b, a, 2, 3);
+  ky_cpu_axpy(NULL, b, a, 2, 3);
   const float wx[3] = {11, 22, 33};
   expect_closef("axpy", b, wx, 3, 0, 0);
-  ky_cpu_fill(o, 7, 3);
+  ky_cpu_fill(NULL, o, 7, 3);
   const float wf[3] = {7, 7, 7};
   expect_closef("fill", o, wf, 3, 0, 0);
 }
@@ -433,7 +433,7 @@ static void test_maxpool_ties_and_padding(void **st) {
   }
   float y[8];
   int32_t am[8];
-  ky_cpu_maxpool_fwd(y, am, x, &s);
+  ky_cpu_maxpool_fwd(NULL, y, am, x, &s);
   /* windows: (0,0): rows 0-1, cols 0-1; (0,1): rows 0-1, cols 1-2; (1,0): rows 1-2, cols 0-1; (1,1) */
   const int32_t want_tie[4] = {0, 1, 3, 4};   /* first in-image element of each window */
   const float want_c1[4] = {-3, -2, -6, -1};
@@ -446,8 +446,8 @@ static void test_maxpool_ties_and_padding(void **st) {
   }
   /* backward: overlapping windows add up where argmax repeats */
   float dx[18] = {0}, dy[8] = {1, 10, 2, 20, 3, 30, 4, 40};
-  ky_cpu_maxpool_bwd(dx, dy, am, &s);
-  ky_cpu_maxpool_bwd(dx, dy, am, &s);
+  ky_cpu_maxpool_bwd(NULL, dx, dy, am, &s);
+  ky_cpu_maxpool_bwd(NULL, dx, dy, am, &s);
   float want_dx[18] = {0};
   for (int p = 0; p < 4; p++) {
     want_dx[am[p * 2] * 2] += 2 * dy[p * 2];
@@ -458,19 +458,19 @@ static void test_maxpool_ties_and_padding(void **st) {
   assert_float_equal(dx[17], 80.0f, 0);
   /* a NaN wins its window */
   x[8] = NAN;
-  ky_cpu_maxpool_fwd(y, am, x, &s);
+  ky_cpu_maxpool_fwd(NULL, y, am, x, &s);
   assert_true(isnan(y[0]) && am[0] == 4);
 }
 
 static void test_gap(void **st) {
   float x[2 * 3 * 2] = {1, 10, 2, 20, 3, 30, /* image 1 */ -1, 0, -2, 0, -6, 3};
   float y[4];
-  ky_cpu_gap_fwd(y, x, 2, 3, 2);
+  ky_cpu_gap_fwd(NULL, y, x, 2, 3, 2);
   const float want[4] = {2, 20, -3, 1};
   expect_closef("gap", y, want, 4, 1e-6, 0);
   float dx[12], dy[4] = {3, 6, 9, 12};
-  ky_cpu_fill(dx, 1, 12);
-  ky_cpu_gap_bwd(dx, dy, 2, 3, 2);
+  ky_cpu_fill(NULL, dx, 1, 12);
+  ky_cpu_gap_bwd(NULL, dx, dy, 2, 3, 2);
   const float wd[12] = {2, 3, 2, 3, 2, 3, 4, 5, 4, 5, 4, 5};
   expect_closef("gap bwd", dx, wd, 12, 1e-6, 0);
 }
@@ -487,7 +487,7 @@ static void test_channel_blocks(void **st) {
   size_t ny = (size_t)N * ps.oh * ps.ow * C;
   float *y = malloc(ny * sizeof *y);
   int32_t *am = malloc(ny * sizeof *am);
-  ky_cpu_maxpool_fwd(y, am, x, &ps);
+  ky_cpu_maxpool_fwd(NULL, y, am, x, &ps);
   for (int n = 0; n < N; n++)
     for (int oy = 0; oy < ps.oh; oy++)
       for (int ox = 0; ox < ps.ow; ox++)
@@ -505,7 +505,7 @@ static void test_channel_blocks(void **st) {
           assert_int_equal(am[o], bi);
         }
   float g[N * C];
-  ky_cpu_gap_fwd(g, x, N, H * W, C);
+  ky_cpu_gap_fwd(NULL, g, x, N, H * W, C);
   for (int n = 0; n < N; n++)
     for (int c = 0; c < C; c++) {
       double m = 0;
@@ -514,7 +514,7 @@ static void test_channel_blocks(void **st) {
     }
   size_t nu = nx * 9;
   float *dy = rnd(&r, nu, -1, 1), *dx = calloc(nx, sizeof *dx);
-  ky_cpu_upsample_nearest_bwd(dx, dy, N, H, W, C, 3);
+  ky_cpu_upsample_nearest_bwd(NULL, dx, dy, N, H, W, C, 3);
   for (int n = 0; n < N; n++)
     for (int iy = 0; iy < H; iy++)
       for (int ix = 0; ix < W; ix++)
@@ -536,12 +536,12 @@ static void test_concat(void **st) {
   const float *xs[3] = {a, b, c};
   const int cs[3] = {2, 1, 3};
   float y[12];
-  ky_cpu_concat_fwd(y, xs, cs, 3, 2);
+  ky_cpu_concat_fwd(NULL, y, xs, cs, 3, 2);
   const float want[12] = {1, 2, 9, 5, 6, 7, 3, 4, 8, 50, 60, 70};
   expect_closef("concat", y, want, 12, 0, 0);
   float da[4] = {1, 1, 1, 1}, dc[6] = {0};
   float *dxs[3] = {da, NULL, dc};
-  ky_cpu_concat_bwd(dxs, y, cs, 3, 2);
+  ky_cpu_concat_bwd(NULL, dxs, y, cs, 3, 2);
   const float wa[4] = {2, 3, 4, 5};
   expect_closef("concat bwd a", da, wa, 4, 0, 0);
   expect_closef("concat bwd c", dc, c, 6, 0, 0);
@@ -552,12 +552,12 @@ static void test_concat(void **st) {
 static void test_upsample_nearest(void **st) {
   float x[4] = {1, 2, 3, 4}; /* 1 x 2 x 2 x 1 */
   float y[36];
-  ky_cpu_upsample_nearest_fwd(y, x, 1, 2, 2, 1, 3);
+  ky_cpu_upsample_nearest_fwd(NULL, y, x, 1, 2, 2, 1, 3);
   for (int oy = 0; oy < 6; oy++)
     for (int ox = 0; ox < 6; ox++) assert_float_equal(y[oy * 6 + ox], x[(oy / 3) * 2 + ox / 3], 0);
   float dy[16], dx[4] = {100, 0, 0, 0};
   for (int i = 0; i < 16; i++) dy[i] = (float)i; /* 4x4 gradient, factor 2 */
-  ky_cpu_upsample_nearest_bwd(dx, dy, 1, 2, 2, 1, 2);
+  ky_cpu_upsample_nearest_bwd(NULL, dx, dy, 1, 2, 2, 1, 2);
   const float want[4] = {100 + 0 + 1 + 4 + 5, 2 + 3 + 6 + 7, 8 + 9 + 12 + 13, 10 + 11 + 14 + 15};
   expect_closef("nearest bwd", dx, want, 4, 0, 0);
 }
@@ -565,14 +565,14 @@ static void test_upsample_nearest(void **st) {
 static void test_upsample_bilinear_hand(void **st) {
   float x[4] = {1, 2, 3, 4}; /* [[1, 2], [3, 4]] */
   float y[16];
-  ky_cpu_upsample_bilinear2_fwd(y, x, 1, 2, 2, 1);
+  ky_cpu_upsample_bilinear2_fwd(NULL, y, x, 1, 2, 2, 1);
   /* taps along an axis of 2: out 0 -> x0; 1 -> .75 x0 + .25 x1; 2 -> .25 x0 + .75 x1; 3 -> x1 */
   const float want[16] = {1,   1.25f, 1.75f, 2,    1.5f, 1.75f, 2.25f, 2.5f,
                           2.5f, 2.75f, 3.25f, 3.5f, 3,    3.25f, 3.75f, 4};
   expect_closef("bilinear 2x2", y, want, 16, 1e-6, 0);
   /* a 1 x 3 x 1 x 2 input (W = 1, two channels): columns repeat, rows interpolate */
   float x3[6] = {0, 10, 4, 20, 8, 40}, y3[6 * 2 * 2];
-  ky_cpu_upsample_bilinear2_fwd(y3, x3, 1, 3, 1, 2);
+  ky_cpu_upsample_bilinear2_fwd(NULL, y3, x3, 1, 3, 1, 2);
   const float rows0[6] = {0, 1, 3, 5, 7, 8};
   const float rows1[6] = {10, 12.5f, 17.5f, 25, 35, 40};
   for (int oy = 0; oy < 6; oy++)
@@ -591,19 +591,19 @@ static void test_upsample_adjoint(void **st) {
   for (int mode = 0; mode < 2; mode++) {
     float *dx = calloc(nx, sizeof *dx);
     if (mode) {
-      ky_cpu_upsample_bilinear2_fwd(y, x, N, H, W, C);
-      ky_cpu_upsample_bilinear2_bwd(dx, g, N, H, W, C);
+      ky_cpu_upsample_bilinear2_fwd(NULL, y, x, N, H, W, C);
+      ky_cpu_upsample_bilinear2_bwd(NULL, dx, g, N, H, W, C);
     } else {
-      ky_cpu_upsample_nearest_fwd(y, x, N, H, W, C, 2);
-      ky_cpu_upsample_nearest_bwd(dx, g, N, H, W, C, 2);
+      ky_cpu_upsample_nearest_fwd(NULL, y, x, N, H, W, C, 2);
+      ky_cpu_upsample_nearest_bwd(NULL, dx, g, N, H, W, C, 2);
     }
     double lhs = 0, rhs = 0;
     for (size_t i = 0; i < ny; i++) lhs += (double)y[i] * g[i];
     for (size_t i = 0; i < nx; i++) rhs += (double)x[i] * dx[i];
     assert_float_equal(lhs, rhs, 1e-4);
     float *dx1 = dup(dx, nx);
-    if (mode) ky_cpu_upsample_bilinear2_bwd(dx, g, N, H, W, C);
-    else ky_cpu_upsample_nearest_bwd(dx, g, N, H, W, C, 2);
+    if (mode) ky_cpu_upsample_bilinear2_bwd(NULL, dx, g, N, H, W, C);
+    else ky_cpu_upsample_nearest_bwd(NULL, dx, g, N, H, W, C, 2);
     for (size_t i = 0; i < nx; i++) assert_float_equal(dx[i], 2 * dx1[i], 1e-5);
     free(dx);
     free(dx1);
@@ -615,12 +615,12 @@ static void test_upsample_adjoint(void **st) {
 
 static void test_softmax(void **st) {
   float x[6] = {0, 0, logf(2), 1000, 1000, -1000}, y[6];
-  ky_cpu_softmax_fwd(y, x, 2, 3);
+  ky_cpu_softmax_fwd(NULL, y, x, 2, 3);
   const float want[6] = {0.25f, 0.25f, 0.5f, 0.5f, 0.5f, 0};
   expect_closef("softmax", y, want, 6, 1e-7, 1e-6);
   /* backward: dx = y (dy - <dy, y>); here <dy, y> = 0.25 + 0.5 + 1.5 = 2.25 */
   float dy[3] = {1, 2, 3}, dx[3] = {1, 1, 1};
-  ky_cpu_softmax_bwd(dx, dy, y, 1, 3);
+  ky_cpu_softmax_bwd(NULL, dx, dy, y, 1, 3);
   const float wd[3] = {1 + 0.25f * (1 - 2.25f), 1 + 0.25f * (2 - 2.25f), 1 + 0.5f * (3 - 2.25f)};
   expect_closef("softmax bwd", dx, wd, 3, 1e-6, 0);
 }
@@ -636,8 +636,8 @@ static void test_bce_logits(void **st) {
   double l3 = 2 - 2 * 0.25 + log1p(exp(-2.0));
   assert_float_equal(loss, (log(2.0) + 0 + 100 + l3) / 4, 1e-5);
   float dx[8] = {0};
-  ky_cpu_bce_logits_bwd(dx, x, t, 2.0f, 4, 2, 1);
-  ky_cpu_bce_logits_bwd(dx, x, t, 2.0f, 4, 2, 1); /* twice: doubled */
+  ky_cpu_bce_logits_bwd(NULL, dx, x, t, 2.0f, 4, 2, 1);
+  ky_cpu_bce_logits_bwd(NULL, dx, x, t, 2.0f, 4, 2, 1); /* twice: doubled */
   double s3 = 1 / (1 + exp(-2.0));
   assert_float_equal(dx[1], 2 * 2 * (0.5 - 1) / 4, 1e-7);
   assert_float_equal(dx[3], 0, 1e-7);
@@ -660,8 +660,8 @@ static void test_softmax_ce(void **st) {
   ky_cpu_softmax_ce_fwd(&loss, x, cls, w, 3, 3);
   assert_float_equal(loss, (2 * nll0 + 3 * nll1) / 5, 1e-6);
   float dx[9];
-  ky_cpu_fill(dx, 1, 9);
-  ky_cpu_softmax_ce_bwd(dx, x, cls, w, 1.0f, 3, 3);
+  ky_cpu_fill(NULL, dx, 1, 9);
+  ky_cpu_softmax_ce_bwd(NULL, dx, x, cls, w, 1.0f, 3, 3);
   /* pixel 0: w=2: 2/5 * (1/3 - [j==1]) */
   assert_float_equal(dx[0], 1 + 0.4 / 3, 1e-6);
   assert_float_equal(dx[1], 1 + 0.4 * (1.0 / 3 - 1), 1e-6);
@@ -672,7 +672,7 @@ static void test_softmax_ce(void **st) {
   uint8_t none[3] = {255, 255, 255};
   ky_cpu_softmax_ce_fwd(&loss, x, none, NULL, 3, 3);
   assert_float_equal(loss, 0, 0);
-  ky_cpu_softmax_ce_bwd(dx, x, none, NULL, 1.0f, 3, 3);
+  ky_cpu_softmax_ce_bwd(NULL, dx, x, none, NULL, 1.0f, 3, 3);
   assert_float_equal(dx[6], 1, 0);
 }
 
@@ -689,7 +689,7 @@ static void test_softmax_ce_fd(void **st) {
   enum { NP = 7, C = 4 };
   float *x = rnd(&r, NP * C, -3, 3), w[C] = {1, 0.5f, 2, 3}, dx[NP * C] = {0};
   uint8_t cls[NP] = {0, 3, 255, 2, 1, 1, 3};
-  ky_cpu_softmax_ce_bwd(dx, x, cls, w, 1.0f, NP, C);
+  ky_cpu_softmax_ce_bwd(NULL, dx, x, cls, w, 1.0f, NP, C);
   ce_ctx k = {x, cls, w, NP, C};
   fd_check("softmax ce dx", x, NP * C, dx, ce_obj, &k, 1e-2, 2e-3);
   free(x);
@@ -709,7 +709,7 @@ static void test_dice(void **st) {
   assert_float_equal(sums[4], 0.6, 1e-7);
   assert_float_equal(sums[5], 2.0, 0);
   float dp[8] = {0}, dd[2] = {1, -2};
-  ky_cpu_dice_bwd(dp, dd, sums, p, 2, 1, t, 2, 0, 2, 2, eps, 1);
+  ky_cpu_dice_bwd(NULL, dp, dd, sums, p, 2, 1, t, 2, 0, 2, 2, eps, 1);
   double d0 = (1.0 + eps) / (2.5 + eps), den0 = 2.5 + eps;
   assert_float_equal(dp[1], (2 * 1 - d0) / den0, 1e-6);
   assert_float_equal(dp[3], (0 - d0) / den0, 1e-6);
@@ -720,7 +720,7 @@ static void test_dice(void **st) {
   ky_cpu_dice_fwd(dice, sums, p, 2, 1, t, 2, 0, 2, 2, eps, 0);
   assert_float_equal(dice[0], (2 * 1.1 + eps) / (2.1 + 3 + eps), 1e-6);
   float dpb[8] = {0}, one = 1;
-  ky_cpu_dice_bwd(dpb, &one, sums, p, 2, 1, t, 2, 0, 2, 2, eps, 0);
+  ky_cpu_dice_bwd(NULL, dpb, &one, sums, p, 2, 1, t, 2, 0, 2, 2, eps, 0);
   double db = (2.2 + eps) / (5.1 + eps);
   assert_float_equal(dpb[7], (2 - db) / (5.1 + eps), 1e-6);
 }
@@ -733,13 +733,13 @@ static void test_dice_clamp(void **st) {
   ky_cpu_dice_fwd(dice, sums, p, 1, 0, t, 1, 0, 2, 2, 1e-3f, 1);
   assert_float_equal(dice[0], 1, 0);
   assert_float_equal(dice[1], 0, 0);
-  ky_cpu_dice_bwd(dp, dd, sums, p, 1, 0, t, 1, 0, 2, 2, 1e-3f, 1);
+  ky_cpu_dice_bwd(NULL, dp, dd, sums, p, 1, 0, t, 1, 0, 2, 2, 1e-3f, 1);
   for (int i = 0; i < 4; i++) assert_float_equal(dp[i], 5, 0);
   /* exactly 1 (p == t, binary) is not clamped: the gradient passes */
   float p2[2] = {1, 0}, t2[2] = {1, 0}, dp2[2] = {0}, d;
   ky_cpu_dice_fwd(&d, sums, p2, 1, 0, t2, 1, 0, 1, 2, 1e-3f, 1);
   assert_float_equal(d, 1, 0);
-  ky_cpu_dice_bwd(dp2, dd, sums, p2, 1, 0, t2, 1, 0, 1, 2, 1e-3f, 1);
+  ky_cpu_dice_bwd(NULL, dp2, dd, sums, p2, 1, 0, t2, 1, 0, 1, 2, 1e-3f, 1);
   assert_float_equal(dp2[0], (2 - 1.0) / (2 + 1e-3), 1e-6);
   assert_float_equal(dp2[1], -1.0 / (2 + 1e-3), 1e-6);
 }
@@ -747,7 +747,7 @@ static void test_dice_clamp(void **st) {
 static void test_onehot(void **st) {
   uint8_t cls[3] = {2, 0, 255};
   float y[9];
-  ky_cpu_onehot(y, cls, 3, 3);
+  ky_cpu_onehot(NULL, y, cls, 3, 3);
   const float want[9] = {0, 0, 1, 1, 0, 0, 0, 0, 0};
   expect_closef("onehot", y, want, 9, 0, 0);
 }
@@ -758,7 +758,7 @@ static void test_adam_hand(void **st) {
   /* first step from zero moments: m_hat = g, v_hat = g^2, so p -= lr * g / (|g| + eps) */
   float p[2] = {1, -1}, m[2] = {0}, v[2] = {0}, vmax[2] = {0}, g[2] = {0.5f, -2};
   ky_adam_args a = {.lr = 0.1f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .step = 1};
-  ky_cpu_adam(p, m, v, NULL, g, 2, &a);
+  ky_cpu_adam(NULL, p, m, v, NULL, g, 2, &a);
   assert_float_equal(p[0], 0.9f, 1e-6);
   assert_float_equal(p[1], -0.9f, 1e-6);
   assert_float_equal(m[0], 0.05f, 1e-7);
@@ -766,24 +766,24 @@ static void test_adam_hand(void **st) {
   /* second step with g = 0: m = .045, v = .000999*.25; m_hat = .045/.19, v_hat = v/(1-.999^2) */
   float g0[2] = {0, 0};
   a.step = 2;
-  ky_cpu_adam(p, m, v, NULL, g0, 2, &a);
+  ky_cpu_adam(NULL, p, m, v, NULL, g0, 2, &a);
   double mh = 0.045 / (1 - 0.81), vh = 0.999 * 0.00025 / (1 - 0.999 * 0.999);
   assert_float_equal(p[0], 0.9 - 0.1 * mh / (sqrt(vh) + 1e-8), 1e-6);
   /* amsgrad keeps the running maximum of v */
   float p2[1] = {0}, m2[1] = {0}, v2[1] = {0}, g2[1] = {1};
   a.amsgrad = 1;
   a.step = 1;
-  ky_cpu_adam(p2, m2, v2, vmax, g2, 1, &a);
+  ky_cpu_adam(NULL, p2, m2, v2, vmax, g2, 1, &a);
   assert_float_equal(vmax[0], v2[0], 0);
   float before = vmax[0];
   a.step = 2;
-  ky_cpu_adam(p2, m2, v2, vmax, g0, 1, &a);
+  ky_cpu_adam(NULL, p2, m2, v2, vmax, g0, 1, &a);
   assert_true(v2[0] < before);
   assert_float_equal(vmax[0], before, 0);
   /* decoupled weight decay: p *= 1 - lr*wd before the Adam step (no effect through m, v) */
   float p3[1] = {2}, m3[1] = {0}, v3[1] = {0};
   ky_adam_args aw = {.lr = 0.1f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.5f, .step = 1};
-  ky_cpu_adam(p3, m3, v3, NULL, g0, 1, &aw);
+  ky_cpu_adam(NULL, p3, m3, v3, NULL, g0, 1, &aw);
   assert_float_equal(p3[0], 2 * (1 - 0.05), 1e-6);
   assert_float_equal(m3[0], 0, 0);
 }
@@ -800,8 +800,8 @@ static void test_adam_block_equals_elements(void **st) {
     float *pb = dup(p0, N), *mb = dup(m0, N), *vb = dup(v0, N), *xb = dup(v0, N);
     float *pe = dup(p0, N), *me = dup(m0, N), *ve = dup(v0, N), *xe = dup(v0, N);
     for (int i = 0; i < N; i += 2) xb[i] = xe[i] = 1.0f; /* amsgrad: half the maxima win */
-    ky_cpu_adam(pb, mb, vb, xb, g, N, &a);
-    for (int i = 0; i < N; i++) ky_cpu_adam(pe + i, me + i, ve + i, xe + i, g + i, 1, &a);
+    ky_cpu_adam(NULL, pb, mb, vb, xb, g, N, &a);
+    for (int i = 0; i < N; i++) ky_cpu_adam(NULL, pe + i, me + i, ve + i, xe + i, g + i, 1, &a);
     assert_memory_equal(pb, pe, N * sizeof(float));
     assert_memory_equal(mb, me, N * sizeof(float));
     assert_memory_equal(vb, ve, N * sizeof(float));
@@ -814,23 +814,23 @@ static void test_adam_block_equals_elements(void **st) {
 static void test_sgd_hand(void **st) {
   float p[1] = {1}, buf[1] = {123}, g[1] = {2};
   ky_sgd_args a = {.lr = 0.1f, .momentum = 0.9f, .dampening = 0.5f, .step = 1};
-  ky_cpu_sgd(p, buf, g, 1, &a); /* first step: buf = g (no dampening), p -= lr*g */
+  ky_cpu_sgd(NULL, p, buf, g, 1, &a); /* first step: buf = g (no dampening), p -= lr*g */
   assert_float_equal(buf[0], 2, 0);
   assert_float_equal(p[0], 0.8f, 1e-7);
   a.step = 2;
-  ky_cpu_sgd(p, buf, g, 1, &a); /* buf = .9*2 + .5*2 = 2.8 */
+  ky_cpu_sgd(NULL, p, buf, g, 1, &a); /* buf = .9*2 + .5*2 = 2.8 */
   assert_float_equal(buf[0], 2.8f, 1e-6);
   assert_float_equal(p[0], 0.8f - 0.28f, 1e-6);
   /* nesterov + L2 weight decay: d = g + wd*p = 2 + 0.1; buf = d; d = d + .9 buf */
   float q[1] = {1}, b2[1] = {0};
   ky_sgd_args n = {.lr = 0.1f, .momentum = 0.9f, .weight_decay = 0.1f, .nesterov = 1, .step = 1};
-  ky_cpu_sgd(q, b2, g, 1, &n);
+  ky_cpu_sgd(NULL, q, b2, g, 1, &n);
   assert_float_equal(b2[0], 2.1f, 1e-6);
   assert_float_equal(q[0], 1 - 0.1 * (2.1 + 0.9 * 2.1), 1e-6);
   /* plain SGD: no momentum buffer needed */
   float r[1] = {1};
   ky_sgd_args pl = {.lr = 0.5f, .step = 3};
-  ky_cpu_sgd(r, NULL, g, 1, &pl);
+  ky_cpu_sgd(NULL, r, NULL, g, 1, &pl);
   assert_float_equal(r[0], 0, 0);
 }
 

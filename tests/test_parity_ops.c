@@ -98,17 +98,17 @@ static void conv_case(const char *nm, int n, int c, int h, int w, int k, int kh,
   float *dx_ref = load(T("dx"), n, h, w, c, -1), *dw_ref = load(T("dw"), k, kh, kw, c, -1);
   float *b = bias ? load(T("b"), k, -1) : NULL, *db_ref = bias ? load(T("db"), k, -1) : NULL;
   size_t ny = (size_t)n * s.oh * s.ow * k, nx = (size_t)n * h * w * c, nw = (size_t)k * kh * kw * c;
-  float *work = malloc(ky_cpu_conv2d_work_floats(&s) * sizeof *work);
+  float *work = malloc(ky_cpu_conv2d_work_floats(&s, 1) * sizeof *work);
   float *y = zeros(ny), *dx = zeros(nx), *dw = zeros(nw), *db = zeros(k);
-  ky_cpu_conv2d_fwd(y, x, wt, b, &s, 0, work);
-  ky_cpu_conv2d_dgrad(dx, dy, wt, &s, work);
-  ky_cpu_conv2d_wgrad(dw, bias ? db : NULL, dy, x, &s, work);
+  ky_cpu_conv2d_fwd(NULL, y, x, wt, b, &s, 0, work);
+  ky_cpu_conv2d_dgrad(NULL, dx, dy, wt, &s, work);
+  ky_cpu_conv2d_wgrad(NULL, dw, bias ? db : NULL, dy, x, &s, work);
   expect_near(T("y"), y, y_ref, ny, RTOL);
   expect_near(T("dx"), dx, dx_ref, nx, RTOL);
   expect_near(T("dw"), dw, dw_ref, nw, RTOL);
   if (bias) expect_near(T("db"), db, db_ref, k, RTOL);
   /* fused ReLU = relu of the plain output */
-  ky_cpu_conv2d_fwd(y, x, wt, b, &s, 1, work);
+  ky_cpu_conv2d_fwd(NULL, y, x, wt, b, &s, 1, work);
   for (size_t i = 0; i < ny; i++) y_ref[i] = y_ref[i] > 0 ? y_ref[i] : 0;
   expect_near(T("y relu"), y, y_ref, ny, RTOL);
 #undef T
@@ -136,8 +136,8 @@ static void test_batchnorm(void **st) {
   float rm1[C], rv1[C];
   memcpy(rm1, rm, sizeof rm1);
   memcpy(rv1, rv, sizeof rv1);
-  ky_cpu_bn_fwd_train(y, sm, si, rm1, rv1, x, g, b, NP, C, 1e-5f, 0.1f);
-  ky_cpu_bn_bwd_train(dx, dg, dbeta, dy, x, g, sm, si, NP, C);
+  ky_cpu_bn_fwd_train(NULL, y, sm, si, rm1, rv1, x, g, b, NP, C, 1e-5f, 0.1f);
+  ky_cpu_bn_bwd_train(NULL, dx, dg, dbeta, dy, x, g, sm, si, NP, C);
   const char *names[4] = {"y", "dx", "dgamma", "dbeta"};
   float *got[4] = {y, dx, dg, dbeta};
   size_t cnt[4] = {NP * C, NP * C, C, C};
@@ -146,8 +146,8 @@ static void test_batchnorm(void **st) {
       memset(dx, 0, sizeof dx);
       memset(dg, 0, sizeof dg);
       memset(dbeta, 0, sizeof dbeta);
-      ky_cpu_bn_fwd_eval(y, x, g, b, rm, rv, NP, C, 1e-5f);
-      ky_cpu_bn_bwd_eval(dx, dg, dbeta, dy, x, g, rm, rv, NP, C, 1e-5f);
+      ky_cpu_bn_fwd_eval(NULL, y, x, g, b, rm, rv, NP, C, 1e-5f);
+      ky_cpu_bn_bwd_eval(NULL, dx, dg, dbeta, dy, x, g, rm, rv, NP, C, 1e-5f);
     }
     for (int i = 0; i < 4; i++) {
       char nm[64];
@@ -178,11 +178,11 @@ static void test_upsample(void **st) {
     float *yref = load(a, N, H * f[m], W * f[m], C, -1), *dy = load(b, N, H * f[m], W * f[m], C, -1);
     float *dxref = load(d, N, H, W, C, -1), *y = zeros(ny), *dx = zeros(N * H * W * C);
     if (m < 2) {
-      ky_cpu_upsample_nearest_fwd(y, x, N, H, W, C, f[m]);
-      ky_cpu_upsample_nearest_bwd(dx, dy, N, H, W, C, f[m]);
+      ky_cpu_upsample_nearest_fwd(NULL, y, x, N, H, W, C, f[m]);
+      ky_cpu_upsample_nearest_bwd(NULL, dx, dy, N, H, W, C, f[m]);
     } else {
-      ky_cpu_upsample_bilinear2_fwd(y, x, N, H, W, C);
-      ky_cpu_upsample_bilinear2_bwd(dx, dy, N, H, W, C);
+      ky_cpu_upsample_bilinear2_fwd(NULL, y, x, N, H, W, C);
+      ky_cpu_upsample_bilinear2_bwd(NULL, dx, dy, N, H, W, C);
     }
     expect_near(a, y, yref, ny, RTOL);
     expect_near(d, dx, dxref, N * H * W * C, RTOL);
@@ -199,8 +199,8 @@ static void test_maxpool(void **st) {
   float *yref = load("pool.y", 2, s.oh, s.ow, 3, -1), *dxref = load("pool.dx", 2, 7, 6, 3, -1);
   float *y = zeros(ny), *dx = zeros(nx);
   int32_t *am = calloc(ny, sizeof *am);
-  ky_cpu_maxpool_fwd(y, am, x, &s);
-  ky_cpu_maxpool_bwd(dx, dy, am, &s);
+  ky_cpu_maxpool_fwd(NULL, y, am, x, &s);
+  ky_cpu_maxpool_bwd(NULL, dx, dy, am, &s);
   expect_near("pool.y", y, yref, ny, 0); /* max is exact */
   expect_near("pool.dx", dx, dxref, nx, RTOL);
   free(x); free(dy); free(yref); free(dxref); free(y); free(dx); free(am);
@@ -212,10 +212,10 @@ static void test_softmax_sigmoid(void **st) {
   float *yref = load("softmax.y", 2, 3, 4, C, -1), *dxref = load("softmax.dx", 2, 3, 4, C, -1);
   float *sref = load("sigmoid.y", 2, 3, 4, C, -1), *dsref = load("sigmoid.dx", 2, 3, 4, C, -1);
   float y[NP * C], dx[NP * C] = {0}, s[NP * C], ds[NP * C] = {0};
-  ky_cpu_softmax_fwd(y, x, NP, C);
-  ky_cpu_softmax_bwd(dx, dy, y, NP, C);
-  ky_cpu_sigmoid_fwd(s, x, NP * C);
-  ky_cpu_sigmoid_bwd(ds, dy, s, NP * C);
+  ky_cpu_softmax_fwd(NULL, y, x, NP, C);
+  ky_cpu_softmax_bwd(NULL, dx, dy, y, NP, C);
+  ky_cpu_sigmoid_fwd(NULL, s, x, NP * C);
+  ky_cpu_sigmoid_bwd(NULL, ds, dy, s, NP * C);
   expect_near("softmax.y", y, yref, NP * C, RTOL);
   expect_near("softmax.dx", dx, dxref, NP * C, RTOL);
   expect_near("sigmoid.y", s, sref, NP * C, RTOL);
@@ -231,7 +231,7 @@ static void test_bce(void **st) {
   float *lref = load("bce.loss", 1, -1), *dxref = load("bce.dx", 2, 4, 4, 2, -1);
   float loss, dx[NP * 2] = {0};
   ky_cpu_bce_logits_fwd(&loss, x, t, NP, 2, 1);
-  ky_cpu_bce_logits_bwd(dx, x, t, 1.0f, NP, 2, 1);
+  ky_cpu_bce_logits_bwd(NULL, dx, x, t, 1.0f, NP, 2, 1);
   expect_near("bce.loss", &loss, lref, 1, RTOL);
   expect_near("bce.dx", dx, dxref, NP * 2, RTOL);
   free(x); free(t); free(lref); free(dxref);
@@ -254,7 +254,7 @@ static void test_softmax_ce(void **st) {
     snprintf(b, sizeof b, "ce.%s.dx", nm);
     float *lref = load(a, 1, -1), *dxref = load(b, 2, 4, 4, C, -1), loss, dx[NP * C] = {0};
     ky_cpu_softmax_ce_fwd(&loss, x, cls, weighted ? w : NULL, NP, C);
-    ky_cpu_softmax_ce_bwd(dx, x, cls, weighted ? w : NULL, 1.0f, NP, C);
+    ky_cpu_softmax_ce_bwd(NULL, dx, x, cls, weighted ? w : NULL, 1.0f, NP, C);
     expect_near(a, &loss, lref, 1, RTOL);
     expect_near(b, dx, dxref, NP * C, RTOL);
     free(lref); free(dxref);
@@ -269,7 +269,7 @@ static void test_dice(void **st) {
   float *clsf = load("ce.cls", N, 4, 4, -1), oh[N * HW * C];
   uint8_t cls[N * HW];
   for (int i = 0; i < N * HW; i++) cls[i] = (uint8_t)clsf[i];
-  ky_cpu_onehot(oh, cls, N * HW, C);
+  ky_cpu_onehot(NULL, oh, cls, N * HW, C);
   expect_near("dice.t (onehot)", oh, t, N * HW * C, 0);
   for (int per_image = 0; per_image < 2; per_image++) {
     int g = per_image ? N : 1;
@@ -282,7 +282,7 @@ static void test_dice(void **st) {
     float dice[N], dp[N * HW * C] = {0};
     double sums[N * 3];
     ky_cpu_dice_fwd(dice, sums, p, C, 2, t, C, 2, N, HW, 1e-3f, per_image);
-    ky_cpu_dice_bwd(dp, dd, sums, p, C, 2, t, C, 2, N, HW, 1e-3f, per_image);
+    ky_cpu_dice_bwd(NULL, dp, dd, sums, p, C, 2, t, C, 2, N, HW, 1e-3f, per_image);
     expect_near(a, dice, dref, g, RTOL);
     expect_near(d, dp, dpref, N * HW * C, RTOL);
     free(dref); free(dd); free(dpref);
@@ -364,7 +364,7 @@ static void test_adam(void **st) {
                       .weight_decay = c == 2 ? 0.1f : 0.0f, .amsgrad = c == 1};
     for (int s = 0; s < 3; s++) {
       a.step = s + 1;
-      ky_cpu_adam(p, m, v, c == 1 ? vmax : NULL, g[s], NO, &a);
+      ky_cpu_adam(NULL, p, m, v, c == 1 ? vmax : NULL, g[s], NO, &a);
       char nm[64];
       snprintf(nm, sizeof nm, "opt.%s.p%d", names[c], s + 1);
       float *ref = load(nm, NO, -1);
@@ -406,7 +406,7 @@ static void test_sgd(void **st) {
     ky_sgd_args a = args[c];
     for (int s = 0; s < 3; s++) {
       a.step = s + 1;
-      ky_cpu_sgd(p, buf, g[s], NO, &a);
+      ky_cpu_sgd(NULL, p, buf, g[s], NO, &a);
       char nm[64];
       snprintf(nm, sizeof nm, "opt.%s.p%d", names[c], s + 1);
       float *ref = load(nm, NO, -1);

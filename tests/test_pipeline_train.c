@@ -1,7 +1,8 @@
 /* Tests for pipeline/: the config table (unknown keys, bad values, files, flags win), training on
  * the bundled sample (runs, writes its files, resumes bitwise: 20 steps == 10 + kill + 10), the
  * TTA transforms (every variant's inverse restores the image), folder inference outputs
- * (label PNG values, submission CSV format, overlays), and clear errors for bad checkpoints. */
+ * (label PNG values, submission CSV format, overlays), clear errors for bad checkpoints, and the
+ * same checkpoints whatever the number of kernel threads. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -87,7 +88,7 @@ static void tiny_config(ky_train_config *c, const char *out) {
   c->iters = 20;
   c->epoch_size = 8;
   c->lr = 1e-3f;
-  c->threads = 2;
+  c->loader_threads = 2;
   c->copy_paste = 0.5f;
   c->quiet = 1;
 }
@@ -212,6 +213,102 @@ static void test_resume_is_bitwise(void **st) {
   free(dir);
 }
 
+/* The demo model (pipeline/demo.c's CPU network) for a few steps, two epochs with validation, at 1,
+ * 2 and 3 kernel threads (KY_THREADS, so the saved config text is the same): the last and best
+ * checkpoints and the epoch log must be the same bytes. */
+static void test_threads_same_checkpoint(void **st) {
+  char *dir = ky_test_tmpdir("threads");
+  char out[300], path[400];
+  snprintf(out, sizeof out, "%s/run", dir);
+  static const char *const files[] = {"last.safetensors", "best.safetensors", "epochs.csv"};
+  char *ref[3] = {0};
+  size_t nref[3] = {0};
+  static const char *const counts[] = {"1", "2", "3"};
+  for (int k = 0; k < 3; k++) {
+    ky_train_config c;
+    tiny_config(&c, out);
+    snprintf(c.model, sizeof c.model, "unet_resnet18"); /* the CPU demo network */
+    c.width = 0.25f;
+    c.crop = 96;
+    c.iters = 4;
+    c.epoch_size = 2;
+    c.val_images = 2;
+    c.threads = 0;
+    setenv("KY_THREADS", counts[k], 1);
+    ky_train_result r;
+    ky_status s = ky_train_run(&c, 0, NULL, &r);
+    unsetenv("KY_THREADS");
+    if (s != KY_OK) fail_msg("run at %s threads: %s", counts[k], ky_last_error());
+    assert_int_equal(r.steps, 4);
+    for (int f = 0; f < 3; f++) {
+      char *d;
+      size_t n;
+      snprintf(path, sizeof path, "%s/%s", out, files[f]);
+      assert_int_equal(ky_file_read_all(path, &d, &n), KY_OK);
+      if (!k) {
+        ref[f] = d;
+        nref[f] = n;
+        continue;
+      }
+      if (n != nref[f] || memcmp(d, ref[f], n))
+        fail_msg("%s at %s threads differs from 1 thread (%zu vs %zu bytes)", files[f], counts[k], n, nref[f]);
+      free(d);
+    }
+  }
+  for (int f = 0; f < 3; f++) free(ref[f]);
+
+  /* Folder inference with that checkpoint at 1 and 3 threads (three images, batches of 2 and 6):
+   * the same maps, labels and submission. */
+  char **ids, **paths;
+  int nids;
+  assert_int_equal(ky_infer_list(&ids, &paths, &nids, SAMPLE), KY_OK);
+  assert_true(nids >= 3);
+  const char *only[3] = {ids[0], ids[1], ids[2]};
+  char *sub[2] = {0};
+  size_t nsub[2] = {0};
+  for (int k = 0; k < 2; k++) {
+    ky_ctx ctx;
+    assert_int_equal(ky_ctx_init(&ctx, KY_DEV_CPU, 0), KY_OK);
+    assert_int_equal(ky_ctx_set_threads(&ctx, k ? 3 : 1), KY_OK);
+    ky_predictor p;
+    memset(&p, 0, sizeof p);
+    p.tta = 1;
+    snprintf(path, sizeof path, "%s/last.safetensors", out);
+    if (ky_predictor_add(&p, path, 1, KY_DEV_CPU, NULL, NULL, NULL) != KY_OK) fail_msg("predictor: %s", ky_last_error());
+    char pred[320];
+    snprintf(pred, sizeof pred, "%s/pred%d", dir, k);
+    ky_infer_opts io = {SAMPLE, pred, NULL, 0.3, NULL, 0, only, 3};
+    ky_infer_result ir;
+    if (ky_infer_folder(&ctx, &p, &io, &ir) != KY_OK) fail_msg("infer at %d threads: %s", k ? 3 : 1, ky_last_error());
+    assert_int_equal(ir.n_images, 3);
+    snprintf(path, sizeof path, "%s/submission.csv", pred);
+    assert_int_equal(ky_file_read_all(path, &sub[k], &nsub[k]), KY_OK);
+    ky_predictor_free(&p);
+    ky_ctx_free(&ctx);
+  }
+  if (nsub[0] != nsub[1] || memcmp(sub[0], sub[1], nsub[0])) fail_msg("submission.csv differs at 3 threads");
+  free(sub[0]);
+  free(sub[1]);
+  for (int i = 0; i < 3; i++) {
+    const char *kinds[2] = {"prob/%s_body.png", "labels/%s.png"};
+    for (int q = 0; q < 2; q++) {
+      char rel[300], *d[2];
+      size_t nd[2];
+      snprintf(rel, sizeof rel, kinds[q], only[i]);
+      for (int k = 0; k < 2; k++) {
+        snprintf(path, sizeof path, "%s/pred%d/%s", dir, k, rel);
+        assert_int_equal(ky_file_read_all(path, &d[k], &nd[k]), KY_OK);
+      }
+      if (nd[0] != nd[1] || memcmp(d[0], d[1], nd[0])) fail_msg("%s differs at 3 threads", rel);
+      free(d[0]);
+      free(d[1]);
+    }
+  }
+  ky_infer_list_free(ids, paths, nids);
+  ky_test_rmdir(dir);
+  free(dir);
+}
+
 static void test_bad_checkpoint(void **st) {
   ky_train_config c;
   char *dir = ky_test_tmpdir("badckpt");
@@ -269,6 +366,7 @@ int main(void) {
       cmocka_unit_test(test_dihedral_inverse),
       cmocka_unit_test(test_bad_checkpoint),
       cmocka_unit_test(test_resume_is_bitwise),
+      cmocka_unit_test(test_threads_same_checkpoint),
   };
   return cmocka_run_group_tests_name("pipeline_train", tests, NULL, NULL);
 }
