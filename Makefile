@@ -4,6 +4,8 @@
 #   make demo         train / predict / score on the bundled sample
 #   make deps         install the Debian packages the project needs (or print the apt-get line)
 #   CUDA=0            build without the CUDA backend;  CUDA_ARCH="75 80 90" picks GPU targets
+#   MPI=0 / NCCL=0    build without data-parallel ranks (MPI: found through mpicc) or without NCCL
+#                     (found in $(CUDA_HOME) or the nvidia-nccl-cu13 wheel; needs CUDA and MPI)
 #   V=1               echo every command
 
 CC      ?= gcc
@@ -13,6 +15,11 @@ CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
 DEBUG   ?= 0
 CUDA    ?= $(if $(NVCC),1,0)
 CUDA_ARCH ?= 75 80 86 89 90
+MPICC   ?= $(shell command -v mpicc 2>/dev/null)
+MPI     ?= $(if $(MPICC),1,0)
+# NCCL: beside the CUDA toolkit, or from the PyPI wheel (pip install nvidia-nccl-cu13).
+NCCL_HOME ?= $(firstword $(foreach d,$(CUDA_HOME) $(shell python3 -c 'import nvidia.nccl, os; print(os.path.dirname(nvidia.nccl.__file__))' 2>/dev/null),$(if $(wildcard $(d)/include/nccl.h),$(d),)))
+NCCL    ?= $(if $(and $(filter 1,$(CUDA)),$(filter 1,$(MPI)),$(NCCL_HOME)),1,0)
 
 ifeq ($(DEBUG),1)
   B       ?= build-debug
@@ -28,7 +35,7 @@ endif
 CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-format-truncation -Wno-missing-field-initializers -I. $(OPT) $(EXTRA_CFLAGS)
 LDLIBS  := -lm -lpthread
 
-MODULES ?= core ops losses optim models data aug post pipeline
+MODULES ?= core dist ops losses optim models data aug post pipeline
 LIB_SRC := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 CU_SRC  ?= $(wildcard cuda/*.cu)
@@ -58,6 +65,24 @@ else
   BENCH_SRC:= $(filter-out bench/bench_cuda_%.c,$(BENCH_ALL))
   KY_BACKENDS := cpu
 endif
+
+# Data-parallel ranks: MPI's compile flags only where mpi.h is included (dist/), its libraries
+# everywhere (the library's dist objects need them).
+ifeq ($(MPI),1)
+  CFLAGS   += -DKY_HAVE_MPI=1
+  MPI_CFLAGS := $(shell $(MPICC) --showme:compile 2>/dev/null || $(MPICC) -compile_info 2>/dev/null | cut -d' ' -f2-)
+  LDLIBS   += $(shell $(MPICC) --showme:link 2>/dev/null || $(MPICC) -link_info 2>/dev/null | cut -d' ' -f2-)
+  KY_BACKENDS += mpi
+else
+  MPI_CFLAGS :=
+endif
+ifeq ($(NCCL),1)
+  CFLAGS   += -DKY_HAVE_NCCL=1
+  NVFLAGS  += -DKY_HAVE_NCCL=1 -I$(NCCL_HOME)/include
+  LDLIBS   += -L$(NCCL_HOME)/lib -l:libnccl.so.2 -Wl,-rpath,$(NCCL_HOME)/lib
+  KY_BACKENDS += nccl
+endif
+$(B)/dist/%.o: CFLAGS += $(MPI_CFLAGS)
 
 TEST_BIN := $(TESTS:tests/%.c=$(B)/tests/%)
 BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(B)/bench/%)

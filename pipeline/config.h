@@ -45,6 +45,8 @@ typedef struct {
   int threads;                  /* loader threads */
   int val_images;               /* cap on validation images per epoch (0 = all) */
   int quiet;                    /* no progress line */
+  int sync_bn;                  /* data-parallel ranks: batch statistics over the global batch */
+  float bucket_mb;              /* data-parallel ranks: gradient all-reduce bucket size (MB) */
 } ky_train_config;
 
 void ky_train_config_default(ky_train_config *c);
