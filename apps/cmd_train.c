@@ -69,6 +69,7 @@ int ky_cmd_train(int argc, char **argv) {
   ky_train_config_default(&cfg);
   s = ky_train_config_args(&cfg, argc, argv, extra);
   ky_train_result res;
+  memset(&res, 0, sizeof res);
   if (s == KY_OK) {
     progress_ctx pc = {isatty(2), cfg.quiet, 10};
     ky_train_hooks hooks = {on_step, on_epoch, on_info, &pc, 0};
@@ -78,6 +79,12 @@ int ky_cmd_train(int argc, char **argv) {
     /* One rank's failure ends every rank (no hang in a collective), after its message. */
     if (dist.size > 1) s = ky_error_context(s, "rank %d of %d: ", dist.rank, dist.size);
     ky_cli_fail("train", s);
+    /* A NaN seen by every rank at the same step: each says so and leaves; any other failure may
+     * be this rank's alone, so it ends the job. */
+    if (res.stopped_together && ky_dist_barrier(&dist) == KY_OK) {
+      ky_dist_finalize(&dist);
+      return 1;
+    }
     ky_dist_abort(&dist, 1);
     ky_dist_finalize(&dist);
     return 1;

@@ -132,6 +132,15 @@ ky_status ky_dist_sum_f64(ky_dist *d, double *buf, size_t n) {
   return KY_OK;
 }
 
+ky_status ky_dist_barrier(ky_dist *d) {
+  KY_CHECK_NULL(d, "dist");
+#ifdef KY_HAVE_MPI
+  if (d->mpi && d->size > 1 && MPI_Barrier(MPI_COMM_WORLD) != MPI_SUCCESS)
+    return ky_error(KY_ERR_STATE, "dist: MPI_Barrier failed");
+#endif
+  return KY_OK;
+}
+
 ky_status ky_dist_bcast(ky_dist *d, void *buf, size_t bytes, int root) {
   KY_CHECK_NULL(d, "dist");
   KY_CHECK(root >= 0 && root < d->size, KY_ERR_ARG, "dist: broadcast root %d, expected 0..%d", root, d->size - 1);

@@ -51,6 +51,8 @@ void ky_dist_abort(ky_dist *d, int code);
 struct ky_cuda;
 ky_status ky_dist_nccl_init(ky_dist *d, struct ky_cuda *cu);
 
+/* Waits for every rank. */
+ky_status ky_dist_barrier(ky_dist *d);
 /* Blocking in-place sums over the ranks of host buffers; n may be 0. */
 ky_status ky_dist_sum_f32(ky_dist *d, float *buf, size_t n);
 ky_status ky_dist_sum_f64(ky_dist *d, double *buf, size_t n);

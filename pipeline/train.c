@@ -529,7 +529,8 @@ ky_status ky_train_run_dist(const ky_train_config *cfg, int resume, ky_dist *dis
       lv = (float)g[0];
       for (int k = 0; k < 3; k++) pv[k] = (float)g[k + 1];
     }
-    if (!isfinite(lv)) { s = ky_error(KY_ERR_NUMERIC, "step %lld: the loss is %g; stopping (last good checkpoint: %s)", (long long)step + 1, lv, last); goto done; }
+    /* The loss and gradients checked here are all-reduced: every rank stops at this step. */
+    if (!isfinite(lv)) { s = ky_error(KY_ERR_NUMERIC, "step %lld: the loss is %g; stopping (last good checkpoint: %s)", (long long)step + 1, lv, last); res->stopped_together = 1; goto done; }
     if (reducer) {
       ky_tensor *seed;
       int one = 1;
@@ -543,7 +544,7 @@ ky_status ky_train_run_dist(const ky_train_config *cfg, int resume, ky_dist *dis
     float gn;
     s = cfg->clip > 0 ? ky_clip_grad_norm(ps, cfg->clip, &gn) : ky_grad_norm(ps, &gn);
     if (s == KY_OK && !isfinite(gn)) s = ky_error(KY_ERR_NUMERIC, "gradient norm %g", gn);
-    if (s != KY_OK) { s = ky_error_context(s, "step %lld: a gradient is NaN/Inf (last good checkpoint: %s): ", (long long)step + 1, last); goto done; }
+    if (s != KY_OK) { res->stopped_together = s == KY_ERR_NUMERIC; s = ky_error_context(s, "step %lld: a gradient is NaN/Inf (last good checkpoint: %s): ", (long long)step + 1, last); goto done; }
     float lr = ky_schedule_lr(&sched, cfg->lr, epoch, step);
     size_t first, end;
     ky_model_trainable_range(t.model, &first, &end);

@@ -41,6 +41,7 @@ typedef struct {
   char device[16];
   double compute_s;        /* mean seconds per step of this call: forward, backward, all-reduce, optimiser */
   double comm_wait_s;      /* of which blocked waiting for gradient all-reduces (data-parallel runs) */
+  int stopped_together;    /* the error (a NaN loss or gradient) was seen by every rank at the same step */
 } ky_train_result;
 
 /* Runs (or, with resume, continues from <out>/last.safetensors) the training described by cfg.

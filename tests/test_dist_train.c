@@ -1,0 +1,276 @@
+/* Data-parallel training through mpirun and the built `karyon` ($KY_BUILD/karyon): 2 ranks with
+ * --sync_bn 1 take the steps of 1 rank on the same global batch (and 3 ranks on an uneven split),
+ * the same N twice is bitwise identical, a killed rank ends the others within seconds and
+ * --resume continues from the last checkpoint with N=1 and N=2, mismatched options between ranks
+ * and a batch smaller than N are start-up errors, and a NaN stops every rank at the same step.
+ * Skips with one line when the build has no MPI or mpirun is missing. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <dirent.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/fileio.h"
+#include "core/safetensors.h"
+#include "tests/util_test.h"
+
+static char karyon[512], *dir, out_txt[600], mpirun[600];
+
+/* Ranks launched as root (CI) and more ranks than cores: both need saying to Open MPI. */
+#define MPIRUN_ENV "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
+/* 20 steps of a slim U-Net on the bundled sample, every image in training (no validation). */
+#define COMMON "train --data tests/fixtures/dsb_sample --folds tests/fixtures/dsb_sample/folds.csv --model unet_resnet18 " \
+               "--width 0.125 --crop 64 --batch 4 --fold -1 --device cpu --optim sgd --lr 1e-3 --threads 1 --quiet 1 " \
+               "--sync_bn 1 --bucket_mb 0.05"
+
+static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int run(const char *fmt, ...) {
+  char args[4096], cmd[5200];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(args, sizeof args, fmt, ap);
+  va_end(ap);
+  snprintf(cmd, sizeof cmd, "%s > %s 2>&1", args, out_txt);
+  int rc = system(cmd);
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+static char *output(void) {
+  char *b;
+  size_t n;
+  if (ky_file_read_all(out_txt, &b, &n) != KY_OK) return strdup("");
+  return b;
+}
+
+static void expect_output(const char *needle) {
+  char *o = output();
+  if (!strstr(o, needle)) fail_msg("output lacks '%s':\n%s", needle, o);
+  free(o);
+}
+
+/* Largest |a - b| / (atol + rtol |b|) over the f32 tensors of two checkpoints; *bitwise: every
+ * tensor's bytes equal. */
+static double ckpt_err(const char *a, const char *b, double atol, double rtol, int *bitwise) {
+  /* Model weights, buffers and optimiser moments alike (all f32 entries). */
+  ky_st_file fa, fb;
+  if (ky_st_read(&fa, a) != KY_OK) fail_msg("%s: %s", a, ky_last_error());
+  if (ky_st_read(&fb, b) != KY_OK) fail_msg("%s: %s", b, ky_last_error());
+  assert_int_equal(fa.n, fb.n);
+  double worst = 0;
+  *bitwise = 1;
+  int n_cmp = 0;
+  for (int i = 0; i < fa.n; i++) {
+    const ky_st_entry *ea = &fa.e[i], *eb = ky_st_find(&fb, ea->name);
+    assert_non_null(eb);
+    assert_int_equal(ea->end - ea->begin, eb->end - eb->begin);
+    if (memcmp(ky_st_data(&fa, ea), ky_st_data(&fb, eb), ea->end - ea->begin)) *bitwise = 0;
+    if (ea->dtype != KY_F32) continue;
+    double e = ky_test_max_err(ky_st_data(&fa, ea), ky_st_data(&fb, eb), ky_st_numel(ea), atol, rtol, NULL);
+    if (e > worst) worst = e;
+    n_cmp++;
+  }
+  assert_true(n_cmp > 10);
+  ky_st_free(&fa);
+  ky_st_free(&fb);
+  return worst;
+}
+
+static void must_run(const char *what, int rc) {
+  if (rc != 0) { char *o = output(); fail_msg("%s (exit %d):\n%s", what, rc, o); }
+}
+
+/* Tolerance, N ranks against 1 after 20 SGD steps (lr 1e-3, gradient norm clipped to 1): the
+ * runs differ only in the order of float additions (each rank sums its part of the batch's
+ * conv-weight gradients, then the parts are added; batch-norm statistics are double sums, equal
+ * to ~1e-16). Each step moves the weights by at most lr x 1 = 1e-3 (L2 norm of the whole update),
+ * 2e-2 over 20 steps; allowing the two runs' gradients to disagree by 5e-4 relative (float
+ * reordering over ~10^4-term sums is ~1e-5 to 1e-4 in the worst case) bounds any weight's
+ * difference by 2e-2 x 5e-4 = 1e-5. Measured: 1.2e-6 (2 ranks) and 6e-7 (3 ranks). Adam is not
+ * used here: it divides by sqrt(v), so a 1e-6 difference in a near-zero gradient becomes a +-lr
+ * update, and at lr 1e-3 two such runs drift apart after ~10 steps like any perturbed run
+ * (docs/design.md, "Data parallel"). */
+#define TOL 1e-5
+
+static void test_two_ranks_match_one(void **st) {
+  must_run("1 rank", run("%s %s --iters 20 --out %s/n1", karyon, COMMON, dir));
+  must_run("2 ranks", run("%s -np 2 %s %s --iters 20 --out %s/n2", mpirun, karyon, COMMON, dir));
+  expect_output("2 ranks");
+  expect_output("done: 20 steps");
+  must_run("2 ranks again", run("%s -np 2 %s %s --iters 20 --out %s/n2b", mpirun, karyon, COMMON, dir));
+  must_run("3 ranks (4 = 2 + 1 + 1)", run("%s -np 3 %s %s --iters 20 --out %s/n3", mpirun, karyon, COMMON, dir));
+  expect_output("batch 4 split 1..2 per rank");
+  char a[700], b[700];
+  int bitwise;
+  snprintf(a, sizeof a, "%s/n2/last.safetensors", dir);
+  snprintf(b, sizeof b, "%s/n2b/last.safetensors", dir);
+  ckpt_err(a, b, 0, 0, &bitwise);
+  assert_true(bitwise);   /* same N twice: the same bytes */
+  snprintf(b, sizeof b, "%s/n1/last.safetensors", dir);
+  double e2 = ckpt_err(a, b, 1, 0, &bitwise);
+  snprintf(a, sizeof a, "%s/n3/last.safetensors", dir);
+  double e3 = ckpt_err(a, b, 1, 0, &bitwise);
+  printf("dist_train: largest weight difference after 20 steps, 2 ranks vs 1: %.3g; 3 ranks vs 1: %.3g (tolerance %g)\n",
+         e2, e3, TOL);
+  e2 /= TOL;
+  e3 /= TOL;
+  assert_true(e2 <= 1.0);
+  assert_true(e3 <= 1.0);
+}
+
+/* The pid of rank `rank` of the job writing into `out` (from /proc), or -1. */
+static pid_t find_rank(const char *out, int rank) {
+  DIR *d = opendir("/proc");
+  if (!d) return -1;
+  struct dirent *de;
+  pid_t found = -1;
+  char want[64];
+  snprintf(want, sizeof want, "OMPI_COMM_WORLD_RANK=%d", rank);
+  while ((de = readdir(d)) && found < 0) {
+    pid_t pid = (pid_t)atoi(de->d_name);
+    if (pid <= 0) continue;
+    char p[300], *buf;
+    size_t n;
+    snprintf(p, sizeof p, "/proc/%d/cmdline", (int)pid);
+    if (ky_file_read_all(p, &buf, &n) != KY_OK) { ky_error_clear(); continue; }
+    int mine = 0;
+    for (size_t i = 0; i < n; i += strlen(buf + i) + 1) mine |= !strcmp(buf + i, out);
+    free(buf);
+    if (!mine) continue;
+    snprintf(p, sizeof p, "/proc/%d/environ", (int)pid);
+    if (ky_file_read_all(p, &buf, &n) != KY_OK) { ky_error_clear(); continue; }
+    for (size_t i = 0; i < n; i += strlen(buf + i) + 1)
+      if (!strcmp(buf + i, want)) found = pid;
+    free(buf);
+  }
+  closedir(d);
+  return found;
+}
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+static void test_killed_rank_then_resume(void **st) {
+  char out[700], ckpt[760], cmd[4096], log[760];
+  snprintf(out, sizeof out, "%s/kill", dir);
+  snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", out);
+  snprintf(log, sizeof log, "%s/kill.txt", dir);
+  snprintf(cmd, sizeof cmd, "%s -np 2 %s %s --iters 100000 --ckpt_every 3 --out %s > %s 2>&1", mpirun, karyon, COMMON,
+           out, log);
+  pid_t job = fork();
+  assert_true(job >= 0);
+  if (job == 0) {
+    execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+    _exit(127);
+  }
+  /* Wait for the second checkpoint (so the first is not the only one), then kill rank 1. */
+  double t0 = now_s();
+  int after = 0;
+  while (now_s() - t0 < 120) {
+    if (access(ckpt, R_OK) == 0 && after++ > 10) break;   /* ~1 s after the first checkpoint */
+    usleep(100000);
+  }
+  pid_t victim = find_rank(out, 1);
+  if (victim <= 0) { kill(job, SIGKILL); waitpid(job, NULL, 0); fail_msg("no checkpoint or no rank 1 found in 120 s"); }
+  assert_int_equal(kill(victim, SIGKILL), 0);
+  double tk = now_s();
+  int status = 0, done = 0;
+  while (now_s() - tk < 30 && !done) {
+    if (waitpid(job, &status, WNOHANG) == job) done = 1;
+    else usleep(50000);
+  }
+  double took = now_s() - tk;
+  if (!done) { kill(job, SIGKILL); waitpid(job, NULL, 0); fail_msg("the job still ran 30 s after rank 1 was killed"); }
+  printf("dist_train: after killing rank 1 the job ended in %.2f s with status %d\n", took, status);
+  assert_true(took < 15);
+  assert_false(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  /* Resume from the same checkpoint, 6 steps on, with 1 rank and (in a copy) with 2 ranks. */
+  ky_st_file f;
+  if (ky_st_read(&f, ckpt) != KY_OK) fail_msg("%s: %s", ckpt, ky_last_error());
+  long step = atol(ky_st_meta(&f, "optim.step") ? ky_st_meta(&f, "optim.step") : "0");
+  ky_st_free(&f);
+  printf("dist_train: resuming from the checkpoint at step %ld\n", step);
+  assert_true(step >= 3);   /* every 3 steps and at epoch ends */
+  must_run("copy", run("cp -r %s %s/kill2", out, dir));
+  char want[64], done_line[64];
+  snprintf(want, sizeof want, "at step %ld", step);
+  snprintf(done_line, sizeof done_line, "done: %ld steps", step + 6);
+  must_run("resume with 1 rank", run("%s %s --iters %ld --out %s --resume", karyon, COMMON, step + 6, out));
+  expect_output(want);
+  expect_output(done_line);
+  must_run("resume with 2 ranks", run("%s -np 2 %s %s --iters %ld --out %s/kill2 --resume", mpirun, karyon, COMMON,
+                                      step + 6, dir));
+  expect_output(want);
+  expect_output(done_line);
+  /* Both continuations took the same steps from the same state (tolerance as above). */
+  char b2[760];
+  snprintf(b2, sizeof b2, "%s/kill2/last.safetensors", dir);
+  int bitwise;
+  assert_true(ckpt_err(b2, ckpt, TOL, 0, &bitwise) <= 1.0);
+}
+
+static void test_startup_and_nan_errors(void **st) {
+  /* Different options on the two ranks (MPMD launch): a start-up error naming rank 1. */
+  int rc = run("%s -np 1 %s %s --iters 2 --out %s/bad : -np 1 %s %s --iters 2 --lr 2e-3 --out %s/bad", mpirun, karyon,
+               COMMON, dir, karyon, COMMON, dir);
+  assert_int_not_equal(rc, 0);
+  expect_output("rank 1's training options (config and flags) differs from rank 0's");
+  rc = run("%s -np 2 %s %s --iters 2 --batch 1 --out %s/bad", mpirun, karyon, COMMON, dir);
+  assert_int_not_equal(rc, 0);
+  expect_output("batch 1 cannot split over 2 ranks");
+  /* A diverging run: every rank stops at the same step with the same message. */
+  rc = run("%s -np 2 %s %s --iters 20 --lr 1e30 --clip 0 --optim sgd --momentum 0 --out %s/nan", mpirun, karyon, COMMON, dir);
+  assert_int_not_equal(rc, 0);
+  char *o = output();
+  const char *a = strstr(o, "rank 0 of 2: step "), *b = strstr(o, "rank 1 of 2: step ");
+  if (!a || !b) fail_msg("no NaN stop on both ranks:\n%s", o);
+  assert_int_equal(atol(a + 18), atol(b + 18));
+  free(o);
+}
+
+static int setup(void **st) {
+  const char *b = getenv("KY_BUILD");
+  snprintf(karyon, sizeof karyon, "%s/karyon", b && *b ? b : "build");
+  if (access(karyon, X_OK) != 0) { fprintf(stderr, "test_dist_train: %s not built\n", karyon); return -1; }
+  dir = ky_test_tmpdir("dist");
+  snprintf(out_txt, sizeof out_txt, "%s/out.txt", dir);
+  /* Sanitizer builds: Open MPI's own allocations outlive MPI_Finalize; they are not karyon's. */
+  snprintf(mpirun, sizeof mpirun, MPIRUN_ENV "LSAN_OPTIONS=suppressions=%s/tests/lsan_mpi.supp:print_suppressions=0 mpirun",
+           getenv("PWD") ? getenv("PWD") : ".");
+  return dir ? 0 : -1;
+}
+
+static int teardown(void **st) {
+  ky_test_rmdir(dir);
+  free(dir);
+  return 0;
+}
+
+int main(void) {
+#ifndef KY_HAVE_MPI
+  printf("test_dist_train: SKIPPED: this build has no MPI (install libopenmpi-dev openmpi-bin: `make deps`, then rebuild)\n");
+  return 0;
+#else
+  if (system("command -v mpirun >/dev/null 2>&1") != 0) {
+    printf("test_dist_train: SKIPPED: mpirun not found (install openmpi-bin: `make deps`)\n");
+    return 0;
+  }
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_two_ranks_match_one),
+      cmocka_unit_test(test_killed_rank_then_resume),
+      cmocka_unit_test(test_startup_and_nan_errors),
+  };
+  return cmocka_run_group_tests_name("dist_train", tests, setup, teardown);
+#endif
+}
