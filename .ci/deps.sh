@@ -1,12 +1,15 @@
 #!/bin/sh
 # Checks (check) or installs (install) the Debian packages karyon builds and tests with.
 # Called by `make deps`, `make test` and `make demo`; installs when run as root, else prints the line.
-PKGS="gcc g++ make libcmocka-dev libstb-dev"
+PKGS="gcc g++ make libcmocka-dev libstb-dev libopenmpi-dev openmpi-bin"
 missing=""
 command -v gcc >/dev/null 2>&1 || missing="$missing gcc"
 command -v g++ >/dev/null 2>&1 || missing="$missing g++"
 [ -f /usr/include/cmocka.h ] || missing="$missing libcmocka-dev"
 [ -f /usr/include/stb/stb_image.h ] || missing="$missing libstb-dev"
+# Data-parallel ranks (optional at build time; `make test` runs the mpirun suites with them).
+command -v mpicc >/dev/null 2>&1 || missing="$missing libopenmpi-dev"
+command -v mpirun >/dev/null 2>&1 || missing="$missing openmpi-bin"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "karyon: installing:$missing"

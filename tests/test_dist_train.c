@@ -2,7 +2,8 @@
  * --sync_bn 1 take the steps of 1 rank on the same global batch (and 3 ranks on an uneven split),
  * the same N twice is bitwise identical, a killed rank ends the others within seconds and
  * --resume continues from the last checkpoint with N=1 and N=2, mismatched options between ranks
- * and a batch smaller than N are start-up errors, and a NaN stops every rank at the same step.
+ * and a batch smaller than N are start-up errors, a NaN stops every rank at the same step, and
+ * `karyon predict` split over 3 ranks writes the files one process writes.
  * Skips with one line when the build has no MPI or mpirun is missing. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -239,6 +240,15 @@ static void test_startup_and_nan_errors(void **st) {
   free(o);
 }
 
+/* The ranks split a folder of images: the same files as one process, submission in folder order. */
+static void test_predict_split(void **st) {
+  const char *pred = "predict --images tests/fixtures/dsb_sample --tta 1 --device cpu --no-overlay";
+  must_run("predict, 1 process", run("%s %s --ckpt %s/n1/last.safetensors --out %s/p1", karyon, pred, dir, dir));
+  must_run("predict, 3 ranks", run("%s -np 3 %s %s --ckpt %s/n1/last.safetensors --out %s/p3", mpirun, karyon, pred, dir, dir));
+  expect_output("predicted 9 images");
+  must_run("same outputs", run("diff -r %s/p1 %s/p3", dir, dir));
+}
+
 static int setup(void **st) {
   const char *b = getenv("KY_BUILD");
   snprintf(karyon, sizeof karyon, "%s/karyon", b && *b ? b : "build");
@@ -270,6 +280,7 @@ int main(void) {
       cmocka_unit_test(test_two_ranks_match_one),
       cmocka_unit_test(test_killed_rank_then_resume),
       cmocka_unit_test(test_startup_and_nan_errors),
+      cmocka_unit_test(test_predict_split),
   };
   return cmocka_run_group_tests_name("dist_train", tests, setup, teardown);
 #endif
