@@ -30,6 +30,11 @@
 #include "cuda/cuda.h"
 #endif
 
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
 static double now_s(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
@@ -306,6 +311,7 @@ ky_status ky_train_run_dist(const ky_train_config *cfg, int resume, ky_dist *dis
   const ky_train_hooks *all_hooks = hooks;
   if (!rank0) hooks = NULL;
   ky_reducer *reducer = NULL;
+  double *step_s = NULL;
   ky_train_result r0;
   memset(&r0, 0, sizeof r0);
   if (!res) res = &r0;
@@ -501,8 +507,10 @@ ky_status ky_train_run_dist(const ky_train_config *cfg, int resume, ky_dist *dis
   ky_params *ps = ky_model_params(t.model);
   /* This rank's loss counts for its share of the global batch, so the summed gradients are those
    * of the global batch's mean loss (exact for per-image losses; batch dice is per rank). */
-  const float share = (float)(lc.shard_hi - lc.shard_lo) / (float)cfg->batch;
-  double t0 = now_s(), ep_loss = 0, compute_s = 0;
+  const float share = lc.shard_hi ? (float)(lc.shard_hi - lc.shard_lo) / (float)cfg->batch : 1.0f;
+  double t0 = now_s(), ep_loss = 0, compute_s = 0, t_prev = t0;
+  step_s = malloc((size_t)(total - start > 0 ? total - start : 1) * sizeof *step_s);   /* wall time per step */
+  if (!step_s) { s = ky_error(KY_ERR_NOMEM, "train: out of memory"); goto done; }
   int ep_n = 0;
   int64_t steps_this_call = 0;
   for (int64_t step = start; step < total; step++) {
@@ -615,22 +623,28 @@ ky_status ky_train_run_dist(const ky_train_config *cfg, int resume, ky_dist *dis
       if (s != KY_OK) goto done;
     }
     fflush(steplog);
+    double t_now = now_s();
+    step_s[steps_this_call - 1] = t_now - t_prev;
+    t_prev = t_now;
     if (stop_now) break;
   }
   res->best_val_loss = best_val;
   if (steps_this_call) {
     res->compute_s = compute_s / steps_this_call;
     res->comm_wait_s = dist->steps ? dist->wait_s / dist->steps : 0;
+    qsort(step_s, (size_t)steps_this_call, sizeof *step_s, cmp_double);
+    res->median_step_s = step_s[steps_this_call / 2];
+    info(hooks, "timing: %d rank%s; median step %.1f ms (%.2f img/s); per step %.1f ms compute (forward, backward, "
+         "all-reduce, optimiser) of which %.2f ms waiting for the gradient all-reduce after the backward pass; %.2f MB "
+         "all-reduced per step in %d bucket(s)", dist->size, dist->size > 1 ? "s" : "", 1e3 * res->median_step_s,
+         cfg->batch / res->median_step_s, 1e3 * res->compute_s, 1e3 * res->comm_wait_s,
+         dist->bytes / (dist->steps ? dist->steps : 1) / 1048576.0, reducer ? ky_reducer_buckets(reducer, NULL) : 0);
   }
-  if (dist->size > 1 && steps_this_call)
-    info(hooks, "dist: %d ranks; per step %.1f ms compute (forward, backward, optimiser) of which %.2f ms waiting for "
-         "the gradient all-reduce after the backward pass; %.2f MB all-reduced in %d buckets", dist->size,
-         1e3 * res->compute_s, 1e3 * res->comm_wait_s, dist->bytes / (dist->steps ? dist->steps : 1) / 1048576.0,
-         ky_reducer_buckets(reducer, NULL));
   s = KY_OK;
 done:
   if (loader) ky_loader_stop(loader);
   ky_reducer_free(reducer);
+  free(step_s);
   if (steplog) fclose(steplog);
   if (eplog) fclose(eplog);
   ky_ckpt_state_free(&st);

@@ -39,6 +39,7 @@ typedef struct {
   int64_t steps;           /* total steps done (including resumed ones) */
   float last_loss, best_val_loss, last_val_score;
   char device[16];
+  double median_step_s;    /* median wall seconds per step of this call (loader wait included) */
   double compute_s;        /* mean seconds per step of this call: forward, backward, all-reduce, optimiser */
   double comm_wait_s;      /* of which blocked waiting for gradient all-reduces (data-parallel runs) */
   int stopped_together;    /* the error (a NaN loss or gradient) was seen by every rank at the same step */
