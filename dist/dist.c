@@ -34,8 +34,8 @@ const char *ky_dist_nccl_version(void) {
 #endif
 }
 
-/* The job size a launcher put in the environment: Open MPI's mpirun, MPICH/Hydra or Slurm PMI,
- * Slurm with PMIx. 1 when none did. */
+/* The job size a launcher put in the environment (Open MPI's mpirun, MPICH/Hydra or Slurm PMI,
+ * Slurm with PMIx), or 0 when no launcher started this process. */
 static int env_size(void) {
   static const char *const keys[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE", NULL};
   for (const char *const *k = keys; *k; k++) {
@@ -44,10 +44,10 @@ static int env_size(void) {
   }
   const char *v = getenv("SLURM_NTASKS");
   if (v && getenv("PMIX_RANK") && atoi(v) > 0) return atoi(v);
-  return 1;
+  return 0;
 }
 
-int ky_dist_launched(void) { return env_size() > 1; }
+int ky_dist_launched(void) { return env_size() > 0; }
 
 ky_status ky_dist_init(ky_dist *d, int *argc, char ***argv) {
   KY_CHECK_NULL(d, "dist");
@@ -194,7 +194,7 @@ void ky_dist_shard(int *lo, int *hi, int n, int rank, int size) {
 
 ky_status ky_dist_nccl_init(ky_dist *d, struct ky_cuda *cu) {
   KY_CHECK_NULL(d, "dist");
-  if (d->size < 2 || d->nccl) return KY_OK;
+  if (!d->mpi || d->nccl) return KY_OK;
 #ifdef KY_HAVE_NCCL
   unsigned char id[KY_NCCL_ID_BYTES];
   memset(id, 0, sizeof id);

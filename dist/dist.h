@@ -3,7 +3,7 @@
  * non-blocking all-reduces while the backward pass is still running. Built with MPI when `make`
  * finds mpicc (KY_HAVE_MPI), with NCCL for CUDA gradients when it also finds nccl.h and a CUDA
  * build (KY_HAVE_NCCL); without them, or when the process was not started by a launcher, every
- * call acts on a one-process world (rank 0 of 1). Tested by tests/test_dist_allreduce.c (sums of odd
+ * call acts on a one-process world (rank 0 of 1, mpi = 0). Tested by tests/test_dist_allreduce.c (sums of odd
  * sizes, bucket boundaries, empty buckets, readiness orders, under mpirun) and
  * tests/test_dist_train.c (2 ranks against 1, determinism, a killed rank, resume with another N). */
 #ifndef KY_DIST_H
@@ -21,7 +21,8 @@ struct ky_nccl;
 typedef struct ky_dist {
   int rank, size;              /* in the job; 0 of 1 for a single process */
   int local_rank, local_size;  /* on this machine (GPU choice, threads per rank) */
-  int mpi;                     /* MPI_Init was called here (finalize / abort through MPI) */
+  int mpi;                     /* launched and joined: MPI_Init was called here; the data-parallel
+                                  path runs (reducer, NCCL, sync batch norm), even with one rank */
   int sync_bn;                 /* batch norm all-reduces its batch statistics (training forms) */
   struct ky_nccl *nccl;        /* NCCL communicator for device gradients, or NULL */
   /* Statistics of the gradient reducer since the last ky_dist_stats_reset. */
@@ -35,8 +36,9 @@ typedef struct ky_dist {
 const char *ky_dist_mpi_version(void);
 const char *ky_dist_nccl_version(void);
 
-/* 1 when a launcher (mpirun, srun, PMI) started this process as part of a job of more than one
- * process; such a process must call ky_dist_init before anything else. */
+/* 1 when a launcher (mpirun, srun, PMI) started this process, even as a job of one: such a
+ * process joins MPI and takes the data-parallel path (with one rank its sums are copies, which is
+ * how one GPU exercises NCCL). */
 int ky_dist_launched(void);
 /* Joins the job when launched (MPI_Init_thread, funneled), else fills a one-process world without
  * touching MPI. A launched process in a build without MPI is an error that says so. */

@@ -41,7 +41,7 @@ static double now_s(void) {
   return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
-static int multi(const ky_reducer *r) { return r->d->size > 1; }
+static int multi(const ky_reducer *r) { return r->d->mpi; }
 
 static ky_status plan(ky_reducer *r, size_t bucket_bytes, const int *cuts, int n_cuts) {
   const ky_params *ps = r->ps;

@@ -9,7 +9,7 @@
 
 #include "dist/dist.h"
 
-int ky_bn_sync_on(const ky_ctx *ctx) { return ctx->dist && ctx->dist->sync_bn && ctx->dist->size > 1; }
+int ky_bn_sync_on(const ky_ctx *ctx) { return ctx->dist && ctx->dist->sync_bn && ctx->dist->mpi; }
 
 static ky_status need_cpu(const ky_ctx *ctx) {
   KY_CHECK(ctx->dev == KY_DEV_CPU, KY_ERR_STATE,

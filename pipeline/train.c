@@ -416,7 +416,7 @@ ky_status ky_train_run_dist(const ky_train_config *cfg, int resume, ky_dist *dis
     if (t.ctx.cu) ky_cuda_set_tf32(t.ctx.cu, cfg->tf32);
 #endif
     snprintf(res->device, sizeof res->device, "%s", dev == KY_DEV_CUDA ? "cuda" : "cpu");
-    if (dist->size > 1)
+    if (dist->mpi)
       info(hooks, "device: %s; %d ranks (%d on this machine), %s gradients, batch %d split %d..%d per rank, %s batch norm",
            why, dist->size, dist->local_size, dev == KY_DEV_CUDA && dist->nccl ? "NCCL" : "MPI", cfg->batch,
            cfg->batch / dist->size, (cfg->batch + dist->size - 1) / dist->size, cfg->sync_bn ? "synchronised" : "per-rank");
@@ -456,7 +456,7 @@ ky_status ky_train_run_dist(const ky_train_config *cfg, int resume, ky_dist *dis
     if (s != KY_OK) goto done;
   }
 
-  if (dist->size > 1) {
+  if (dist->mpi) {
     /* Every rank built the same model from the same seed and file; rank 0's copy makes sure. */
     if ((s = bcast_block(dist, ky_model_params(t.model), ky_model_params(t.model)->data)) != KY_OK) goto done;
     if ((s = bcast_block(dist, ky_model_buffers(t.model), ky_model_buffers(t.model)->data)) != KY_OK) goto done;
@@ -530,7 +530,7 @@ ky_status ky_train_run_dist(const ky_train_config *cfg, int resume, ky_dist *dis
     float lv, pv[3] = {0, 0, 0};
     if ((s = ky_tensor_item(&t.ctx, &lv, loss)) != KY_OK) goto done;
     for (int k = 0; k < 3; k++) if (parts[k]) ky_tensor_item(&t.ctx, &pv[k], parts[k]);
-    if (dist->size > 1) {
+    if (dist->mpi) {
       /* The global batch's loss on every rank, so a NaN anywhere stops every rank at this step. */
       double g[4] = {share * (double)lv, share * (double)pv[0], share * (double)pv[1], share * (double)pv[2]};
       if ((s = ky_dist_sum_f64(dist, g, 4)) != KY_OK) goto done;
@@ -575,7 +575,7 @@ ky_status ky_train_run_dist(const ky_train_config *cfg, int resume, ky_dist *dis
     int epoch_end = (step + 1) % epoch_size == 0 || step + 1 == total;
     int stop_now = all_hooks && all_hooks->stop_after && steps_this_call >= all_hooks->stop_after;
     int saving = epoch_end || (cfg->ckpt_every && (step + 1) % cfg->ckpt_every == 0) || stop_now;
-    if (saving && dist->size > 1) {
+    if (saving && dist->mpi) {
       /* Rank 0's batch-norm running statistics (per-rank statistics differ) validate and save. */
       if ((s = bcast_block(dist, ky_model_buffers(t.model), ky_model_buffers(t.model)->data)) != KY_OK) goto done;
       if ((s = check_in_step(dist, ps, step + 1)) != KY_OK) goto done;

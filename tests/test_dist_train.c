@@ -1,6 +1,6 @@
 /* Data-parallel training through mpirun and the built `karyon` ($KY_BUILD/karyon): 2 ranks with
  * --sync_bn 1 take the steps of 1 rank on the same global batch (and 3 ranks on an uneven split),
- * the same N twice is bitwise identical, a killed rank ends the others within seconds and
+ * the same N twice is bitwise identical, one rank under mpirun is bitwise the plain process, a killed rank ends the others within seconds and
  * --resume continues from the last checkpoint with N=1 and N=2, mismatched options between ranks
  * and a batch smaller than N are start-up errors, a NaN stops every rank at the same step, and
  * `karyon predict` split over 3 ranks writes the files one process writes.
@@ -106,6 +106,8 @@ static void test_two_ranks_match_one(void **st) {
   must_run("2 ranks", run("%s -np 2 %s %s --iters 20 --out %s/n2", mpirun, karyon, COMMON, dir));
   expect_output("2 ranks");
   expect_output("done: 20 steps");
+  must_run("1 rank under mpirun", run("%s -np 1 %s %s --iters 20 --out %s/m1", mpirun, karyon, COMMON, dir));
+  expect_output("1 ranks");
   must_run("2 ranks again", run("%s -np 2 %s %s --iters 20 --out %s/n2b", mpirun, karyon, COMMON, dir));
   must_run("3 ranks (4 = 2 + 1 + 1)", run("%s -np 3 %s %s --iters 20 --out %s/n3", mpirun, karyon, COMMON, dir));
   expect_output("batch 4 split 1..2 per rank");
@@ -115,7 +117,11 @@ static void test_two_ranks_match_one(void **st) {
   snprintf(b, sizeof b, "%s/n2b/last.safetensors", dir);
   ckpt_err(a, b, 0, 0, &bitwise);
   assert_true(bitwise);   /* same N twice: the same bytes */
+  snprintf(a, sizeof a, "%s/m1/last.safetensors", dir);
   snprintf(b, sizeof b, "%s/n1/last.safetensors", dir);
+  ckpt_err(a, b, 0, 0, &bitwise);
+  assert_true(bitwise);   /* the data-parallel path with one rank (sums are copies) is the plain one */
+  snprintf(a, sizeof a, "%s/n2/last.safetensors", dir);
   double e2 = ckpt_err(a, b, 1, 0, &bitwise);
   snprintf(a, sizeof a, "%s/n3/last.safetensors", dir);
   double e3 = ckpt_err(a, b, 1, 0, &bitwise);
