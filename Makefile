@@ -18,7 +18,7 @@ CUDA_ARCH ?= 75 80 86 89 90
 MPICC   ?= $(shell command -v mpicc 2>/dev/null)
 MPI     ?= $(if $(MPICC),1,0)
 # NCCL: beside the CUDA toolkit, or from the PyPI wheel (pip install nvidia-nccl-cu13).
-NCCL_HOME ?= $(firstword $(foreach d,$(CUDA_HOME) $(shell python3 -c 'import nvidia.nccl, os; print(os.path.dirname(nvidia.nccl.__file__))' 2>/dev/null),$(if $(wildcard $(d)/include/nccl.h),$(d),)))
+NCCL_HOME ?= $(firstword $(foreach d,$(CUDA_HOME) $(shell python3 -c 'import nvidia.nccl; print(list(nvidia.nccl.__path__)[0])' 2>/dev/null),$(if $(wildcard $(d)/include/nccl.h),$(d),)))
 NCCL    ?= $(if $(and $(filter 1,$(CUDA)),$(filter 1,$(MPI)),$(NCCL_HOME)),1,0)
 
 ifeq ($(DEBUG),1)
