@@ -114,23 +114,18 @@ static ky_status sum_mpi(void *buf, size_t n, MPI_Datatype t, size_t elem) {
 }
 #endif
 
-ky_status ky_dist_sum_f32(ky_dist *d, float *buf, size_t n) {
+static ky_status sum_any(ky_dist *d, void *buf, size_t n, int dbl) {
   KY_CHECK_NULL(d, "dist");
-  KY_CHECK(buf || !n, KY_ERR_ARG, "dist: sum of %zu floats from a NULL buffer", n);
+  KY_CHECK(buf || !n, KY_ERR_ARG, "dist: sum of %zu values from a NULL buffer", n);
 #ifdef KY_HAVE_MPI
-  if (d->mpi && d->size > 1) return sum_mpi(buf, n, MPI_FLOAT, sizeof(float));
+  if (d->mpi && d->size > 1) return sum_mpi(buf, n, dbl ? MPI_DOUBLE : MPI_FLOAT, dbl ? sizeof(double) : sizeof(float));
 #endif
+  (void)dbl;
   return KY_OK;
 }
 
-ky_status ky_dist_sum_f64(ky_dist *d, double *buf, size_t n) {
-  KY_CHECK_NULL(d, "dist");
-  KY_CHECK(buf || !n, KY_ERR_ARG, "dist: sum of %zu doubles from a NULL buffer", n);
-#ifdef KY_HAVE_MPI
-  if (d->mpi && d->size > 1) return sum_mpi(buf, n, MPI_DOUBLE, sizeof(double));
-#endif
-  return KY_OK;
-}
+ky_status ky_dist_sum_f32(ky_dist *d, float *buf, size_t n) { return sum_any(d, buf, n, 0); }
+ky_status ky_dist_sum_f64(ky_dist *d, double *buf, size_t n) { return sum_any(d, buf, n, 1); }
 
 ky_status ky_dist_barrier(ky_dist *d) {
   KY_CHECK_NULL(d, "dist");

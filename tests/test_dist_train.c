@@ -33,29 +33,12 @@ static char karyon[512], *dir, out_txt[600], mpirun[600];
                "--width 0.125 --crop 64 --batch 4 --fold -1 --device cpu --optim sgd --lr 1e-3 --threads 1 --quiet 1 " \
                "--sync_bn 1 --bucket_mb 0.05"
 
-static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int run(const char *fmt, ...) {
-  char args[4096], cmd[5200];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(args, sizeof args, fmt, ap);
-  va_end(ap);
-  snprintf(cmd, sizeof cmd, "%s > %s 2>&1", args, out_txt);
-  int rc = system(cmd);
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
+#define run(...) ky_test_sh(out_txt, __VA_ARGS__)
 
-static char *output(void) {
-  char *b;
-  size_t n;
-  if (ky_file_read_all(out_txt, &b, &n) != KY_OK) return strdup("");
-  return b;
-}
+static char *output(void) { return ky_test_read_text(out_txt); }
 
 static void expect_output(const char *needle) {
-  char *o = output();
-  if (!strstr(o, needle)) fail_msg("output lacks '%s':\n%s", needle, o);
-  free(o);
+  if (!ky_test_log_has(out_txt, needle)) fail_msg("output lacks '%s'", needle);
 }
 
 /* Largest |a - b| / (atol + rtol |b|) over the f32 tensors of two checkpoints; *bitwise: every
@@ -162,11 +145,7 @@ static pid_t find_rank(const char *out, int rank) {
   return found;
 }
 
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec + t.tv_nsec * 1e-9;
-}
+static double now_s(void) { return ky_test_now_ms() / 1000; }
 
 static void test_killed_rank_then_resume(void **st) {
   char out[700], ckpt[760], cmd[4096], log[760];
