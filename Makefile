@@ -79,7 +79,8 @@ endif
 ifeq ($(NCCL),1)
   CFLAGS   += -DKY_HAVE_NCCL=1
   NVFLAGS  += -DKY_HAVE_NCCL=1 -I$(NCCL_HOME)/include
-  LDLIBS   += -L$(NCCL_HOME)/lib -l:libnccl.so.2 -Wl,-rpath,$(NCCL_HOME)/lib
+  # First, so that its rpath wins over the CUDA toolkit's (which may hold another NCCL).
+  LDLIBS   := -L$(NCCL_HOME)/lib -l:libnccl.so.2 -Wl,-rpath,$(NCCL_HOME)/lib $(LDLIBS)
   KY_BACKENDS += nccl
 endif
 $(B)/dist/%.o: CFLAGS += $(MPI_CFLAGS)

@@ -235,12 +235,14 @@ static void test_under_mpirun(void **st) {
   ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
   assert_true(k > 0);
   self[k] = 0;
+  char cwd[300];
+  if (!getcwd(cwd, sizeof cwd)) snprintf(cwd, sizeof cwd, ".");
   for (int np = 2; np <= 3; np++) {
     char cmd[1400];
     snprintf(cmd, sizeof cmd,
              "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
              "LSAN_OPTIONS=suppressions=%s/tests/lsan_mpi.supp:print_suppressions=0 mpirun -np %d %s --worker",
-             getenv("PWD") ? getenv("PWD") : ".", np, self);
+             cwd, np, self);
     int rc = system(cmd);
     if (!WIFEXITED(rc) || WEXITSTATUS(rc) != 0) fail_msg("%d ranks: the worker job failed (status %d)", np, rc);
   }

@@ -241,8 +241,9 @@ static int setup(void **st) {
   dir = ky_test_tmpdir("dist");
   snprintf(out_txt, sizeof out_txt, "%s/out.txt", dir);
   /* Sanitizer builds: Open MPI's own allocations outlive MPI_Finalize; they are not karyon's. */
+  char cwd[300];
   snprintf(mpirun, sizeof mpirun, MPIRUN_ENV "LSAN_OPTIONS=suppressions=%s/tests/lsan_mpi.supp:print_suppressions=0 mpirun",
-           getenv("PWD") ? getenv("PWD") : ".");
+           getcwd(cwd, sizeof cwd) ? cwd : ".");
   return dir ? 0 : -1;
 }
 
