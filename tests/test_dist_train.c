@@ -242,7 +242,7 @@ static int setup(void **st) {
   snprintf(out_txt, sizeof out_txt, "%s/out.txt", dir);
   /* Sanitizer builds: Open MPI's own allocations outlive MPI_Finalize; they are not karyon's. */
   char cwd[300];
-  snprintf(mpirun, sizeof mpirun, MPIRUN_ENV "LSAN_OPTIONS=suppressions=%s/tests/lsan_mpi.supp:print_suppressions=0 mpirun",
+  snprintf(mpirun, sizeof mpirun, MPIRUN_ENV "LSAN_OPTIONS=suppressions=%s/tests/lsan_mpi.supp:print_suppressions=0:fast_unwind_on_malloc=0 mpirun",
            getcwd(cwd, sizeof cwd) ? cwd : ".");
   return dir ? 0 : -1;
 }
