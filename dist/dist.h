@@ -30,6 +30,7 @@ typedef struct ky_dist {
   double wait_s;               /* time blocked waiting for gradient all-reduces after backward */
   double comm_calls;           /* bucket all-reduces started */
   double bytes;                /* bytes all-reduced (per rank's buffer) */
+  double early;                /* buckets started from the backward hook, before ky_reducer_finish */
 } ky_dist;
 
 /* Build facts for `karyon info` and the banner: "mpi (Open MPI v4.1.4)", "nccl 2.x" or "none". */

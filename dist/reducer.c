@@ -239,6 +239,7 @@ ky_status ky_reducer_finish(ky_reducer *r, ky_ctx *ctx) {
     ctx->after_node = NULL;
     ctx->after_node_ud = NULL;
   }
+  r->d->early += r->nb - 1 - r->next;
   for (int i = 0; i < r->ps->n; i++) KY_TRY(ky_reducer_ready(r, i));
   double t0 = now_s();
   if (multi(r) && r->staged) {

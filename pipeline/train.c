@@ -636,9 +636,10 @@ ky_status ky_train_run_dist(const ky_train_config *cfg, int resume, ky_dist *dis
     res->median_step_s = step_s[steps_this_call / 2];
     info(hooks, "timing: %d rank%s; median step %.1f ms (%.2f img/s); per step %.1f ms compute (forward, backward, "
          "all-reduce, optimiser) of which %.2f ms waiting for the gradient all-reduce after the backward pass; %.2f MB "
-         "all-reduced per step in %d bucket(s)", dist->size, dist->size > 1 ? "s" : "", 1e3 * res->median_step_s,
-         cfg->batch / res->median_step_s, 1e3 * res->compute_s, 1e3 * res->comm_wait_s,
-         dist->bytes / (dist->steps ? dist->steps : 1) / 1048576.0, reducer ? ky_reducer_buckets(reducer, NULL) : 0);
+         "all-reduced per step in %d bucket(s), %.1f of them started during the backward pass", dist->size,
+         dist->size > 1 ? "s" : "", 1e3 * res->median_step_s, cfg->batch / res->median_step_s, 1e3 * res->compute_s,
+         1e3 * res->comm_wait_s, dist->bytes / (dist->steps ? dist->steps : 1) / 1048576.0,
+         reducer ? ky_reducer_buckets(reducer, NULL) : 0, dist->early / (dist->steps ? dist->steps : 1));
   }
   s = KY_OK;
 done:

@@ -89,6 +89,16 @@ static void test_two_ranks_match_one(void **st) {
   must_run("2 ranks", run("%s -np 2 %s %s --iters 20 --out %s/n2", mpirun, karyon, COMMON, dir));
   expect_output("2 ranks");
   expect_output("done: 20 steps");
+  /* The buckets (0.05 MB) start while the backward pass runs: all but the first of the block. */
+  char *o = output(), *t = strstr(o, "all-reduced per step in ");
+  int nb = 0;
+  double early = 0;
+  assert_non_null(t);
+  assert_int_equal(sscanf(t, "all-reduced per step in %d bucket(s), %lf of them", &nb, &early), 2);
+  printf("dist_train: %d buckets per step, %.1f started during the backward pass\n", nb, early);
+  assert_true(nb > 3);
+  assert_true(early >= nb - 1);
+  free(o);
   must_run("1 rank under mpirun", run("%s -np 1 %s %s --iters 20 --out %s/m1", mpirun, karyon, COMMON, dir));
   expect_output("1 ranks");
   must_run("2 ranks again", run("%s -np 2 %s %s --iters 20 --out %s/n2b", mpirun, karyon, COMMON, dir));
