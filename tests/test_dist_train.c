@@ -1,5 +1,5 @@
 /* Data-parallel training through mpirun and the built `karyon` ($KY_BUILD/karyon): 2 ranks with
- * --sync_bn 1 take the steps of 1 rank on the same global batch (and 3 ranks on an uneven split),
+ * --sync_bn 1 follow the steps of 1 rank on the same global batch (and 3 ranks on an uneven split),
  * the same N twice is bitwise identical, one rank under mpirun is bitwise the plain process, a killed rank ends the others within seconds and
  * --resume continues from the last checkpoint with N=1 and N=2, mismatched options between ranks
  * and a batch smaller than N are start-up errors, a NaN stops every rank at the same step, and
@@ -30,8 +30,8 @@ static char karyon[512], *dir, out_txt[600], mpirun[600];
 #define MPIRUN_ENV "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 "
 /* 20 steps of a slim U-Net on the bundled sample, every image in training (no validation). */
 #define COMMON "train --data tests/fixtures/dsb_sample --folds tests/fixtures/dsb_sample/folds.csv --model unet_resnet18 " \
-               "--width 0.125 --crop 64 --batch 4 --fold -1 --device cpu --optim sgd --lr 1e-3 --threads 1 --quiet 1 " \
-               "--sync_bn 1 --bucket_mb 0.05"
+               "--width 0.125 --crop 64 --batch 4 --fold -1 --device cpu --optim sgd --lr 1e-3 --clip 0 --threads 1 " \
+               "--quiet 1 --sync_bn 1 --bucket_mb 0.05"
 
 #define run(...) ky_test_sh(out_txt, __VA_ARGS__)
 
@@ -41,50 +41,70 @@ static void expect_output(const char *needle) {
   if (!ky_test_log_has(out_txt, needle)) fail_msg("output lacks '%s'", needle);
 }
 
-/* Largest |a - b| / (atol + rtol |b|) over the f32 tensors of two checkpoints; *bitwise: every
- * tensor's bytes equal. */
-static double ckpt_err(const char *a, const char *b, double atol, double rtol, int *bitwise) {
-  /* Model weights, buffers and optimiser moments alike (all f32 entries). */
+/* 1 when two checkpoints hold the same tensors with the same bytes. */
+static int same_bytes(const char *a, const char *b) {
   ky_st_file fa, fb;
   if (ky_st_read(&fa, a) != KY_OK) fail_msg("%s: %s", a, ky_last_error());
   if (ky_st_read(&fb, b) != KY_OK) fail_msg("%s: %s", b, ky_last_error());
-  assert_int_equal(fa.n, fb.n);
-  double worst = 0;
-  *bitwise = 1;
-  int n_cmp = 0;
-  for (int i = 0; i < fa.n; i++) {
+  int same = fa.n == fb.n && fa.n > 10;
+  for (int i = 0; i < fa.n && same; i++) {
     const ky_st_entry *ea = &fa.e[i], *eb = ky_st_find(&fb, ea->name);
-    assert_non_null(eb);
-    assert_int_equal(ea->end - ea->begin, eb->end - eb->begin);
-    if (memcmp(ky_st_data(&fa, ea), ky_st_data(&fb, eb), ea->end - ea->begin)) *bitwise = 0;
-    if (ea->dtype != KY_F32) continue;
-    double e = ky_test_max_err(ky_st_data(&fa, ea), ky_st_data(&fb, eb), ky_st_numel(ea), atol, rtol, NULL);
-    if (e > worst) worst = e;
-    n_cmp++;
+    same = eb && ea->end - ea->begin == eb->end - eb->begin &&
+           !memcmp(ky_st_data(&fa, ea), ky_st_data(&fb, eb), ea->end - ea->begin);
   }
-  assert_true(n_cmp > 10);
   ky_st_free(&fa);
   ky_st_free(&fb);
-  return worst;
+  return same;
+}
+
+/* How far run b ended from run a, as a fraction of how far a travelled from the start z:
+ * |a - b| / |a - z| over the trainable weights (L2 over every tensor but the optimiser state and the
+ * batch-norm running statistics). */
+static double drift(const char *z, const char *a, const char *b) {
+  ky_st_file fz, fa, fb;
+  if (ky_st_read(&fz, z) != KY_OK || ky_st_read(&fa, a) != KY_OK || ky_st_read(&fb, b) != KY_OK)
+    fail_msg("reading %s, %s, %s: %s", z, a, b, ky_last_error());
+  double d_ab = 0, d_az = 0;
+  for (int i = 0; i < fa.n; i++) {
+    const ky_st_entry *ea = &fa.e[i], *eb = ky_st_find(&fb, ea->name), *ez = ky_st_find(&fz, ea->name);
+    if (ea->dtype != KY_F32 || !strncmp(ea->name, "optim.", 6) || strstr(ea->name, "running")) continue;
+    assert_non_null(eb);
+    assert_non_null(ez);
+    const float *pa = ky_st_data(&fa, ea), *pb = ky_st_data(&fb, eb), *pz = ky_st_data(&fz, ez);
+    for (size_t k = 0; k < ky_st_numel(ea); k++) {
+      d_ab += ((double)pa[k] - pb[k]) * ((double)pa[k] - pb[k]);
+      d_az += ((double)pa[k] - pz[k]) * ((double)pa[k] - pz[k]);
+    }
+  }
+  ky_st_free(&fz);
+  ky_st_free(&fa);
+  ky_st_free(&fb);
+  assert_true(d_az > 0);
+  return sqrt(d_ab / d_az);
 }
 
 static void must_run(const char *what, int rc) {
   if (rc != 0) { char *o = output(); fail_msg("%s (exit %d):\n%s", what, rc, o); }
 }
 
-/* Tolerance, N ranks against 1 after 20 SGD steps (lr 1e-3, gradient norm clipped to 1): the
- * runs differ only in the order of float additions (each rank sums its part of the batch's
- * conv-weight gradients, then the parts are added; batch-norm statistics are double sums, equal
- * to ~1e-16). Each step moves the weights by at most lr x 1 = 1e-3 (L2 norm of the whole update),
- * 2e-2 over 20 steps; allowing the two runs' gradients to disagree by 5e-4 relative (float
- * reordering over ~10^4-term sums is ~1e-5 to 1e-4 in the worst case) bounds any weight's
- * difference by 2e-2 x 5e-4 = 1e-5. Measured: 1.2e-6 (2 ranks) and 6e-7 (3 ranks). Adam is not
- * used here: it divides by sqrt(v), so a 1e-6 difference in a near-zero gradient becomes a +-lr
- * update, and at lr 1e-3 two such runs drift apart after ~10 steps like any perturbed run
- * (docs/design.md, "Data parallel"). */
-#define TOL 1e-5
+/* Tolerance, N ranks against 1 after 20 SGD steps (lr 1e-3, momentum 0.9, no clipping, so a wrong
+ * gradient scale shows): the runs differ only in the order of float additions (each rank sums its
+ * part of the batch's conv-weight gradients, then the parts are added; batch-norm statistics are
+ * double sums), ~1e-7 relative at first. That alone keeps them within ~1e-6 of each other, but
+ * the network is not smooth: a max-pool near-tie or a ReLU input at 0 that one ulp flips routes one
+ * step's gradient differently, and from then on the runs separate. Measured drift (|a - b| as a
+ * fraction of the distance the 1-rank run travelled): 1.4% (release build, 2 ranks), 2.1% and
+ * 1.5% (sanitizer build, 2 and 3 ranks); the bugs this test is for move it much further: per-rank
+ * batch norm in place of sync 83%, gradients summed instead of averaged (lr x 2) 127%, half the
+ * batch missing 115%. The test allows 10%. The same N twice, and one rank under mpirun against the
+ * plain process, must be bitwise equal. Adam is not used: it divides by sqrt(v), so a 1e-6
+ * difference in a near-zero gradient becomes a +-lr update and the runs separate after a few
+ * steps whatever the implementation (docs/design.md, "Data parallel"). */
+#define DRIFT 0.1
 
 static void test_two_ranks_match_one(void **st) {
+  /* The start: one step at lr 1e-30 leaves every weight as initialised. */
+  must_run("start", run("%s %s --iters 1 --lr 1e-30 --out %s/n0", karyon, COMMON, dir));
   must_run("1 rank", run("%s %s --iters 20 --out %s/n1", karyon, COMMON, dir));
   must_run("2 ranks", run("%s -np 2 %s %s --iters 20 --out %s/n2", mpirun, karyon, COMMON, dir));
   expect_output("2 ranks");
@@ -105,25 +125,22 @@ static void test_two_ranks_match_one(void **st) {
   must_run("3 ranks (4 = 2 + 1 + 1)", run("%s -np 3 %s %s --iters 20 --out %s/n3", mpirun, karyon, COMMON, dir));
   expect_output("batch 4 split 1..2 per rank");
   char a[700], b[700];
-  int bitwise;
   snprintf(a, sizeof a, "%s/n2/last.safetensors", dir);
   snprintf(b, sizeof b, "%s/n2b/last.safetensors", dir);
-  ckpt_err(a, b, 0, 0, &bitwise);
-  assert_true(bitwise);   /* same N twice: the same bytes */
+  assert_true(same_bytes(a, b));   /* same N twice: the same bytes */
   snprintf(a, sizeof a, "%s/m1/last.safetensors", dir);
   snprintf(b, sizeof b, "%s/n1/last.safetensors", dir);
-  ckpt_err(a, b, 0, 0, &bitwise);
-  assert_true(bitwise);   /* the data-parallel path with one rank (sums are copies) is the plain one */
+  assert_true(same_bytes(a, b));   /* the data-parallel path with one rank (sums are copies) is the plain one */
+  char z[700];
+  snprintf(z, sizeof z, "%s/n0/last.safetensors", dir);
   snprintf(a, sizeof a, "%s/n2/last.safetensors", dir);
-  double e2 = ckpt_err(a, b, 1, 0, &bitwise);
+  double e2 = drift(z, b, a);
   snprintf(a, sizeof a, "%s/n3/last.safetensors", dir);
-  double e3 = ckpt_err(a, b, 1, 0, &bitwise);
-  printf("dist_train: largest weight difference after 20 steps, 2 ranks vs 1: %.3g; 3 ranks vs 1: %.3g (tolerance %g)\n",
-         e2, e3, TOL);
-  e2 /= TOL;
-  e3 /= TOL;
-  assert_true(e2 <= 1.0);
-  assert_true(e3 <= 1.0);
+  double e3 = drift(z, b, a);
+  printf("dist_train: after 20 steps, 2 ranks are %.3g%% and 3 ranks %.3g%% of the 1-rank run's travel away from it "
+         "(tolerance %g%%)\n", 100 * e2, 100 * e3, 100 * DRIFT);
+  assert_true(e2 <= DRIFT);
+  assert_true(e3 <= DRIFT);
 }
 
 /* The pid of rank `rank` of the job writing into `out` (from /proc), or -1. */
@@ -198,7 +215,7 @@ static void test_killed_rank_then_resume(void **st) {
   ky_st_free(&f);
   printf("dist_train: resuming from the checkpoint at step %ld\n", step);
   assert_true(step >= 3);   /* every 3 steps and at epoch ends */
-  must_run("copy", run("cp -r %s %s/kill2", out, dir));
+  must_run("copy", run("cp -r %s %s/kill2 && cp %s %s/kill_start.safetensors", out, dir, ckpt, dir));
   char want[64], done_line[64];
   snprintf(want, sizeof want, "at step %ld", step);
   snprintf(done_line, sizeof done_line, "done: %ld steps", step + 6);
@@ -210,10 +227,10 @@ static void test_killed_rank_then_resume(void **st) {
   expect_output(want);
   expect_output(done_line);
   /* Both continuations took the same steps from the same state (tolerance as above). */
-  char b2[760];
+  char b2[760], z[760];
   snprintf(b2, sizeof b2, "%s/kill2/last.safetensors", dir);
-  int bitwise;
-  assert_true(ckpt_err(b2, ckpt, TOL, 0, &bitwise) <= 1.0);
+  snprintf(z, sizeof z, "%s/kill_start.safetensors", dir);
+  assert_true(drift(z, ckpt, b2) <= DRIFT);
 }
 
 static void test_startup_and_nan_errors(void **st) {
