@@ -6,6 +6,8 @@
 #   make deps         install the Debian packages the project needs (or print the apt-get line)
 #   make emu          run the CUDA kernels on a CPU emulation (no GPU, no nvcc; docs/gpu.md)
 #   CUDA=0            build without the CUDA backend;  CUDA_ARCH="75 80 90" picks GPU targets
+#   MPI=0 / NCCL=0    build without data-parallel ranks (MPI: found through mpicc) or without NCCL
+#                     (found in $(CUDA_HOME) or the nvidia-nccl-cu13 wheel; needs CUDA and MPI)
 #   V=1               echo every command
 #   make install PREFIX=/usr/local   libkaryon.a + .so, headers, karyon.pc, karyon (SHARED=0: no .so)
 #   WERROR=1          warnings are errors (make check-warnings: gcc and clang, CPU-only)
@@ -18,6 +20,11 @@ DEBUG   ?= 0
 TSAN    ?= 0
 CUDA    ?= $(if $(NVCC),1,0)
 CUDA_ARCH ?= 75 80 86 89 90
+MPICC   ?= $(shell command -v mpicc 2>/dev/null)
+MPI     ?= $(if $(MPICC),1,0)
+# NCCL: beside the CUDA toolkit, or from the PyPI wheel (pip install nvidia-nccl-cu13).
+NCCL_HOME ?= $(firstword $(foreach d,$(CUDA_HOME) $(shell python3 -c 'import nvidia.nccl; print(list(nvidia.nccl.__path__)[0])' 2>/dev/null),$(if $(wildcard $(d)/include/nccl.h),$(d),)))
+NCCL    ?= $(if $(and $(filter 1,$(CUDA)),$(filter 1,$(MPI)),$(NCCL_HOME)),1,0)
 
 ifeq ($(TSAN),1)
   # ThreadSanitizer: the thread pool and everything that runs on it (its own build folder; CPU only,
@@ -52,7 +59,7 @@ KY_WNO  := -Wno-unused-parameter -Wno-missing-field-initializers \
 CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra $(KY_WNO) $(if $(filter 1,$(WERROR)),-Werror) -fPIC -I. $(OPT) $(EXTRA_CFLAGS)
 LDLIBS  := -lm -lpthread
 
-MODULES ?= core ops losses optim models data aug post pipeline
+MODULES ?= core dist ops losses optim models data aug post pipeline
 LIB_SRC := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(B)/%.o)
 CU_SRC  ?= $(wildcard cuda/*.cu)
@@ -82,6 +89,25 @@ else
   BENCH_SRC:= $(filter-out bench/bench_cuda_%.c,$(BENCH_ALL))
   KY_BACKENDS := cpu
 endif
+
+# Data-parallel ranks: MPI's compile flags only where mpi.h is included (dist/), its libraries
+# everywhere (the library's dist objects need them).
+ifeq ($(MPI),1)
+  CFLAGS   += -DKY_HAVE_MPI=1
+  MPI_CFLAGS := $(shell $(MPICC) --showme:compile 2>/dev/null || $(MPICC) -compile_info 2>/dev/null | cut -d' ' -f2-)
+  LDLIBS   += $(shell $(MPICC) --showme:link 2>/dev/null || $(MPICC) -link_info 2>/dev/null | cut -d' ' -f2-)
+  KY_BACKENDS += mpi
+else
+  MPI_CFLAGS :=
+endif
+ifeq ($(NCCL),1)
+  CFLAGS   += -DKY_HAVE_NCCL=1
+  NVFLAGS  += -DKY_HAVE_NCCL=1 -I$(NCCL_HOME)/include
+  # First, so that its rpath wins over the CUDA toolkit's (which may hold another NCCL).
+  LDLIBS   := -L$(NCCL_HOME)/lib -l:libnccl.so.2 -Wl,-rpath,$(NCCL_HOME)/lib $(LDLIBS)
+  KY_BACKENDS += nccl
+endif
+$(B)/dist/%.o: CFLAGS += $(MPI_CFLAGS)
 
 TEST_BIN := $(TESTS:tests/%.c=$(B)/tests/%)
 BENCH_BIN:= $(BENCH_SRC:bench/%.c=$(B)/bench/%)

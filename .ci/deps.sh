@@ -1,7 +1,7 @@
 #!/bin/sh
 # Checks (check) or installs (install) the Debian packages karyon builds and tests with.
 # Called by `make deps`, `make test` and `make demo`; installs when run as root, else prints the line.
-PKGS="gcc g++ make libcmocka-dev libstb-dev pkg-config"
+PKGS="gcc g++ make libcmocka-dev libstb-dev pkg-config libopenmpi-dev openmpi-bin"
 missing=""
 command -v gcc >/dev/null 2>&1 || missing="$missing gcc"
 command -v g++ >/dev/null 2>&1 || missing="$missing g++"
@@ -9,6 +9,9 @@ command -v g++ >/dev/null 2>&1 || missing="$missing g++"
 [ -f /usr/include/stb/stb_image.h ] || missing="$missing libstb-dev"
 # pkg-config: tests/test_apps_install.c links a program against `make install`'s copy through it.
 command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
+# Data-parallel ranks (optional at build time; `make test` runs the mpirun suites with them).
+command -v mpicc >/dev/null 2>&1 || missing="$missing libopenmpi-dev"
+command -v mpirun >/dev/null 2>&1 || missing="$missing openmpi-bin"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "karyon: installing:$missing"

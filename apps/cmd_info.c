@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "apps/cli.h"
+#include "dist/dist.h"
 #ifdef KY_HAVE_CUDA
 #include "cuda/cuda.h"
 #endif
@@ -13,8 +14,8 @@ const char ky_cmd_info_summary[] = "show the build's backends and the GPUs it ca
 int ky_cmd_info(int argc, char **argv) {
   static const char *const known[] = {"threads", "help!", NULL};
   if (ky_cli_wants_help(argc, argv)) {
-    printf("usage: karyon info [--threads N]\n  Prints the backends compiled in, the CPU threads the kernels would use (--threads N,\n"
-           "  else KY_THREADS, else every core this process may use) and the GPUs visible to the CUDA backend.\n");
+    printf("usage: karyon info [--threads N]\n  Prints the backends compiled in (CPU, CUDA, MPI, NCCL), the CPU threads the kernels would use\n"
+           "  (--threads N, else KY_THREADS, else every core this process may use) and the GPUs visible to CUDA.\n");
     return 0;
   }
   if (!ky_cli_check(argc, argv, "info", known)) return 2;
@@ -33,5 +34,13 @@ int ky_cmd_info(int argc, char **argv) {
 #else
   printf("\ngpus: CUDA backend not compiled (built with CUDA=0 or without nvcc)\n");
 #endif
+  printf("mpi: %s%s\n", ky_dist_mpi_version(),
+#ifdef KY_HAVE_MPI
+         " (mpirun -np N karyon train ...)"
+#else
+         " (built without libopenmpi-dev: one process only)"
+#endif
+  );
+  printf("nccl: %s\n", ky_dist_nccl_version());
   return 0;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "apps/cli.h"
+#include "dist/dist.h"
 #include "pipeline/infer.h"
 #ifdef KY_HAVE_CUDA
 #include "cuda/cuda.h"
@@ -26,11 +27,12 @@ static void usage(void) {
          "  --model NAME --loss softmax|sigmoid|sigmoid3|focal   for weight files without a training config\n"
          "  --no-overlay          skip the overlay PNGs\n"
          "  --threads N           CPU threads for the kernels and post-processing [KY_THREADS, else every core];\n"
-         "                        the outputs do not depend on it\n");
+         "                        the outputs do not depend on it\n"
+         "  Under mpirun -np N (or srun) the ranks split the images (contiguous parts, one device each: CPU\n"
+         "  or GPU local_rank); rank 0 merges submission.csv in the folder's order and prints the totals.\n");
 }
 
-int ky_cmd_predict(int argc, char **argv) {
-  if (ky_cli_wants_help(argc, argv)) { usage(); return 0; }
+static int predict(int argc, char **argv, ky_dist *d) {
   static const char *const known[] = {"ckpt", "weights", "images", "out", "tta", "scales", "gbt", "thr", "export-dsb", "device",
                                       "model", "loss", "no-overlay!", "threads", "help!", NULL};
   if (!ky_cli_check(argc, argv, "predict", known)) return 2;
@@ -55,7 +57,11 @@ int ky_cmd_predict(int argc, char **argv) {
   ky_status s = ky_cli_threads(&threads, argc, argv);
   if (s != KY_OK) return ky_cli_fail("predict", s);
   ky_ctx ctx;
-  s = ky_ctx_init(&ctx, dev, 0);
+  int gpu = 0;
+#ifdef KY_HAVE_CUDA
+  if (dev == KY_DEV_CUDA) gpu = d->local_rank % ky_cuda_device_count(NULL, 0);
+#endif
+  s = ky_ctx_init(&ctx, dev, gpu);
   if (s == KY_OK && (s = ky_ctx_set_threads(&ctx, threads)) != KY_OK) ky_ctx_free(&ctx);
   if (s != KY_OK) return ky_cli_fail("predict", s);
   ky_predictor p;
@@ -93,7 +99,7 @@ int ky_cmd_predict(int argc, char **argv) {
   ky_infer_result r;
   if (s == KY_OK) {
     ky_infer_opts o = {images, out, have_gbt ? &gbt : NULL, thr, ky_cli_opt(argc, argv, "export-dsb"),
-                       !ky_cli_flag(argc, argv, "no-overlay"), NULL, 0};
+                       !ky_cli_flag(argc, argv, "no-overlay"), NULL, 0, d->rank, d->size};
     s = ky_infer_folder(&ctx, &p, &o, &r);
   }
   if (have_gbt) ky_gbt_ensemble_free(&gbt);
@@ -101,8 +107,28 @@ int ky_cmd_predict(int argc, char **argv) {
   ky_predictor_free(&p);
   ky_ctx_free(&ctx);
   if (s != KY_OK) return ky_cli_fail("predict", s);
+  if (d->size > 1) {
+    double tot[2] = {r.n_images, (double)r.n_instances};
+    if ((s = ky_dist_sum_f64(d, tot, 2)) != KY_OK) return ky_cli_fail("predict", s);
+    r.n_images = (int)tot[0];
+    r.n_instances = (long)tot[1];
+    if (d->rank == 0 && (s = ky_infer_merge_submission(out, d->size)) != KY_OK) return ky_cli_fail("predict", s);
+    if (d->rank != 0) return 0;
+  }
   printf("predicted %d images (%ld instances) with %d model(s) x %d TTA on %s\n", r.n_images, r.n_instances, n_models,
          tta, dev == KY_DEV_CUDA ? "cuda" : "cpu");
   printf("outputs: %s/prob, %s/labels, %s/overlay, %s/submission.csv\n", out, out, out, out);
   return 0;
+}
+
+int ky_cmd_predict(int argc, char **argv) {
+  if (ky_cli_wants_help(argc, argv)) { usage(); return 0; }
+  ky_dist d;
+  ky_status s = ky_dist_init(&d, &argc, &argv);
+  if (s != KY_OK) return ky_cli_fail("predict", s);
+  int rc = predict(argc, argv, &d);
+  /* A rank that failed ends every rank (the others may wait in the final sum). */
+  if (rc != 0) ky_dist_abort(&d, rc);
+  ky_dist_finalize(&d);
+  return rc;
 }

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "apps/cli.h"
+#include "dist/dist.h"
 #include "pipeline/train.h"
 
 const char ky_cmd_train_summary[] = "train a U-Net / FPN on a DSB-layout folder (config file and/or flags)";
@@ -50,21 +51,47 @@ int ky_cmd_train(int argc, char **argv) {
     printf("usage: karyon train --data DIR [--config FILE] [--KEY VALUE ...] [--resume]\n"
            "  Trains a segmentation net; writes OUT/config.txt, last.safetensors, best.safetensors,\n"
            "  log.csv, epochs.csv and curve.png. --config files hold `key = value` lines; flags win.\n"
-           "  --resume continues from OUT/last.safetensors exactly where it stopped.\n\nkeys:\n");
+           "  --resume continues from OUT/last.safetensors exactly where it stopped.\n\n"
+           "  Several processes (data parallel): mpirun -np N karyon train ... (or srun) trains one model on N\n"
+           "  ranks, one device each (CPU, or GPU local_rank). --batch stays the GLOBAL batch: rank r takes the\n"
+           "  crops [r*B/N, (r+1)*B/N) of every batch (when N does not divide B the first B %% N ranks take one\n"
+           "  more, and each rank's loss counts for its share, so the step is the global batch's); gradients are\n"
+           "  summed in buckets (bucket_mb) during the backward pass. Batch norm uses each rank's statistics\n"
+           "  unless sync_bn = 1. Rank 0 alone writes OUT; every rank reads it on --resume, with any N.\n\nkeys:\n");
     ky_train_config_help(stdout);
     return 0;
   }
   static const char *const extra[] = {"resume!", "help!", NULL};
+  ky_dist dist;
+  ky_status s = ky_dist_init(&dist, &argc, &argv);
+  if (s != KY_OK) return ky_cli_fail("train", s);
   ky_train_config cfg;
   ky_train_config_default(&cfg);
-  ky_status s = ky_train_config_args(&cfg, argc, argv, extra);
-  if (s != KY_OK) return ky_cli_fail("train", s);
-  progress_ctx pc = {isatty(2), cfg.quiet, 10};
-  ky_train_hooks hooks = {on_step, on_epoch, on_info, &pc, 0};
+  s = ky_train_config_args(&cfg, argc, argv, extra);
   ky_train_result res;
-  s = ky_train_run(&cfg, ky_cli_flag(argc, argv, "resume"), &hooks, &res);
-  if (s != KY_OK) return ky_cli_fail("train", s);
-  printf("done: %lld steps on %s; last loss %.5f; best val loss %.5f; outputs in %s\n", (long long)res.steps, res.device,
-         res.last_loss, res.best_val_loss, cfg.out);
+  memset(&res, 0, sizeof res);
+  if (s == KY_OK) {
+    progress_ctx pc = {isatty(2), cfg.quiet, 10};
+    ky_train_hooks hooks = {on_step, on_epoch, on_info, &pc, 0};
+    s = ky_train_run_dist(&cfg, ky_cli_flag(argc, argv, "resume"), &dist, &hooks, &res);
+  }
+  if (s != KY_OK) {
+    /* One rank's failure ends every rank (no hang in a collective), after its message. */
+    if (dist.size > 1) s = ky_error_context(s, "rank %d of %d: ", dist.rank, dist.size);
+    ky_cli_fail("train", s);
+    /* A NaN seen by every rank at the same step: each says so and leaves; any other failure may
+     * be this rank's alone, so it ends the job. */
+    if (res.stopped_together && ky_dist_barrier(&dist) == KY_OK) {
+      ky_dist_finalize(&dist);
+      return 1;
+    }
+    ky_dist_abort(&dist, 1);
+    ky_dist_finalize(&dist);
+    return 1;
+  }
+  if (dist.rank == 0)
+    printf("done: %lld steps on %s%s; last loss %.5f; best val loss %.5f; outputs in %s\n", (long long)res.steps,
+           res.device, dist.size > 1 ? " ranks" : "", res.last_loss, res.best_val_loss, cfg.out);
+  ky_dist_finalize(&dist);
   return 0;
 }

@@ -211,9 +211,11 @@ ky_status ky_tensor_grad(ky_ctx *ctx, ky_tensor **g, ky_tensor *t) {
 
 static ky_status run_tape(ky_ctx *ctx) {
   for (ky_node *n = ctx->tape.last; n; n = n->prev) {
-    if (!n->out->grad) continue;   /* does not lead to the output */
-    ky_status s = n->backward(ctx, n);
-    if (s != KY_OK) return ky_error_context(s, "backward of %s: ", n->op);
+    if (n->out->grad) {   /* else it does not lead to the output */
+      ky_status s = n->backward(ctx, n);
+      if (s != KY_OK) return ky_error_context(s, "backward of %s: ", n->op);
+    }
+    if (ctx->after_node) KY_TRY(ctx->after_node(ctx->after_node_ud, n));
   }
   return KY_OK;
 }

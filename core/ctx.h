@@ -11,6 +11,7 @@
 struct ky_cuda;
 struct ky_devfns;
 struct ky_pool;
+struct ky_dist;
 
 struct ky_ctx {
   ky_device dev;
@@ -22,6 +23,11 @@ struct ky_ctx {
   int grad_enabled;        /* record the tape (training) or not (inference) */
   int training;            /* batch-norm batch statistics vs running statistics */
   struct ky_pool *pool;    /* CPU threads for the kernels and per-image work (core/pool.h) */
+  struct ky_dist *dist;    /* data-parallel job (dist/dist.h), or NULL: one process */
+  /* Called after every tape node in a backward pass, run or skipped (dist/: starts gradient
+   * all-reduces while the rest of the backward pass runs); NULL: none. */
+  ky_status (*after_node)(void *ud, ky_node *n);
+  void *after_node_ud;
 };
 
 /* dev = KY_DEV_CUDA needs a CUDA build and a GPU (else KY_ERR_CUDA with the reason). Starts the

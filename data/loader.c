@@ -15,6 +15,8 @@ static ky_status check_config(const ky_loader_config *c) {
   KY_CHECK(c->set && c->set->n > 0, KY_ERR_ARG, "loader: no samples (set is NULL or empty)");
   KY_CHECK(c->batch > 0, KY_ERR_ARG, "loader: batch %d, expected >= 1", c->batch);
   KY_CHECK(c->crop > 0 && c->crop <= 8192, KY_ERR_ARG, "loader: crop %d, expected 1..8192", c->crop);
+  KY_CHECK((c->shard_lo == 0 && c->shard_hi == 0) || (c->shard_lo >= 0 && c->shard_lo < c->shard_hi && c->shard_hi <= c->batch),
+           KY_ERR_ARG, "loader: shard [%d, %d) is not a non-empty part of a batch of %d", c->shard_lo, c->shard_hi, c->batch);
   KY_CHECK(c->first_batch >= 0, KY_ERR_ARG, "loader: first_batch %lld < 0", (long long)c->first_batch);
   KY_CHECK(c->norm >= KY_NORM_TORCH && c->norm <= KY_NORM_TF, KY_ERR_ARG, "loader: unknown normalisation %d", (int)c->norm);
   if (c->list) {
@@ -103,10 +105,17 @@ static ky_status fill_one(ky_batch *out, int i, const ky_loader_config *cfg, int
   return KY_OK;
 }
 
+/* The rank's part [lo, hi) of each batch. */
+static void shard(const ky_loader_config *c, int *lo, int *hi) {
+  *lo = c->shard_hi ? c->shard_lo : 0;
+  *hi = c->shard_hi ? c->shard_hi : c->batch;
+}
+
 static ky_status fill_with(ky_batch *out, const ky_loader_config *cfg, int64_t batch_no, fill_scratch *sc) {
-  int n_list = cfg->list ? cfg->n_list : cfg->set->n;
-  KY_CHECK(out && out->n == cfg->batch && out->h == cfg->crop && out->w == cfg->crop && out->x && out->cls,
-           KY_ERR_SHAPE, "loader: batch buffer is not [%d, %d, %d]", cfg->batch, cfg->crop, cfg->crop);
+  int n_list = cfg->list ? cfg->n_list : cfg->set->n, lo, hi;
+  shard(cfg, &lo, &hi);
+  KY_CHECK(out && out->n == hi - lo && out->h == cfg->crop && out->w == cfg->crop && out->x && out->cls,
+           KY_ERR_SHAPE, "loader: batch buffer is not [%d, %d, %d]", hi - lo, cfg->crop, cfg->crop);
   KY_CHECK(!cfg->with_sigmoid || out->sig, KY_ERR_SHAPE, "loader: batch buffer has no sigmoid targets");
   size_t cp = (size_t)cfg->crop * cfg->crop;
   if (!sc->perm) {
@@ -116,8 +125,8 @@ static ky_status fill_with(ky_batch *out, const ky_loader_config *cfg, int64_t b
     sc->perm_epoch = -1;
     if (!sc->perm || !sc->crop_rgb || !sc->crop_lab) return ky_error(KY_ERR_NOMEM, "loader: out of memory for scratch");
   }
-  for (int i = 0; i < cfg->batch; i++)
-    KY_TRY(fill_one(out, i, cfg, n_list, batch_no * cfg->batch + i, sc));
+  for (int i = lo; i < hi; i++)
+    KY_TRY(fill_one(out, i - lo, cfg, n_list, batch_no * cfg->batch + i, sc));
   return KY_OK;
 }
 
@@ -220,7 +229,9 @@ ky_status ky_loader_start(ky_loader **out, const ky_loader_config *cfg) {
   l->threads = calloc((size_t)cfg->threads, sizeof *l->threads);
   if (!l->slots || !l->threads) { loader_free(l); return ky_error(KY_ERR_NOMEM, "loader: out of memory"); }
   for (int i = 0; i < l->k; i++) {
-    ky_status s = ky_batch_alloc(&l->slots[i].b, cfg->batch, cfg->crop, cfg->crop, cfg->with_sigmoid);
+    int lo, hi;
+    shard(cfg, &lo, &hi);
+    ky_status s = ky_batch_alloc(&l->slots[i].b, hi - lo, cfg->crop, cfg->crop, cfg->with_sigmoid);
     if (s != KY_OK) { loader_free(l); return s; }
   }
   pthread_mutex_init(&l->mu, NULL);

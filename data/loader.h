@@ -41,6 +41,8 @@ typedef struct {
   int ring;               /* batches prepared ahead (K); 0 = 2 * threads */
   int nice;               /* raise the workers' nice value by this much (0: none), below compute threads */
   int64_t first_batch;    /* batch number to start at (resuming) */
+  int shard_lo, shard_hi; /* data-parallel rank's part [lo, hi) of every batch (0, 0: all of it):
+                           * ky_batch items i < hi - lo are the batch's samples lo + i */
   ky_precrop_fn precrop;  /* optional */
   void *precrop_ctx;
   ky_augment_fn augment;  /* optional */
@@ -50,7 +52,9 @@ typedef struct {
 /* Batch number b holds the samples s = b * batch + i (i < batch) of the sample stream: position s
  * is item list[perm_e[s % n_list]] with e = s / n_list and perm_e from ky_sampler_epoch (batches
  * run on across epoch boundaries; the caller counts steps per epoch). Each sample's randomness
- * is ky_sample_rng(seed, s): first the crop origin (ky_crop_origin), then the hooks. */
+ * is ky_sample_rng(seed, s): first the crop origin (ky_crop_origin), then the hooks. A shard fills
+ * only i in [shard_lo, shard_hi), so the union of the ranks' shards is the whole batch, whatever
+ * the number of ranks. */
 ky_status ky_loader_fill(ky_batch *out, const ky_loader_config *cfg, int64_t batch_no);
 
 typedef struct ky_loader ky_loader;

@@ -3,11 +3,14 @@
  * Tested by the batchnorm rows of tests/optable_cases.c and tests/test_parity_ops.c (PyTorch). */
 #include "ops/ops.h"
 #include "ops/op_util.h"
+#include "ops/batchnorm_sync.h"
 
 typedef struct {
   float *mean, *invstd;   /* [c] on the op's device (training form) */
   float eps;
   int training;
+  int sync;               /* statistics over every rank (ops/batchnorm_sync.c) */
+  double count;           /* their N*H*W */
 } bn_saved;
 
 static ky_status bn_backward(ky_ctx *ctx, ky_node *n) {
@@ -20,7 +23,9 @@ static ky_status bn_backward(ky_ctx *ctx, ky_node *n) {
   int c = x->shape[3];
   size_t npix = ky_tensor_numel(x) / (size_t)c;
   float *pdx = dx ? dx->data : NULL, *pdg = dg ? dg->data : NULL, *pdb = db ? db->data : NULL;
-  if (sv->training) {
+  if (sv->training && sv->sync) {
+    KY_TRY(ky_bn_sync_bwd(ctx, pdx, pdg, pdb, dy->data, x->data, g->data, sv->mean, sv->invstd, sv->count, npix, c));
+  } else if (sv->training) {
     KY_IF_CUDA(ctx, ky_cuda_bn_bwd_train(ctx->cu, pdx, pdg, pdb, dy->data, x->data, g->data, sv->mean, sv->invstd, npix, c))
     else ky_cpu_bn_bwd_train(ctx->pool, pdx, pdg, pdb, dy->data, x->data, g->data, sv->mean, sv->invstd, npix, c);
   } else {
@@ -52,7 +57,14 @@ ky_status ky_batchnorm2d(ky_ctx *ctx, ky_tensor **y, ky_tensor *x, ky_tensor *ga
   ky_tensor *out;
   KY_TRY(ky_tensor_new(ctx, &out, KY_F32, 4, x->shape));
   float *mean = NULL, *invstd = NULL;
-  if (ctx->training) {
+  double count = 0;
+  int sync = ctx->training && ky_bn_sync_on(ctx);
+  if (sync) {
+    KY_TRY(ky_ctx_alloc(ctx, (void **)&mean, (size_t)c * sizeof(float)));
+    KY_TRY(ky_ctx_alloc(ctx, (void **)&invstd, (size_t)c * sizeof(float)));
+    KY_TRY(ky_bn_sync_fwd(ctx, out->data, mean, invstd, &count, run_mean->data, run_var->data, x->data, gamma->data,
+                          beta->data, npix, c, eps, momentum));
+  } else if (ctx->training) {
     KY_TRY(ky_ctx_alloc(ctx, (void **)&mean, (size_t)c * sizeof(float)));
     KY_TRY(ky_ctx_alloc(ctx, (void **)&invstd, (size_t)c * sizeof(float)));
     KY_IF_CUDA(ctx, ky_cuda_bn_fwd_train(ctx->cu, out->data, mean, invstd, run_mean->data, run_var->data, x->data,
@@ -73,6 +85,8 @@ ky_status ky_batchnorm2d(ky_ctx *ctx, ky_tensor **y, ky_tensor *x, ky_tensor *ga
     sv->invstd = invstd;
     sv->eps = eps;
     sv->training = ctx->training;
+    sv->sync = sync;
+    sv->count = count;
   }
   *y = out;
   return KY_OK;

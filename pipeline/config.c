@@ -63,6 +63,8 @@ static const opt opts[] = {
     {"loader_threads", T_INT, S(loader_threads), "0", "data loader threads (0: 1 on the CPU, beside the kernel threads at low priority; 2 on a GPU)"},
     {"val_images", T_INT, S(val_images), "0", "at most this many validation images per epoch (0 = all)"},
     {"quiet", T_BOOL, S(quiet), "0", "no progress line"},
+    {"sync_bn", T_BOOL, S(sync_bn), "0", "under mpirun: batch-norm statistics over the global batch (SyncBatchNorm; CPU ranks) instead of per rank"},
+    {"bucket_mb", T_FLOAT, S(bucket_mb), "4", "under mpirun: gradient all-reduce bucket size in MB (buckets start during the backward pass; 0: one per tensor)"},
 };
 #undef S
 #define N_OPTS (sizeof opts / sizeof opts[0])
@@ -221,6 +223,7 @@ ky_status ky_train_config_validate(const ky_train_config *c) {
   KY_CHECK(c->freeze_epochs >= 0 && c->ckpt_every >= 0 && c->val_images >= 0, KY_ERR_ARG,
            "config: freeze_epochs, ckpt_every and val_images must be >= 0");
   KY_CHECK(c->out[0], KY_ERR_ARG, "config: 'out' (the output folder) is required");
+  KY_CHECK(c->bucket_mb >= 0 && c->bucket_mb <= 4096, KY_ERR_ARG, "config: bucket_mb %g, expected 0..4096", c->bucket_mb);
   return KY_OK;
 }
 

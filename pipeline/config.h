@@ -47,6 +47,8 @@ typedef struct {
   int loader_threads;           /* data loader threads (0: 1 on the CPU, at low priority; 2 on a GPU) */
   int val_images;               /* cap on validation images per epoch (0 = all) */
   int quiet;                    /* no progress line */
+  int sync_bn;                  /* data-parallel ranks: batch statistics over the global batch */
+  float bucket_mb;              /* data-parallel ranks: gradient all-reduce bucket size (MB) */
 } ky_train_config;
 
 void ky_train_config_default(ky_train_config *c);

@@ -12,6 +12,7 @@
 #include "core/image.h"
 #include "core/pool.h"
 #include "data/dsb.h"
+#include "dist/dist.h"
 #include "pipeline/plot.h"
 #include "pipeline/segment.h"
 #include "post/rle.h"
@@ -194,6 +195,31 @@ static ky_status item_emit(const ky_infer_opts *o, const infer_item *it, const c
   return s;
 }
 
+ky_status ky_infer_merge_submission(const char *out, int size) {
+  char p[4096];
+  snprintf(p, sizeof p, "%s/submission.csv", out);
+  ky_atomic_file af;
+  KY_TRY(ky_atomic_open(&af, p));
+  ky_status s = KY_OK;
+  for (int r = 0; r < size && s == KY_OK; r++) {
+    snprintf(p, sizeof p, "%s/submission.csv.rank%d", out, r);
+    char *buf;
+    size_t n;
+    if ((s = ky_file_read_all(p, &buf, &n)) != KY_OK) break;
+    const char *body = memchr(buf, '\n', n);
+    size_t skip = r == 0 || !body ? 0 : (size_t)(body + 1 - buf);   /* one header line */
+    if (fwrite(buf + skip, 1, n - skip, af.f) != n - skip) s = ky_error(KY_ERR_IO, "%s/submission.csv: write failed", out);
+    free(buf);
+  }
+  if (s != KY_OK) { ky_atomic_abort(&af); return s; }
+  KY_TRY(ky_atomic_commit(&af));
+  for (int r = 0; r < size; r++) {
+    snprintf(p, sizeof p, "%s/submission.csv.rank%d", out, r);
+    remove(p);
+  }
+  return KY_OK;
+}
+
 ky_status ky_infer_folder(ky_ctx *ctx, const ky_predictor *p, const ky_infer_opts *o, ky_infer_result *r) {
   KY_CHECK(ctx && p && o && o->images && o->out, KY_ERR_ARG, "infer: NULL argument");
   char **ids, **paths;
@@ -208,9 +234,21 @@ ky_status ky_infer_folder(ky_ctx *ctx, const ky_predictor *p, const ky_infer_opt
   }
   if (s != KY_OK) { ky_infer_list_free(ids, paths, n); return s; }
   ky_rle_writer wr;
-  snprintf(dir, sizeof dir, "%s/submission.csv", o->out);
+  int parts = o->shard_size > 1;
+  if (parts) snprintf(dir, sizeof dir, "%s/submission.csv.rank%d", o->out, o->shard_rank);
+  else snprintf(dir, sizeof dir, "%s/submission.csv", o->out);
   if ((s = ky_rle_writer_open(&wr, dir, 0)) != KY_OK) { ky_infer_list_free(ids, paths, n); return s; }
   if (r) memset(r, 0, sizeof *r);
+  /* The images this process predicts: the kept ones, then this rank's contiguous part of them. */
+  int n_kept = 0, lo = 0, hi;
+  for (int i = 0; i < n; i++) {
+    int keep = !o->only;
+    for (int k = 0; o->only && k < o->n_only; k++) keep |= !strcmp(o->only[k], ids[i]);
+    n_kept += keep;
+  }
+  hi = n_kept;
+  if (parts) ky_dist_shard(&lo, &hi, n_kept, o->shard_rank, o->shard_size);
+  int kept_i = -1;
   int batch = 2 * ky_ctx_threads(ctx);
   infer_item *items = calloc((size_t)batch, sizeof *items);
   if (!items) s = ky_error(KY_ERR_NOMEM, "infer: out of memory");
@@ -222,6 +260,8 @@ ky_status ky_infer_folder(ky_ctx *ctx, const ky_predictor *p, const ky_infer_opt
         for (int k = 0; k < o->n_only; k++) keep |= !strcmp(o->only[k], ids[i]);
         if (!keep) continue;
       }
+      kept_i++;
+      if (kept_i < lo || kept_i >= hi) continue;
       infer_item *it = &items[g++];
       it->idx = i;
       ky_status si = item_maps(ctx, p, o, it, ids[i], paths[i]);

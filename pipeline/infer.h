@@ -18,6 +18,9 @@ typedef struct {
   int overlays;                /* write overlay/<id>.png */
   const char *const *only;     /* NULL: every image; else only these ids */
   int n_only;
+  int shard_rank, shard_size;  /* data-parallel predict (size > 1): this rank takes its contiguous
+                                  part of the images (ky_dist_shard) and writes its submission rows
+                                  to submission.csv.rank<R>, for ky_infer_merge_submission */
 } ky_infer_opts;
 
 typedef struct { int n_images; long n_instances; } ky_infer_result;
@@ -28,5 +31,8 @@ ky_status ky_infer_list(char ***ids, char ***paths, int *n, const char *folder);
 void ky_infer_list_free(char **ids, char **paths, int n);
 
 ky_status ky_infer_folder(ky_ctx *ctx, const ky_predictor *p, const ky_infer_opts *o, ky_infer_result *r);
+/* After every rank's ky_infer_folder: <out>/submission.csv from the ranks' parts in rank order
+ * (the folder's order, as one process writes it), written atomically; the parts are removed. */
+ky_status ky_infer_merge_submission(const char *out, int size);
 
 #endif

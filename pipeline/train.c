@@ -16,6 +16,7 @@
 #include "data/loader.h"
 #include "data/normalize.h"
 #include "data/targets.h"
+#include "dist/dist.h"
 #include "losses/losses.h"
 #include "models/checkpoint.h"
 #include "models/model.h"
@@ -29,12 +30,18 @@
 #include "cuda/cuda.h"
 #endif
 
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
 static double now_s(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
   return t.tv_sec + t.tv_nsec * 1e-9;
 }
 
+/* Hooks hear from rank 0 only (NULL elsewhere). */
 static void info(const ky_train_hooks *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void info(const ky_train_hooks *h, const char *fmt, ...) {
   if (!h || !h->on_info) return;
@@ -84,6 +91,7 @@ static ky_status merge_sets(ky_dsb_set *a, ky_dsb_set *b) {
 
 typedef struct {
   const ky_train_config *cfg;
+  ky_dist *dist;
   ky_ctx ctx;
   ky_model *model;
   ky_head head;
@@ -178,22 +186,52 @@ done:
   return s;
 }
 
+/* Each rank validates images i = rank, rank + size, ...; the sums are all-reduced. */
 static ky_status validate(trainer *t, const ky_dsb_set *set, const int *val, int n_val, float *loss, float *score) {
   int old_train = t->ctx.training, old_grad = ky_ctx_set_grad(&t->ctx, 0);
   t->ctx.training = 0;
-  double ls = 0, ss = 0;
+  double sum[2] = {0, 0};
   ky_status s = KY_OK;
-  for (int i = 0; i < n_val && s == KY_OK; i++) {
+  for (int i = t->dist->rank; i < n_val && s == KY_OK; i += t->dist->size) {
     double l = 0, sc = 0;
     s = validate_one(t, &set->samples[val[i]], &l, &sc);
     if (s != KY_OK) s = ky_error_context(s, "validating %s: ", set->ids[val[i]]);
-    ls += l;
-    ss += sc;
+    sum[0] += l;
+    sum[1] += sc;
   }
   t->ctx.training = old_train;
   ky_ctx_set_grad(&t->ctx, old_grad);
-  *loss = n_val ? (float)(ls / n_val) : NAN;
-  *score = n_val ? (float)(ss / n_val) : NAN;
+  KY_TRY(s);
+  KY_TRY(ky_dist_sum_f64(t->dist, sum, 2));
+  *loss = n_val ? (float)(sum[0] / n_val) : NAN;
+  *score = n_val ? (float)(sum[1] / n_val) : NAN;
+  return s;
+}
+
+/* Rank 0's block (parameters, or batch-norm running statistics) to every rank. */
+static ky_status bcast_block(ky_dist *d, ky_params *ps, float *block) {
+  if (d->size < 2 || !ps->total || !block) return KY_OK;
+  float *h = malloc(ps->total * sizeof *h);
+  if (!h) return ky_error(KY_ERR_NOMEM, "train: out of memory for a %zu-float copy", ps->total);
+  ky_status s = ky_params_get(ps, h, block);
+  if (s == KY_OK) s = ky_dist_bcast(d, h, ps->total * sizeof *h, 0);
+  if (s == KY_OK) s = ky_params_set(ps, block, h);
+  free(h);
+  return s;
+}
+
+/* Every rank must hold the same parameters after each step (the same summed gradients, the same
+ * optimiser): checked at checkpoints, so a divergence is an error, not a silent drift. */
+static ky_status check_in_step(ky_dist *d, ky_params *ps, int64_t step) {
+  if (d->size < 2) return KY_OK;
+  float *h = malloc(ps->total * sizeof *h + 1);
+  if (!h) return ky_error(KY_ERR_NOMEM, "train: out of memory");
+  ky_status s = ky_params_get(ps, h, ps->data);
+  uint64_t hash = s == KY_OK ? ky_dist_hash(0, h, ps->total * sizeof *h) : 0;
+  free(h);
+  KY_TRY(s);
+  s = ky_dist_check_same(d, hash, "parameters");
+  if (s != KY_OK) s = ky_error_context(s, "step %lld: ranks diverged: ", (long long)step);
   return s;
 }
 
@@ -218,8 +256,46 @@ static ky_status trim_log(const char *path, int64_t max_step) {
 }
 
 ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_hooks *hooks, ky_train_result *res) {
+  ky_dist one;
+  memset(&one, 0, sizeof one);
+  one.size = one.local_size = 1;
+  return ky_train_run_dist(cfg, resume, &one, hooks, res);
+}
+
+/* Same build and same options on every rank, or an error naming the first rank that differs. */
+static ky_status check_ranks(ky_dist *d, const ky_train_config *cfg) {
+  if (d->size < 2) return KY_OK;
+  static const char build[] = __DATE__ " " __TIME__ " " __FILE__;
+  uint64_t h = ky_dist_hash(0, build, sizeof build);
+  h = ky_dist_hash(h, ky_dist_mpi_version(), strlen(ky_dist_mpi_version()));
+  size_t sz = sizeof *cfg;
+  h = ky_dist_hash(h, &sz, sizeof sz);
+  KY_TRY(ky_dist_check_same(d, h, "karyon build"));
+  char *text = NULL;
+  size_t n = 0;
+  FILE *f = open_memstream(&text, &n);
+  if (!f) return ky_error(KY_ERR_NOMEM, "train: out of memory");
+  ky_train_config_write(f, cfg);
+  fclose(f);
+  ky_status s = ky_dist_check_same(d, ky_dist_hash(0, text, n), "training options (config and flags)");
+  free(text);
+  return s;
+}
+
+ky_status ky_train_run_dist(const ky_train_config *cfg, int resume, ky_dist *dist, const ky_train_hooks *hooks,
+                            ky_train_result *res) {
   KY_CHECK_NULL(cfg, "config");
+  KY_CHECK_NULL(dist, "dist");
   KY_TRY(ky_train_config_validate(cfg));
+  KY_TRY(check_ranks(dist, cfg));
+  const int rank0 = dist->rank == 0;
+  KY_CHECK(cfg->batch >= dist->size, KY_ERR_ARG,
+           "train: batch %d cannot split over %d ranks (each rank needs at least one crop; --batch is the global batch)",
+           cfg->batch, dist->size);
+  const ky_train_hooks *all_hooks = hooks;
+  if (!rank0) hooks = NULL;
+  ky_reducer *reducer = NULL;
+  double *step_s = NULL;
   ky_train_result r0;
   memset(&r0, 0, sizeof r0);
   if (!res) res = &r0;
@@ -229,6 +305,7 @@ ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_ho
   trainer t;
   memset(&t, 0, sizeof t);
   t.cfg = cfg;
+  t.dist = dist;
   ky_dsb_set set, extra;
   memset(&set, 0, sizeof set);
   memset(&extra, 0, sizeof extra);
@@ -252,7 +329,7 @@ ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_ho
   else if (use_aug) KY_TRY(ky_aug_chain_parse(&chain, cfg->aug));
   ky_oversample os;
   KY_TRY(ky_oversample_parse(&os, cfg->oversample));
-  KY_TRY(ky_mkdirs(cfg->out));
+  if (rank0) KY_TRY(ky_mkdirs(cfg->out));
   snprintf(last, sizeof last, "%s/last.safetensors", cfg->out);
   snprintf(best, sizeof best, "%s/best.safetensors", cfg->out);
 
@@ -310,8 +387,15 @@ ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_ho
     ky_device dev;
     char why[300];
     if ((s = pick_device(&dev, cfg->device, why, sizeof why)) != KY_OK) goto done;
-    if ((s = ky_ctx_init(&t.ctx, dev, 0)) != KY_OK) goto done;
+    int gpu = 0;
+#ifdef KY_HAVE_CUDA
+    if (dev == KY_DEV_CUDA) gpu = dist->local_rank % ky_cuda_device_count(NULL, 0);
+#endif
+    if ((s = ky_ctx_init(&t.ctx, dev, gpu)) != KY_OK) goto done;
     if (cfg->threads && (s = ky_ctx_set_threads(&t.ctx, cfg->threads)) != KY_OK) goto done;
+    t.ctx.dist = dist;
+    dist->sync_bn = cfg->sync_bn;
+    if (dev == KY_DEV_CUDA && (s = ky_dist_nccl_init(dist, t.ctx.cu)) != KY_OK) goto done;
 #ifdef KY_HAVE_CUDA
     if (t.ctx.cu) {
       ky_cuda_set_tf32(t.ctx.cu, cfg->tf32);
@@ -323,7 +407,11 @@ ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_ho
     }
 #endif
     snprintf(res->device, sizeof res->device, "%s", dev == KY_DEV_CUDA ? "cuda" : "cpu");
-    info(hooks, "device: %s", why);
+    if (dist->mpi)
+      info(hooks, "device: %s; %d ranks (%d on this machine), %s gradients, batch %d split %d..%d per rank, %s batch norm",
+           why, dist->size, dist->local_size, dev == KY_DEV_CUDA && dist->nccl ? "NCCL" : "MPI", cfg->batch,
+           cfg->batch / dist->size, (cfg->batch + dist->size - 1) / dist->size, cfg->sync_bn ? "synchronised" : "per-rank");
+    else info(hooks, "device: %s", why);
     info(hooks, "threads: %d for the CPU kernels", ky_ctx_threads(&t.ctx));
     ky_model_config mc = ky_model_config_default();
     mc.classes = t.classes;
@@ -361,23 +449,30 @@ ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_ho
     if (s != KY_OK) goto done;
   }
 
+  if (dist->mpi) {
+    /* Every rank built the same model from the same seed and file; rank 0's copy makes sure. */
+    if ((s = bcast_block(dist, ky_model_params(t.model), ky_model_params(t.model)->data)) != KY_OK) goto done;
+    if ((s = bcast_block(dist, ky_model_buffers(t.model), ky_model_buffers(t.model)->data)) != KY_OK) goto done;
+    if ((s = ky_reducer_create(&reducer, dist, ky_model_params(t.model), (size_t)(cfg->bucket_mb * 1048576.0))) != KY_OK) goto done;
+  }
   int epoch_size = cfg->epoch_size ? cfg->epoch_size : (n_list + cfg->batch - 1) / cfg->batch;
   int64_t total = cfg->iters ? cfg->iters : (int64_t)cfg->epochs * epoch_size;
   /* Effective config (with the data sizes the run derived) beside the checkpoints. */
   snprintf(path, sizeof path, "%s/config.txt", cfg->out);
-  if ((s = ky_train_config_save(cfg, path)) != KY_OK) goto done;
+  if (rank0 && (s = ky_train_config_save(cfg, path)) != KY_OK) goto done;
 
   /* Logs: continue exactly from the resumed step (later lines came from the killed run). */
   char steplog_path[KY_CFG_STR + 64], eplog_path[KY_CFG_STR + 64], curve_path[KY_CFG_STR + 64];
   snprintf(steplog_path, sizeof steplog_path, "%s/log.csv", cfg->out);
   snprintf(eplog_path, sizeof eplog_path, "%s/epochs.csv", cfg->out);
   snprintf(curve_path, sizeof curve_path, "%s/curve.png", cfg->out);
-  if (resume) {
+  if (resume && rank0) {
     if ((s = trim_log(steplog_path, start)) != KY_OK) goto done;
     if ((s = trim_log(eplog_path, start)) != KY_OK) goto done;
   }
-  steplog = fopen(steplog_path, resume ? "a" : "w");
-  eplog = fopen(eplog_path, resume ? "a" : "w");
+  /* Rank 0 alone writes logs, curves and checkpoints; the others write to nowhere. */
+  steplog = fopen(rank0 ? steplog_path : "/dev/null", resume ? "a" : "w");
+  eplog = fopen(rank0 ? eplog_path : "/dev/null", resume ? "a" : "w");
   if (!steplog || !eplog) { s = ky_error(KY_ERR_IO, "cannot write logs in %s", cfg->out); goto done; }
   if (!resume) {
     fprintf(steplog, "step,epoch,loss,ce,dice_body,dice_border,lr,grad_norm\n");
@@ -399,13 +494,19 @@ ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_ho
   lc.threads = cfg->loader_threads ? cfg->loader_threads : t.ctx.dev == KY_DEV_CUDA ? 2 : 1;
   lc.nice = t.ctx.dev == KY_DEV_CUDA ? 0 : 10;
   lc.first_batch = start;
+  if (dist->size > 1) ky_dist_shard(&lc.shard_lo, &lc.shard_hi, cfg->batch, dist->rank, dist->size);
   float cp = cfg->copy_paste;
   if (cp > 0) { lc.precrop = ky_aug_copy_paste_hook; lc.precrop_ctx = &cp; }
   if (use_aug) { lc.augment = ky_aug_hook; lc.augment_ctx = &chain; }
   if (start < total && (s = ky_loader_start(&loader, &lc)) != KY_OK) goto done;
 
   ky_params *ps = ky_model_params(t.model);
-  double t0 = now_s(), ep_loss = 0;
+  /* This rank's loss counts for its share of the global batch, so the summed gradients are those
+   * of the global batch's mean loss (exact for per-image losses; batch dice is per rank). */
+  const float share = lc.shard_hi ? (float)(lc.shard_hi - lc.shard_lo) / (float)cfg->batch : 1.0f;
+  double t0 = now_s(), ep_loss = 0, compute_s = 0, t_prev = t0;
+  step_s = malloc((size_t)(total - start > 0 ? total - start : 1) * sizeof *step_s);   /* wall time per step */
+  if (!step_s) { s = ky_error(KY_ERR_NOMEM, "train: out of memory"); goto done; }
   int ep_n = 0;
   int64_t steps_this_call = 0;
   for (int64_t step = start; step < total; step++) {
@@ -413,6 +514,7 @@ ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_ho
     ky_model_freeze_encoder(t.model, epoch < cfg->freeze_epochs);
     const ky_batch *b;
     if ((s = ky_loader_next(loader, &b, NULL)) != KY_OK) goto done;
+    double tc0 = now_s();
     ky_ctx_reset(&t.ctx);
     t.ctx.training = 1;
     if ((s = ky_params_zero_grad(ps)) != KY_OK) goto done;
@@ -424,16 +526,34 @@ ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_ho
     float lv, pv[3] = {0, 0, 0};
     if ((s = ky_tensor_item(&t.ctx, &lv, loss)) != KY_OK) goto done;
     for (int k = 0; k < 3; k++) if (parts[k]) ky_tensor_item(&t.ctx, &pv[k], parts[k]);
-    if (!isfinite(lv)) { s = ky_error(KY_ERR_NUMERIC, "step %lld: the loss is %g; stopping (last good checkpoint: %s)", (long long)step + 1, lv, last); goto done; }
-    if ((s = ky_backward(&t.ctx, loss)) != KY_OK) goto done;
+    if (dist->mpi) {
+      /* The global batch's loss on every rank, so a NaN anywhere stops every rank at this step. */
+      double g[4] = {share * (double)lv, share * (double)pv[0], share * (double)pv[1], share * (double)pv[2]};
+      if ((s = ky_dist_sum_f64(dist, g, 4)) != KY_OK) goto done;
+      lv = (float)g[0];
+      for (int k = 0; k < 3; k++) pv[k] = (float)g[k + 1];
+    }
+    /* The loss and gradients checked here are all-reduced: every rank stops at this step. */
+    if (!isfinite(lv)) { s = ky_error(KY_ERR_NUMERIC, "step %lld: the loss is %g; stopping (last good checkpoint: %s)", (long long)step + 1, lv, last); res->stopped_together = 1; goto done; }
+    if (reducer) {
+      ky_tensor *seed;
+      int one = 1;
+      if ((s = ky_tensor_from_host(&t.ctx, &seed, KY_F32, 1, &one, &share)) != KY_OK) goto done;
+      if ((s = ky_reducer_attach(reducer, &t.ctx)) != KY_OK) goto done;
+      s = ky_backward_from(&t.ctx, loss, seed);
+      ky_status s2 = ky_reducer_finish(reducer, &t.ctx);
+      if (s == KY_OK) s = s2;
+      if (s != KY_OK) goto done;
+    } else if ((s = ky_backward(&t.ctx, loss)) != KY_OK) goto done;
     float gn;
     s = cfg->clip > 0 ? ky_clip_grad_norm(ps, cfg->clip, &gn) : ky_grad_norm(ps, &gn);
     if (s == KY_OK && !isfinite(gn)) s = ky_error(KY_ERR_NUMERIC, "gradient norm %g", gn);
-    if (s != KY_OK) { s = ky_error_context(s, "step %lld: a gradient is NaN/Inf (last good checkpoint: %s): ", (long long)step + 1, last); goto done; }
+    if (s != KY_OK) { res->stopped_together = s == KY_ERR_NUMERIC; s = ky_error_context(s, "step %lld: a gradient is NaN/Inf (last good checkpoint: %s): ", (long long)step + 1, last); goto done; }
     float lr = ky_schedule_lr(&sched, cfg->lr, epoch, step);
     size_t first, end;
     ky_model_trainable_range(t.model, &first, &end);
     if ((s = ky_optim_step(&opt, ps, lr, first, end)) != KY_OK) goto done;
+    compute_s += now_s() - tc0;
     steps_this_call++;
     ep_loss += lv;
     ep_n++;
@@ -448,7 +568,13 @@ ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_ho
       hooks->on_step(hooks->ud, &p);
     }
     int epoch_end = (step + 1) % epoch_size == 0 || step + 1 == total;
-    int stop_now = hooks && hooks->stop_after && steps_this_call >= hooks->stop_after;
+    int stop_now = all_hooks && all_hooks->stop_after && steps_this_call >= all_hooks->stop_after;
+    int saving = epoch_end || (cfg->ckpt_every && (step + 1) % cfg->ckpt_every == 0) || stop_now;
+    if (saving && dist->mpi) {
+      /* Rank 0's batch-norm running statistics (per-rank statistics differ) validate and save. */
+      if ((s = bcast_block(dist, ky_model_buffers(t.model), ky_model_buffers(t.model)->data)) != KY_OK) goto done;
+      if ((s = check_in_step(dist, ps, step + 1)) != KY_OK) goto done;
+    }
     if (epoch_end) {
       ky_train_epoch e = {epoch, step + 1, (float)(ep_loss / (ep_n ? ep_n : 1)), NAN, NAN, 0};
       if (n_val) {
@@ -471,12 +597,12 @@ ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_ho
       st.epoch = epoch + 1;
       char *old = st.config;
       st.config = cfgtext;
-      s = ky_checkpoint_save(last, t.model, &opt, &st);
-      if (s == KY_OK && e.best) s = ky_checkpoint_save(best, t.model, &opt, &st);
+      s = rank0 ? ky_checkpoint_save(last, t.model, &opt, &st) : KY_OK;
+      if (s == KY_OK && e.best && rank0) s = ky_checkpoint_save(best, t.model, &opt, &st);
       st.config = old;
       if (s != KY_OK) goto done;
       fflush(steplog);
-      if ((s = ky_curve_from_logs(curve_path, steplog_path, eplog_path, 800, 480)) != KY_OK) goto done;
+      if (rank0 && (s = ky_curve_from_logs(curve_path, steplog_path, eplog_path, 800, 480)) != KY_OK) goto done;
       if (hooks && hooks->on_epoch) hooks->on_epoch(hooks->ud, &e);
     } else if ((cfg->ckpt_every && (step + 1) % cfg->ckpt_every == 0) || stop_now) {
       char cfgtext[8192];
@@ -486,17 +612,34 @@ ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_ho
       char *old = st.config;
       st.config = cfgtext;
       st.epoch = epoch;
-      s = ky_checkpoint_save(last, t.model, &opt, &st);
+      s = rank0 ? ky_checkpoint_save(last, t.model, &opt, &st) : KY_OK;
       st.config = old;
       if (s != KY_OK) goto done;
     }
     fflush(steplog);
+    double t_now = now_s();
+    step_s[steps_this_call - 1] = t_now - t_prev;
+    t_prev = t_now;
     if (stop_now) break;
   }
   res->best_val_loss = best_val;
+  if (steps_this_call) {
+    res->compute_s = compute_s / steps_this_call;
+    res->comm_wait_s = dist->steps ? dist->wait_s / dist->steps : 0;
+    qsort(step_s, (size_t)steps_this_call, sizeof *step_s, cmp_double);
+    res->median_step_s = step_s[steps_this_call / 2];
+    info(hooks, "timing: %d rank%s; median step %.1f ms (%.2f img/s); per step %.1f ms compute (forward, backward, "
+         "all-reduce, optimiser) of which %.2f ms waiting for the gradient all-reduce after the backward pass; %.2f MB "
+         "all-reduced per step in %d bucket(s), %.1f of them started during the backward pass", dist->size,
+         dist->size > 1 ? "s" : "", 1e3 * res->median_step_s, cfg->batch / res->median_step_s, 1e3 * res->compute_s,
+         1e3 * res->comm_wait_s, dist->bytes / (dist->steps ? dist->steps : 1) / 1048576.0,
+         reducer ? ky_reducer_buckets(reducer, NULL) : 0, dist->early / (dist->steps ? dist->steps : 1));
+  }
   s = KY_OK;
 done:
   if (loader) ky_loader_stop(loader);
+  ky_reducer_free(reducer);
+  free(step_s);
   if (steplog) fclose(steplog);
   if (eplog) fclose(eplog);
   ky_ckpt_state_free(&st);

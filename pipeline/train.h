@@ -39,10 +39,21 @@ typedef struct {
   int64_t steps;           /* total steps done (including resumed ones) */
   float last_loss, best_val_loss, last_val_score;
   char device[16];
+  double median_step_s;    /* median wall seconds per step of this call (loader wait included) */
+  double compute_s;        /* mean seconds per step of this call: forward, backward, all-reduce, optimiser */
+  double comm_wait_s;      /* of which blocked waiting for gradient all-reduces (data-parallel runs) */
+  int stopped_together;    /* the error (a NaN loss or gradient) was seen by every rank at the same step */
 } ky_train_result;
 
 /* Runs (or, with resume, continues from <out>/last.safetensors) the training described by cfg.
  * hooks and res may be NULL. */
 ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_hooks *hooks, ky_train_result *res);
+/* The same as one rank of a data-parallel job (dist/dist.h): the rank trains on its part of every
+ * global batch (cfg->batch split with ky_dist_shard), gradients are summed over the ranks in
+ * buckets during the backward pass, rank 0 alone writes files and calls the hooks (stop_after
+ * applies on every rank), and every rank reads the checkpoint on resume (any number of ranks). */
+struct ky_dist;
+ky_status ky_train_run_dist(const ky_train_config *cfg, int resume, struct ky_dist *dist, const ky_train_hooks *hooks,
+                            ky_train_result *res);
 
 #endif

@@ -20,30 +20,21 @@
 
 static char karyon[512], *dir, out_txt[600];
 
-/* Runs a command line with stdout+stderr into dir/out.txt; returns the exit status. */
+/* Runs a karyon command line with stdout+stderr into dir/out.txt; returns the exit status. */
 static int run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int run(const char *fmt, ...) {
-  char args[4096], cmd[5200];
+  char args[4096];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(args, sizeof args, fmt, ap);
   va_end(ap);
-  snprintf(cmd, sizeof cmd, "%s %s > %s 2>&1", karyon, args, out_txt);
-  int rc = system(cmd);
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  return ky_test_sh(out_txt, "%s %s", karyon, args);
 }
 
-static char *output(void) {
-  char *b;
-  size_t n;
-  if (ky_file_read_all(out_txt, &b, &n) != KY_OK) return strdup("");
-  return b;
-}
+static char *output(void) { return ky_test_read_text(out_txt); }
 
 static void expect_output(const char *needle) {
-  char *o = output();
-  if (!strstr(o, needle)) fail_msg("output lacks '%s':\n%s", needle, o);
-  free(o);
+  if (!ky_test_log_has(out_txt, needle)) fail_msg("output lacks '%s'", needle);
 }
 
 /* The "images: N" and "score: S" lines `karyon score` ends with. */

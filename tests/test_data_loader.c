@@ -1,7 +1,7 @@
 /* Tests for data/batch and data/loader on the shared DSB sample: identical batches for 1 and 2
  * worker threads and the synchronous ky_loader_fill, seeds that differ, epochs that visit the
  * oversampled list, zero padding of small images, both hooks, worker errors reaching the consumer,
- * and clean shutdown (ASan with make DEBUG=1). Run by `make test` from the repository root. */
+ * data-parallel shards that add up to the batch, and clean shutdown (ASan with make DEBUG=1). Run by `make test` from the repository root. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +16,7 @@
 #include "data/dsb.h"
 #include "data/loader.h"
 #include "data/targets.h"
+#include "dist/dist.h"
 
 #define SAMPLE "tests/fixtures/dsb_sample"
 
@@ -309,6 +310,46 @@ static void test_full_image_for_validation(void **st) {
   ky_batch_free(&b);
 }
 
+/* Data-parallel shards: for every number of ranks N <= batch, the ranks' parts of a batch (ky_dist
+ * shares, through the threaded loader) laid end to end are the whole batch, byte for byte. */
+static void test_shards_union_is_the_batch(void **st) {
+  ky_loader_config c = base_config(5, 1);
+  c.batch = 5;
+  c.augment = flip_hook;
+  ky_batch whole;
+  assert_int_equal(ky_batch_alloc(&whole, c.batch, c.crop, c.crop, 1), KY_OK);
+  size_t px = (size_t)c.crop * c.crop;
+  for (int64_t b = 3; b < 5; b++) {
+    assert_int_equal(ky_loader_fill(&whole, &c, b), KY_OK);
+    for (int n = 1; n <= c.batch; n++)
+      for (int r = 0; r < n; r++) {
+        ky_loader_config cr = c;
+        ky_dist_shard(&cr.shard_lo, &cr.shard_hi, c.batch, r, n);
+        cr.first_batch = b;
+        cr.threads = 2;
+        ky_loader *l;
+        assert_int_equal(ky_loader_start(&l, &cr), KY_OK);
+        const ky_batch *p;
+        assert_int_equal(ky_loader_next(l, &p, NULL), KY_OK);
+        int k = cr.shard_hi - cr.shard_lo, o = cr.shard_lo;
+        assert_int_equal(p->n, k);
+        assert_memory_equal(p->item, whole.item + o, (size_t)k * sizeof *p->item);
+        assert_memory_equal(p->x, whole.x + o * px * 3, (size_t)k * px * 3 * sizeof *p->x);
+        assert_memory_equal(p->cls, whole.cls + o * px, (size_t)k * px);
+        assert_memory_equal(p->sig, whole.sig + o * px * 3, (size_t)k * px * 3 * sizeof *p->sig);
+        ky_loader_stop(l);
+      }
+  }
+  ky_batch_free(&whole);
+  /* A shard must be a non-empty part of the batch. */
+  ky_loader *l;
+  c.shard_lo = 3;
+  c.shard_hi = 3;
+  assert_int_equal(ky_loader_start(&l, &c), KY_ERR_ARG);
+  c.shard_hi = 6;
+  assert_int_equal(ky_loader_start(&l, &c), KY_ERR_ARG);
+}
+
 static void test_config_errors(void **st) {
   ky_loader *l;
   ky_loader_config c = base_config(1, 0);
@@ -335,6 +376,7 @@ int main(void) {
       cmocka_unit_test(test_hooks),
       cmocka_unit_test(test_worker_error_reaches_consumer),
       cmocka_unit_test(test_full_image_for_validation),
+      cmocka_unit_test(test_shards_union_is_the_batch),
       cmocka_unit_test(test_config_errors),
   };
   return cmocka_run_group_tests_name("data_loader", tests, setup, teardown);

@@ -4,12 +4,14 @@
 #endif
 #include "tests/util_test.h"
 
+#include "core/fileio.h"
 #include "core/image.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 
 char *ky_test_tmpdir(const char *tag) {
@@ -73,4 +75,30 @@ double ky_test_now_ms(void) {
 int ky_test_cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return (x > y) - (x < y);
+}
+
+int ky_test_sh(const char *log, const char *fmt, ...) {
+  char args[4096], cmd[5200];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(args, sizeof args, fmt, ap);
+  va_end(ap);
+  snprintf(cmd, sizeof cmd, "%s > %s 2>&1", args, log);
+  int rc = system(cmd);
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+char *ky_test_read_text(const char *path) {
+  char *b;
+  size_t n;
+  if (ky_file_read_all(path, &b, &n) != KY_OK) { ky_error_clear(); return strdup(""); }
+  return b;
+}
+
+int ky_test_log_has(const char *log, const char *needle) {
+  char *o = ky_test_read_text(log);
+  int has = strstr(o, needle) != NULL;
+  if (!has) fprintf(stderr, "%s lacks '%s':\n%s\n", log, needle, o);
+  free(o);
+  return has;
 }

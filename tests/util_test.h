@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdarg.h>
 
 /* mkdtemp under /tmp; returns a static-lifetime path owned by the caller (free()). */
 char *ky_test_tmpdir(const char *tag);
@@ -12,6 +13,13 @@ char *ky_test_tmpdir(const char *tag);
 void ky_test_rmdir(const char *path);
 /* Max over i of |a-b| / (atol + rtol*|b|); *worst receives the index. NaN anywhere -> +inf. */
 double ky_test_max_err(const float *a, const float *b, size_t n, double atol, double rtol, size_t *worst);
+
+/* Command-line tests: runs a shell command line with stdout and stderr into `log` and returns its
+ * exit status (-1 when it did not exit); reads a text file (malloc'ed, "" when unreadable); tells
+ * whether `log` contains needle (else prints the log to stderr and returns 0). */
+int ky_test_sh(const char *log, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+char *ky_test_read_text(const char *path);
+int ky_test_log_has(const char *log, const char *needle);
 
 /* Benchmarks: a monotonic clock in milliseconds, and a qsort comparator for doubles. */
 double ky_test_now_ms(void);
