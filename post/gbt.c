@@ -323,7 +323,7 @@ ky_status ky_gbt_train(ky_gbt_model *out, const ky_gbt_params *p, const float *x
     pred = malloc(sizeof *pred * (size_t)n);
     vpred = malloc(sizeof *vpred * (size_t)(nv + 1));
     rows = malloc(sizeof *rows * (size_t)n);
-    tmp = malloc(sizeof *tmp * (size_t)n);
+    tmp = malloc(sizeof *tmp * (size_t)(n > F ? n : F));  /* marks rows, then features */
     perm = malloc(sizeof *perm * (size_t)(n > F ? n : F));
     feats = malloc(sizeof *feats * (size_t)F);
     leaves = calloc((size_t)NL, sizeof *leaves);

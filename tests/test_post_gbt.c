@@ -1,5 +1,6 @@
 /* Tests for post/gbt: accuracy against xgboost on the gen_gbt.py fixture, determinism, early
- * stopping, the §7.5 ensemble recipe, save -> load bit-identity and malformed model files. */
+ * stopping, the §7.5 ensemble recipe, save -> load bit-identity, malformed model files, and tables
+ * with fewer rows than features. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -294,6 +295,28 @@ static void test_tree_limits(void **st) {
   ky_gbt_free(&m);
 }
 
+/* Fewer rows than features, with feature_fraction < 1: the feature draw marks F entries of a
+ * scratch buffer that was sized by rows (a heap overflow under ASan before the fix). */
+static void test_fewer_rows_than_features(void **st) {
+  enum { N = 6, F = 41 };
+  float x[N * F], y[N];
+  for (int i = 0; i < N; i++) {
+    for (int f = 0; f < F; f++) x[i * F + f] = (float)((i * 7 + f * 3) % 11);
+    y[i] = (float)(i % 3);
+  }
+  ky_gbt_params p;
+  ky_gbt_params_default(&p);
+  p.num_rounds = 5;
+  p.min_data_in_leaf = 1;
+  p.feature_fraction = 0.5;
+  p.bagging_fraction = 0.95;
+  p.bagging_freq = 1;
+  ky_gbt_model m;
+  assert_int_equal(ky_gbt_train(&m, &p, x, y, N, F, NULL, NULL, 0), KY_OK);
+  assert_true(m.n_trees >= 1);
+  ky_gbt_free(&m);
+}
+
 static void write_text(const char *path, const char *text) {
   assert_int_equal(ky_file_write_atomic(path, text, strlen(text)), KY_OK);
 }
@@ -379,6 +402,7 @@ int main(void) {
     cmocka_unit_test(test_deterministic_and_save_load_bitwise),
     cmocka_unit_test(test_early_stopping_keeps_best_round),
     cmocka_unit_test(test_tree_limits),
+    cmocka_unit_test(test_fewer_rows_than_features),
     cmocka_unit_test(test_ensemble_recipe),
     cmocka_unit_test(test_malformed_model_files),
     cmocka_unit_test(test_bad_input),
