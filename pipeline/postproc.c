@@ -47,23 +47,42 @@ ky_status ky_postproc_read_maps(uint8_t **B, uint8_t **S, uint8_t **E, int *h, i
 ky_status ky_postproc_table(float **x_out, float **y_out, int **g_out, ky_postproc_stats *st, const char *prob_dir,
                             const char *truth_dir) {
   KY_CHECK(x_out && y_out && g_out && st && prob_dir && truth_dir, KY_ERR_ARG, "postproc: NULL argument");
+  ky_dsb_ids ids;
+  KY_TRY(ky_dsb_list_ids(&ids, truth_dir));
+  /* Only the ids with maps, so that groups number the images used 0, 1, 2, ... */
+  int n = 0, skipped = 0;
+  for (int i = 0; i < ids.n; i++) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s/%s_body.png", prob_dir, ids.ids[i]);
+    if (access(p, F_OK) == 0) ids.ids[n++] = ids.ids[i];
+    else { free(ids.ids[i]); skipped++; }
+  }
+  ids.n = n;
+  ky_status s = ky_postproc_table_ids(x_out, y_out, g_out, st, prob_dir, truth_dir, (const char *const *)ids.ids, n);
+  ky_dsb_ids_free(&ids);
+  st->n_skipped += skipped;
+  if (s == KY_OK && st->n_images == 0) s = ky_error(KY_ERR_ARG, "postproc: no probability maps in %s for the images of %s", prob_dir, truth_dir);
+  return s;
+}
+
+ky_status ky_postproc_table_ids(float **x_out, float **y_out, int **g_out, ky_postproc_stats *st, const char *prob_dir,
+                                const char *truth_dir, const char *const *ids, int n_ids) {
+  KY_CHECK(x_out && y_out && g_out && st && prob_dir && truth_dir && (ids || !n_ids), KY_ERR_ARG, "postproc: NULL argument");
   memset(st, 0, sizeof *st);
   *x_out = *y_out = NULL;
   *g_out = NULL;
-  ky_dsb_ids ids;
-  KY_TRY(ky_dsb_list_ids(&ids, truth_dir));
   float *X = NULL, *Y = NULL;
   int *G = NULL;
   long cap = 0, rows = 0;
   ky_status s = KY_OK;
   double tsum = 0;
-  for (int i = 0; i < ids.n && s == KY_OK; i++) {
+  for (int i = 0; i < n_ids && s == KY_OK; i++) {
     char p[4096];
-    snprintf(p, sizeof p, "%s/%s_body.png", prob_dir, ids.ids[i]);
+    snprintf(p, sizeof p, "%s/%s_body.png", prob_dir, ids[i]);
     if (access(p, F_OK) != 0) { st->n_skipped++; continue; }
     uint8_t *B, *S, *E;
     int h, w;
-    if ((s = ky_postproc_read_maps(&B, &S, &E, &h, &w, prob_dir, ids.ids[i])) != KY_OK) break;
+    if ((s = ky_postproc_read_maps(&B, &S, &E, &h, &w, prob_dir, ids[i])) != KY_OK) break;
     ky_dsb_sample sm;
     ky_candidates c;
     ky_features f;
@@ -72,9 +91,9 @@ ky_status ky_postproc_table(float **x_out, float **y_out, int **g_out, ky_postpr
     double *yt = NULL;
     int32_t *gt = NULL;
     int have_c = 0, have_f = 0, have_sm = 0;
-    if ((s = ky_dsb_load(&sm, truth_dir, ids.ids[i], KY_DSB_MASKS_REQUIRED)) != KY_OK) goto next;
+    if ((s = ky_dsb_load(&sm, truth_dir, ids[i], KY_DSB_MASKS_REQUIRED)) != KY_OK) goto next;
     have_sm = 1;
-    if (sm.h != h || sm.w != w) { s = ky_error(KY_ERR_SHAPE, "%s: maps are %dx%d, the image %dx%d", ids.ids[i], w, h, sm.w, sm.h); goto next; }
+    if (sm.h != h || sm.w != w) { s = ky_error(KY_ERR_SHAPE, "%s: maps are %dx%d, the image %dx%d", ids[i], w, h, sm.w, sm.h); goto next; }
     ky_cand_opts o = ky_cand_opts_default();
     if ((s = ky_post_candidates(&c, B, S, E, h, w, &o)) != KY_OK) goto next;
     have_c = 1;
@@ -99,20 +118,18 @@ ky_status ky_postproc_table(float **x_out, float **y_out, int **g_out, ky_postpr
     for (int r = 0; r < f.rows; r++) {
       for (int q = 0; q < KY_POST_NFEAT; q++) X[(rows + r) * KY_POST_NFEAT + q] = (float)f.x[(size_t)r * KY_POST_NFEAT + q];
       Y[rows + r] = (float)yt[r];
-      G[rows + r] = st->n_images;
+      G[rows + r] = i;
       tsum += yt[r];
     }
     rows += f.rows;
     st->n_images++;
   next:
-    if (s != KY_OK) s = ky_error_context(s, "image %s: ", ids.ids[i]);
+    if (s != KY_OK) s = ky_error_context(s, "image %s: ", ids[i]);
     free(yt); free(gt); free(B); free(S); free(E);
     if (have_f) ky_post_features_free(&f);
     if (have_c) ky_post_candidates_free(&c);
     if (have_sm) ky_dsb_sample_free(&sm);
   }
-  ky_dsb_ids_free(&ids);
-  if (s == KY_OK && st->n_images == 0) s = ky_error(KY_ERR_ARG, "postproc: no probability maps in %s for the images of %s", prob_dir, truth_dir);
   if (s != KY_OK) { free(X); free(Y); free(G); return s; }
   st->n_rows = rows;
   st->mean_target = rows ? tsum / rows : 0;
@@ -130,25 +147,28 @@ ky_status ky_postproc_train(const char *prob_dir, const char *truth_dir, const c
   ky_postproc_stats st0;
   if (!st) st = &st0;
   KY_TRY(ky_postproc_table(&X, &Y, &G, st, prob_dir, truth_dir));
-  ky_status s = KY_OK;
-  if (st->n_images < 3) s = ky_error(KY_ERR_ARG, "postproc train: %d images with maps; the 3-fold split needs at least 3", st->n_images);
-  else if (st->n_rows < 10) s = ky_error(KY_ERR_ARG, "postproc train: only %ld candidate rows", st->n_rows);
   ky_gbt_ensemble e;
+  ky_status s = ky_postproc_fit(&e, X, Y, G, st->n_rows, st->n_images, reps, seed);
   if (s == KY_OK) {
-    ky_gbt_params base;
-    ky_gbt_params_default(&base);
-    base.num_rounds = 400;
-    base.early_stopping = 5;
-    base.bagging_fraction = 0.95;
-    base.bagging_freq = 1;
-    /* Small tables (the demo) cannot fill leaves of 20 rows. */
-    if (st->n_rows < 2000) base.min_data_in_leaf = 5;
-    s = ky_gbt_ensemble_train(&e, &base, X, Y, G, (int)st->n_rows, KY_POST_NFEAT, reps, 3, seed);
-    if (s == KY_OK) {
-      s = ky_gbt_ensemble_save(&e, model_out);
-      ky_gbt_ensemble_free(&e);
-    }
+    s = ky_gbt_ensemble_save(&e, model_out);
+    ky_gbt_ensemble_free(&e);
   }
   free(X); free(Y); free(G);
   return s;
+}
+
+ky_status ky_postproc_fit(ky_gbt_ensemble *e, const float *x, const float *y, const int *groups, long n_rows, int n_images,
+                          int reps, uint64_t seed) {
+  KY_CHECK(e && reps >= 1, KY_ERR_ARG, "postproc fit: need an output and reps >= 1");
+  if (n_images < 3) return ky_error(KY_ERR_ARG, "postproc train: %d images with maps; the 3-fold split needs at least 3", n_images);
+  if (n_rows < 10) return ky_error(KY_ERR_ARG, "postproc train: only %ld candidate rows", n_rows);
+  ky_gbt_params base;
+  ky_gbt_params_default(&base);
+  base.num_rounds = 400;
+  base.early_stopping = 5;
+  base.bagging_fraction = 0.95;
+  base.bagging_freq = 1;
+  /* Small tables (the demo) cannot fill leaves of 20 rows. */
+  if (n_rows < 2000) base.min_data_in_leaf = 5;
+  return ky_gbt_ensemble_train(e, &base, x, y, groups, (int)n_rows, KY_POST_NFEAT, reps, 3, seed);
 }
