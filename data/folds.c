@@ -117,7 +117,7 @@ ky_status ky_folds_load(ky_folds *out, const char *path) {
   int line = 1, rec_line = 1, cap = 0;
   const char *why = "";
   csv_record rec;
-  int c_id = -1, c_fold = -1, c_cluster = -1, c_source = -1, n_cols = 0;
+  int c_id = -1, c_fold = -1, c_cluster = -1, c_source = -1, c_hold = -1, n_cols = 0;
   /* Skip a UTF-8 byte-order mark. */
   if (n >= 3 && (unsigned char)buf[0] == 0xef && (unsigned char)buf[1] == 0xbb && (unsigned char)buf[2] == 0xbf) pos = 3;
   int r = csv_next(&rec, scratch, buf, &pos, &line, &why);
@@ -130,6 +130,7 @@ ky_status ky_folds_load(ky_folds *out, const char *path) {
     else if (!strcmp(rec.fields[i], "fold")) c_fold = i;
     else if (!strcmp(rec.fields[i], "cluster")) c_cluster = i;
     else if (!strcmp(rec.fields[i], "source")) c_source = i;
+    else if (!strcmp(rec.fields[i], "hold_out")) c_hold = i;
   }
   if (c_id < 0 || c_fold < 0) {
     s = ky_error(KY_ERR_FORMAT, "%s:1: header has no %s column (expected img_id and fold)", path, c_id < 0 ? "img_id" : "fold");
@@ -158,6 +159,15 @@ ky_status ky_folds_load(ky_folds *out, const char *path) {
       s = ky_error(KY_ERR_FORMAT, "%s:%d: fold '%s' is not an integer in 0..%d", path, rec_line, fs, KY_FOLDS_K - 1);
       goto done;
     }
+    int hold = 0;
+    if (c_hold >= 0) {
+      const char *hv = rec.fields[c_hold];
+      if (!strcmp(hv, "1") || !strcmp(hv, "True") || !strcmp(hv, "true")) hold = 1;
+      else if (*hv && strcmp(hv, "0") && strcmp(hv, "False") && strcmp(hv, "false")) {
+        s = ky_error(KY_ERR_FORMAT, "%s:%d: hold_out '%s' is not 0/1/True/False", path, rec_line, hv);
+        goto done;
+      }
+    }
     if (ky_folds_find(out, id) >= 0) { s = ky_error(KY_ERR_FORMAT, "%s:%d: duplicate img_id %s", path, rec_line, id); goto done; }
     if (out->n == cap) {
       cap = cap ? cap * 2 : 256;
@@ -170,6 +180,7 @@ ky_status ky_folds_load(ky_folds *out, const char *path) {
     row->cluster = strdup(c_cluster >= 0 ? rec.fields[c_cluster] : "");
     row->source = strdup(c_source >= 0 ? rec.fields[c_source] : "");
     row->fold = (int)fold;
+    row->hold_out = hold;
     out->n++;
     if (!row->id || !row->cluster || !row->source) { s = ky_error(KY_ERR_NOMEM, "%s: out of memory", path); goto done; }
   }

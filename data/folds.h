@@ -13,6 +13,7 @@ typedef struct {
   int fold;       /* 0..KY_FOLDS_K-1 */
   char *cluster;  /* "a".."f" (may be "") */
   char *source;   /* "train", "wikimedia", ... (may be "") */
+  int hold_out;   /* the public csv's hold_out column (1/True): unused by the reference; 0 when absent */
 } ky_fold_row;
 
 typedef struct {
@@ -21,7 +22,7 @@ typedef struct {
 } ky_folds;
 
 /* Reads a CSV with a header line holding at least img_id and fold (cluster and source are
- * optional: missing columns read as ""). Fields may be double-quoted ("" escapes a quote); lines
+ * optional: missing columns read as ""; hold_out is optional too: 0/1/False/True/empty). Fields may be double-quoted ("" escapes a quote); lines
  * may end in CRLF; blank lines are skipped. Errors name the file and line. */
 ky_status ky_folds_load(ky_folds *out, const char *path);
 /* Without a CSV: fold = FNV-1a 64-bit hash of the id mod KY_FOLDS_K; cluster "" and source "". */

@@ -17,8 +17,19 @@
 #endif
 
 ky_status ky_demo_score(double *mean, const char *truth_dir, const char *pred_dir, const char *const *ids, int n) {
-  KY_CHECK(mean && truth_dir && pred_dir && ids && n > 0, KY_ERR_ARG, "score: nothing to score");
-  double sum = 0;
+  KY_CHECK(mean && n > 0, KY_ERR_ARG, "score: nothing to score");
+  double *each = malloc((size_t)n * sizeof *each), sum = 0;
+  if (!each) return ky_error(KY_ERR_NOMEM, "score: out of memory");
+  ky_status s = ky_demo_score_each(each, truth_dir, pred_dir, ids, n);
+  for (int i = 0; i < n && s == KY_OK; i++) sum += each[i];
+  free(each);
+  KY_TRY(s);
+  *mean = sum / n;
+  return KY_OK;
+}
+
+ky_status ky_demo_score_each(double *scores, const char *truth_dir, const char *pred_dir, const char *const *ids, int n) {
+  KY_CHECK(scores && truth_dir && pred_dir && ids && n > 0, KY_ERR_ARG, "score: nothing to score");
   for (int i = 0; i < n; i++) {
     ky_dsb_sample sm;
     KY_TRY(ky_dsb_load(&sm, truth_dir, ids[i], KY_DSB_MASKS_REQUIRED));
@@ -39,13 +50,12 @@ ky_status ky_demo_score(double *mean, const char *truth_dir, const char *pred_di
       for (size_t q = 0; q < (size_t)h * w; q++) { a[q] = sm.labels[q]; b[q] = pl[q]; }
       s = ky_metric_dsb(&mr, a, b, h, w);
     }
-    if (s == KY_OK) sum += mr.score;
+    if (s == KY_OK) scores[i] = mr.score;
     free(a); free(b);
     if (s == KY_OK) free(pl);
     ky_dsb_sample_free(&sm);
     KY_TRY(s);
   }
-  *mean = sum / n;
   return KY_OK;
 }
 

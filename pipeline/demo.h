@@ -27,6 +27,8 @@ typedef struct {
 
 /* Scores predicted label PNGs (<pred_dir>/<id>.png) against the masks of truth_dir for ids. */
 ky_status ky_demo_score(double *mean, const char *truth_dir, const char *pred_dir, const char *const *ids, int n);
+/* The same per image: scores[i] for ids[i]. */
+ky_status ky_demo_score_each(double *scores, const char *truth_dir, const char *pred_dir, const char *const *ids, int n);
 
 ky_status ky_demo_run(const ky_demo_opts *o, const ky_train_hooks *hooks, ky_demo_result *r);
 

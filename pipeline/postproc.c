@@ -110,28 +110,28 @@ static ky_status table_chunk(void *a, size_t i, int slot) {
 }
 
 /* Images run one per thread; their rows are appended in image order, so the table (and the first
- * error reported) is that of a one-thread run. */
-ky_status ky_postproc_table_on(ky_pool *pool, float **x_out, float **y_out, int **g_out, ky_postproc_stats *st,
-                               const char *prob_dir, const char *truth_dir) {
-  KY_CHECK(x_out && y_out && g_out && st && prob_dir && truth_dir, KY_ERR_ARG, "postproc: NULL argument");
+ * error reported) is that of a one-thread run. Rows of ids[i] get group i. */
+ky_status ky_postproc_table_ids_on(ky_pool *pool, float **x_out, float **y_out, int **g_out, ky_postproc_stats *st,
+                                   const char *prob_dir, const char *truth_dir, const char *const *ids, int n_ids) {
+  KY_CHECK(x_out && y_out && g_out && st && prob_dir && truth_dir && (ids || !n_ids), KY_ERR_ARG, "postproc: NULL argument");
   memset(st, 0, sizeof *st);
   *x_out = *y_out = NULL;
   *g_out = NULL;
-  ky_dsb_ids ids;
-  KY_TRY(ky_dsb_list_ids(&ids, truth_dir));
   float *X = NULL, *Y = NULL;
   int *G = NULL;
   long cap = 0, rows = 0;
   ky_status s = KY_OK;
   double tsum = 0;
-  table_item *items = calloc((size_t)(ids.n ? ids.n : 1), sizeof *items);
+  table_item *items = calloc((size_t)(n_ids ? n_ids : 1), sizeof *items);
+  int *group = calloc((size_t)(n_ids ? n_ids : 1), sizeof *group);
   int n = 0;
-  if (!items) s = ky_error(KY_ERR_NOMEM, "postproc: out of memory");
-  for (int i = 0; i < ids.n && s == KY_OK; i++) {
+  if (!items || !group) s = ky_error(KY_ERR_NOMEM, "postproc: out of memory");
+  for (int i = 0; i < n_ids && s == KY_OK; i++) {
     char p[4096];
-    snprintf(p, sizeof p, "%s/%s_body.png", prob_dir, ids.ids[i]);
+    snprintf(p, sizeof p, "%s/%s_body.png", prob_dir, ids[i]);
     if (access(p, F_OK) != 0) { st->n_skipped++; continue; }
-    items[n++].id = ids.ids[i];
+    group[n] = i;
+    items[n++].id = ids[i];
   }
   table_job job = {items, prob_dir, truth_dir};
   if (s == KY_OK) (void)ky_pool_run(pool, (size_t)n, table_chunk, &job);
@@ -158,16 +158,16 @@ ky_status ky_postproc_table_on(ky_pool *pool, float **x_out, float **y_out, int 
     memcpy(X + rows * KY_POST_NFEAT, ti->x, (size_t)ti->rows * KY_POST_NFEAT * sizeof *X);
     for (int r = 0; r < ti->rows; r++) {
       Y[rows + r] = ti->y[r];
-      G[rows + r] = st->n_images;
+      G[rows + r] = group[i];
       tsum += ti->y[r];
     }
     rows += ti->rows;
     st->n_images++;
   }
-  for (int i = 0; i < n; i++) { free(items[i].x); free(items[i].y); }
+  if (items)
+    for (int i = 0; i < n; i++) { free(items[i].x); free(items[i].y); }
   free(items);
-  ky_dsb_ids_free(&ids);
-  if (s == KY_OK && st->n_images == 0) s = ky_error(KY_ERR_ARG, "postproc: no probability maps in %s for the images of %s", prob_dir, truth_dir);
+  free(group);
   if (s != KY_OK) { free(X); free(Y); free(G); return s; }
   st->n_rows = rows;
   st->mean_target = rows ? tsum / rows : 0;
@@ -175,6 +175,32 @@ ky_status ky_postproc_table_on(ky_pool *pool, float **x_out, float **y_out, int 
   *y_out = Y;
   *g_out = G;
   return KY_OK;
+}
+
+/* Every image of the truth folder that has maps; groups number them 0, 1, 2, ... */
+ky_status ky_postproc_table_on(ky_pool *pool, float **x_out, float **y_out, int **g_out, ky_postproc_stats *st,
+                               const char *prob_dir, const char *truth_dir) {
+  KY_CHECK(x_out && y_out && g_out && st && prob_dir && truth_dir, KY_ERR_ARG, "postproc: NULL argument");
+  ky_dsb_ids ids;
+  KY_TRY(ky_dsb_list_ids(&ids, truth_dir));
+  int n = 0, skipped = 0;
+  for (int i = 0; i < ids.n; i++) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s/%s_body.png", prob_dir, ids.ids[i]);
+    if (access(p, F_OK) == 0) ids.ids[n++] = ids.ids[i];
+    else { free(ids.ids[i]); skipped++; }
+  }
+  ids.n = n;
+  ky_status s = ky_postproc_table_ids_on(pool, x_out, y_out, g_out, st, prob_dir, truth_dir, (const char *const *)ids.ids, n);
+  ky_dsb_ids_free(&ids);
+  st->n_skipped += skipped;
+  if (s == KY_OK && st->n_images == 0) {
+    free(*x_out); free(*y_out); free(*g_out);
+    *x_out = *y_out = NULL;
+    *g_out = NULL;
+    s = ky_error(KY_ERR_ARG, "postproc: no probability maps in %s for the images of %s", prob_dir, truth_dir);
+  }
+  return s;
 }
 
 /* The default pool: KY_THREADS, else every core. */
@@ -191,6 +217,40 @@ ky_status ky_postproc_table(float **x_out, float **y_out, int **g_out, ky_postpr
   ky_status s = ky_postproc_table_on(pool, x_out, y_out, g_out, st, prob_dir, truth_dir);
   ky_pool_free(pool);
   return s;
+}
+
+ky_status ky_postproc_table_ids(float **x_out, float **y_out, int **g_out, ky_postproc_stats *st, const char *prob_dir,
+                                const char *truth_dir, const char *const *ids, int n_ids) {
+  ky_pool *pool;
+  KY_TRY(default_pool(&pool));
+  ky_status s = ky_postproc_table_ids_on(pool, x_out, y_out, g_out, st, prob_dir, truth_dir, ids, n_ids);
+  ky_pool_free(pool);
+  return s;
+}
+
+/* The reference's ensemble; boosters train on `threads` threads, bit for bit as on one (post/gbt.h). */
+static ky_status fit(ky_gbt_ensemble *e, const float *x, const float *y, const int *groups, long n_rows, int n_images,
+                     int reps, uint64_t seed, int threads) {
+  KY_CHECK(e && reps >= 1, KY_ERR_ARG, "postproc fit: need an output and reps >= 1");
+  if (n_images < 3) return ky_error(KY_ERR_ARG, "postproc train: %d images with maps; the 3-fold split needs at least 3", n_images);
+  if (n_rows < 10) return ky_error(KY_ERR_ARG, "postproc train: only %ld candidate rows", n_rows);
+  ky_gbt_params base;
+  ky_gbt_params_default(&base);
+  base.num_rounds = 400;
+  base.early_stopping = 5;
+  base.bagging_fraction = 0.95;
+  base.bagging_freq = 1;
+  /* Small tables (the demo) cannot fill leaves of 20 rows. */
+  if (n_rows < 2000) base.min_data_in_leaf = 5;
+  base.threads = threads;
+  return ky_gbt_ensemble_train(e, &base, x, y, groups, (int)n_rows, KY_POST_NFEAT, reps, 3, seed);
+}
+
+ky_status ky_postproc_fit(ky_gbt_ensemble *e, const float *x, const float *y, const int *groups, long n_rows, int n_images,
+                          int reps, uint64_t seed) {
+  int threads;
+  KY_TRY(ky_pool_default_threads(&threads));
+  return fit(e, x, y, groups, n_rows, n_images, reps, seed, threads);
 }
 
 ky_status ky_postproc_train(const char *prob_dir, const char *truth_dir, const char *model_out, int reps,
@@ -210,25 +270,11 @@ ky_status ky_postproc_train_on(ky_pool *pool, const char *prob_dir, const char *
   ky_postproc_stats st0;
   if (!st) st = &st0;
   KY_TRY(ky_postproc_table_on(pool, &X, &Y, &G, st, prob_dir, truth_dir));
-  ky_status s = KY_OK;
-  if (st->n_images < 3) s = ky_error(KY_ERR_ARG, "postproc train: %d images with maps; the 3-fold split needs at least 3", st->n_images);
-  else if (st->n_rows < 10) s = ky_error(KY_ERR_ARG, "postproc train: only %ld candidate rows", st->n_rows);
   ky_gbt_ensemble e;
+  ky_status s = fit(&e, X, Y, G, st->n_rows, st->n_images, reps, seed, ky_pool_threads(pool));
   if (s == KY_OK) {
-    ky_gbt_params base;
-    ky_gbt_params_default(&base);
-    base.num_rounds = 400;
-    base.early_stopping = 5;
-    base.bagging_fraction = 0.95;
-    base.bagging_freq = 1;
-    /* Small tables (the demo) cannot fill leaves of 20 rows. */
-    if (st->n_rows < 2000) base.min_data_in_leaf = 5;
-    base.threads = ky_pool_threads(pool); /* boosters train in parallel, bit for bit (post/gbt.h) */
-    s = ky_gbt_ensemble_train(&e, &base, X, Y, G, (int)st->n_rows, KY_POST_NFEAT, reps, 3, seed);
-    if (s == KY_OK) {
-      s = ky_gbt_ensemble_save(&e, model_out);
-      ky_gbt_ensemble_free(&e);
-    }
+    s = ky_gbt_ensemble_save(&e, model_out);
+    ky_gbt_ensemble_free(&e);
   }
   free(X); free(Y); free(G);
   return s;

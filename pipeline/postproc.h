@@ -21,11 +21,21 @@ ky_status ky_postproc_table(float **x, float **y, int **groups, ky_postproc_stat
                             const char *truth_dir);
 ky_status ky_postproc_train(const char *prob_dir, const char *truth_dir, const char *model_out, int reps,
                             uint64_t seed, ky_postproc_stats *st);
+/* The same for the listed ids only (ids without maps are skipped and counted); groups[r] is the
+ * index in ids of the row's image. */
+ky_status ky_postproc_table_ids(float **x, float **y, int **groups, ky_postproc_stats *st, const char *prob_dir,
+                                const char *truth_dir, const char *const *ids, int n_ids);
+/* The reference's ensemble (reps x 3-fold over images, 400 rounds, early stopping 5, bagging 0.95)
+ * on a table; n_images distinct groups, at least 3. */
+ky_status ky_postproc_fit(ky_gbt_ensemble *e, const float *x, const float *y, const int *groups, long n_rows,
+                          int n_images, int reps, uint64_t seed);
 /* The same on a given thread pool (the two above make one of KY_THREADS, else every core): images
  * run one per thread, rows join in image order, so the table and model do not depend on it. */
 struct ky_pool;
 ky_status ky_postproc_table_on(struct ky_pool *pool, float **x, float **y, int **groups, ky_postproc_stats *st,
                                const char *prob_dir, const char *truth_dir);
+ky_status ky_postproc_table_ids_on(struct ky_pool *pool, float **x, float **y, int **groups, ky_postproc_stats *st,
+                                   const char *prob_dir, const char *truth_dir, const char *const *ids, int n_ids);
 ky_status ky_postproc_train_on(struct ky_pool *pool, const char *prob_dir, const char *truth_dir,
                                const char *model_out, int reps, uint64_t seed, ky_postproc_stats *st);
 

@@ -42,6 +42,12 @@ static void test_sample_csv(void **st) {
   assert_int_equal(f.rows[i].fold, 3);
   assert_string_equal(f.rows[i].cluster, "b");
   assert_string_equal(f.rows[i].source, "train");
+  /* hold_out: 4193474b and f4b7c24b. */
+  int nh = 0;
+  for (int k = 0; k < f.n; k++) nh += f.rows[k].hold_out;
+  assert_int_equal(nh, 2);
+  assert_int_equal(f.rows[ky_folds_find(&f, "4193474b2f1c72f735b13633b219d9cabdd43c21d9c2bb4dfc4809f104ba4c06")].hold_out, 1);
+  assert_int_equal(f.rows[i].hold_out, 0);
   int *tr, *va, nt, nv;
   assert_int_equal(ky_folds_split(&tr, &nt, &va, &nv, &f, 1, NULL, NULL), KY_OK);
   assert_int_equal(nv, 3);   /* 4193474b, e321cfa9, f4b7c24b */
@@ -77,6 +83,7 @@ static void test_quotes_crlf_and_column_order(void **st) {
   assert_string_equal(f.rows[1].source, "wiki,media");
   assert_int_equal(f.rows[1].fold, 2);
   assert_string_equal(f.rows[2].cluster, "");
+  assert_int_equal(f.rows[0].hold_out, 0);   /* no hold_out column */
   assert_true(ky_folds_always_train(&f.rows[2]));   /* source wikimedia */
   assert_false(ky_folds_always_train(&f.rows[1]));
   assert_true(ky_folds_always_train(&f.rows[3]));   /* polosa */
@@ -114,6 +121,13 @@ static void test_errors_name_the_line(void **st) {
   p = write_csv("e5.csv", "img_id,fold\na,0\na,1\n");
   assert_int_equal(ky_folds_load(&f, p), KY_ERR_FORMAT);
   assert_non_null(strstr(ky_last_error(), "duplicate"));
+  p = write_csv("e6.csv", "img_id,fold,hold_out\na,0,True\nb,1,false\nc,2,\nd,3,yes\n");
+  assert_int_equal(ky_folds_load(&f, p), KY_ERR_FORMAT);
+  assert_non_null(strstr(ky_last_error(), "e6.csv:5: hold_out 'yes'"));
+  p = write_csv("e7.csv", "img_id,fold,hold_out\na,0,True\nb,1,false\nc,2,\n");
+  assert_int_equal(ky_folds_load(&f, p), KY_OK);
+  assert_int_equal(f.rows[0].hold_out + 2 * f.rows[1].hold_out + 4 * f.rows[2].hold_out, 1);
+  ky_folds_free(&f);
   assert_int_equal(ky_folds_load(&f, "/nonexistent_ky/folds.csv"), KY_ERR_IO);
   assert_non_null(strstr(ky_last_error(), "/nonexistent_ky/folds.csv"));
   ky_oversample os;

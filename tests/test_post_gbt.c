@@ -1,5 +1,6 @@
 /* Tests for post/gbt: accuracy against xgboost on the gen_gbt.py fixture, determinism, early
- * stopping, the §7.5 ensemble recipe, save -> load bit-identity and malformed model files. */
+ * stopping, the §7.5 ensemble recipe, save -> load bit-identity, malformed model files, and tables
+ * with fewer rows than features. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
