@@ -37,10 +37,12 @@ int ky_cmd_demo(int argc, char **argv) {
   }
   static const char *const known[] = {"sample", "out", "device", "iters", "help!", NULL};
   if (!ky_cli_check(argc, argv, "demo", known)) return 2;
+  long iters;
+  if (!ky_cli_int(argc, argv, "demo", "iters", 0, 100000000, 0, &iters)) return 2;
   ky_demo_opts o = {ky_cli_opt(argc, argv, "sample") ? ky_cli_opt(argc, argv, "sample") : "tests/fixtures/dsb_sample",
                     ky_cli_opt(argc, argv, "out") ? ky_cli_opt(argc, argv, "out") : "demo_out",
                     ky_cli_opt(argc, argv, "device") ? ky_cli_opt(argc, argv, "device") : "auto",
-                    ky_cli_opt(argc, argv, "iters") ? atoi(ky_cli_opt(argc, argv, "iters")) : 0, 0};
+                    (int)iters, 0};
   if (access(o.sample, R_OK) != 0) {
     fprintf(stderr, "karyon demo: sample folder %s not found (run from the repository root, or pass --sample DIR)\n", o.sample);
     return 1;

@@ -29,15 +29,18 @@ static int cmd_train(int argc, char **argv) {
   if (!ky_cli_check(argc, argv, "postproc train", known)) return 2;
   const char *prob = ky_cli_opt(argc, argv, "prob"), *truth = ky_cli_opt(argc, argv, "truth"), *out = ky_cli_opt(argc, argv, "out");
   if (!prob || !truth || !out) { fprintf(stderr, "karyon postproc train: --prob, --truth and --out are required\n"); return 2; }
-  int reps = ky_cli_opt(argc, argv, "reps") ? atoi(ky_cli_opt(argc, argv, "reps")) : 50;
-  uint64_t seed = ky_cli_opt(argc, argv, "seed") ? strtoull(ky_cli_opt(argc, argv, "seed"), NULL, 10) : 1;
-  if (reps < 1) { fprintf(stderr, "karyon postproc train: --reps must be >= 1\n"); return 2; }
+  /* 1000 reps x 3 folds = 3000 boosters: 20x the reference's 150, and far from any int overflow. */
+  long reps;
+  uint64_t seed;
+  if (!ky_cli_int(argc, argv, "postproc train", "reps", 1, 1000, 50, &reps) ||
+      !ky_cli_u64(argc, argv, "postproc train", "seed", 1, &seed))
+    return 2;
   ky_postproc_stats st;
-  ky_status s = ky_postproc_train(prob, truth, out, reps, seed, &st);
+  ky_status s = ky_postproc_train(prob, truth, out, (int)reps, seed, &st);
   if (s != KY_OK) return ky_cli_fail("postproc train", s);
   printf("%d images (%d without maps skipped), %ld candidate rows, mean IoU target %.4f\n", st.n_images, st.n_skipped,
          st.n_rows, st.mean_target);
-  printf("wrote %d x 3 boosters to %s\n", reps, out);
+  printf("wrote %ld x 3 boosters to %s\n", reps, out);
   return 0;
 }
 
@@ -46,7 +49,8 @@ static int cmd_apply(int argc, char **argv) {
   if (!ky_cli_check(argc, argv, "postproc apply", known)) return 2;
   const char *prob = ky_cli_opt(argc, argv, "prob"), *gbt_path = ky_cli_opt(argc, argv, "gbt"), *out = ky_cli_opt(argc, argv, "out");
   if (!prob || !gbt_path || !out) { fprintf(stderr, "karyon postproc apply: --prob, --gbt and --out are required\n"); return 2; }
-  double thr = ky_cli_opt(argc, argv, "thr") ? atof(ky_cli_opt(argc, argv, "thr")) : 0.3;
+  double thr;
+  if (!ky_cli_double(argc, argv, "postproc apply", "thr", 0, 1, 0.3, &thr)) return 2;
   ky_gbt_ensemble gbt;
   ky_status s = ky_gbt_ensemble_load(&gbt, gbt_path);
   if (s != KY_OK) return ky_cli_fail("postproc apply", s);

@@ -1,6 +1,6 @@
 /* `karyon predict`: checkpoints (averaged with weights) over a folder of images with 8-way TTA ->
  * probability PNGs, instance labels, overlays, submission.csv, and optionally a DSB-layout export.
- * Tested by tests/test_apps_cli.sh on the bundled sample. */
+ * Tested by tests/test_apps_cli.c on the bundled sample, and tests/test_apps_hostile.c for bad flags. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +27,43 @@ static void usage(void) {
          "  --no-overlay          skip the overlay PNGs\n");
 }
 
+/* --ckpt A,B and --weights 1,2 are checked whole before anything loads or is written: a run
+ * should not start and then fail on the third list entry. */
+static int check_lists(const char *ckpt, const char *weights) {
+  int n_ck = 0, n_w = 0;
+  for (const char *p = ckpt;; p++) {
+    size_t len = strcspn(p, ",");
+    if (len == 0) {
+      fprintf(stderr, "karyon predict: --ckpt '%s' has an empty entry (expected A.safetensors[,B.safetensors...])\n", ckpt);
+      return 0;
+    }
+    n_ck++;
+    p += len;
+    if (!*p) break;
+  }
+  if (!weights) return 1;
+  char buf[64];
+  for (const char *p = weights;; p++) {
+    size_t len = strcspn(p, ",");
+    double w;
+    snprintf(buf, sizeof buf, "%.*s", (int)(len < sizeof buf - 1 ? len : sizeof buf - 1), p);
+    if (len == 0 || len >= sizeof buf || !ky_cli_parse_double(buf, 1e-6, 1e6, &w)) {
+      fprintf(stderr, "karyon predict: --weights '%s': entry '%.*s' is not a number in [1e-06, 1e+06]\n", weights,
+              (int)len, p);
+      return 0;
+    }
+    n_w++;
+    p += len;
+    if (!*p) break;
+  }
+  if (n_w != n_ck) {
+    fprintf(stderr, "karyon predict: --weights '%s' has %d entries, expected one per --ckpt entry (%d)\n", weights, n_w,
+            n_ck);
+    return 0;
+  }
+  return 1;
+}
+
 int ky_cmd_predict(int argc, char **argv) {
   if (ky_cli_wants_help(argc, argv)) { usage(); return 0; }
   static const char *const known[] = {"ckpt", "weights", "images", "out", "tta", "scales", "gbt", "thr", "export-dsb", "device",
@@ -36,9 +73,12 @@ int ky_cmd_predict(int argc, char **argv) {
   if (!ckpt || !images) { fprintf(stderr, "karyon predict: --ckpt and --images are required (karyon predict --help)\n"); return 2; }
   const char *out = ky_cli_opt(argc, argv, "out") ? ky_cli_opt(argc, argv, "out") : "predictions";
   const char *dev_s = ky_cli_opt(argc, argv, "device") ? ky_cli_opt(argc, argv, "device") : "auto";
-  int tta = ky_cli_opt(argc, argv, "tta") ? atoi(ky_cli_opt(argc, argv, "tta")) : 8;
-  double thr = ky_cli_opt(argc, argv, "thr") ? atof(ky_cli_opt(argc, argv, "thr")) : 0.3;
-  if (tta != 1 && tta != 8) { fprintf(stderr, "karyon predict: --tta must be 1 or 8\n"); return 2; }
+  long tta;
+  double thr;
+  if (!ky_cli_int(argc, argv, "predict", "tta", 1, 8, 8, &tta) || !ky_cli_double(argc, argv, "predict", "thr", 0, 1, 0.3, &thr))
+    return 2;
+  if (tta != 1 && tta != 8) { fprintf(stderr, "karyon predict: --tta is '%ld', expected 1 or 8\n", tta); return 2; }
+  if (!check_lists(ckpt, ky_cli_opt(argc, argv, "weights"))) return 2;
   ky_device dev = KY_DEV_CPU;
   if (strcmp(dev_s, "cpu")) {
 #ifdef KY_HAVE_CUDA
@@ -72,7 +112,7 @@ int ky_cmd_predict(int argc, char **argv) {
   char *list = strdup(ckpt), *wl = ky_cli_opt(argc, argv, "weights") ? strdup(ky_cli_opt(argc, argv, "weights")) : NULL;
   char *sv1, *sv2, *wtok = wl ? strtok_r(wl, ",", &sv2) : NULL;
   for (char *tok = strtok_r(list, ",", &sv1); tok && s == KY_OK; tok = strtok_r(NULL, ",", &sv1)) {
-    float wgt = wtok ? strtof(wtok, NULL) : 1.0f;
+    float wgt = wtok ? strtof(wtok, NULL) : 1.0f;   /* checked by check_lists */
     s = ky_predictor_add(&p, tok, wgt, dev, ctx.cu, ky_cli_opt(argc, argv, "model"), ky_cli_opt(argc, argv, "loss"));
     if (wtok) wtok = strtok_r(NULL, ",", &sv2);
   }
@@ -96,7 +136,7 @@ int ky_cmd_predict(int argc, char **argv) {
   ky_ctx_free(&ctx);
   if (s != KY_OK) return ky_cli_fail("predict", s);
   printf("predicted %d images (%ld instances) with %d model(s) x %d TTA on %s\n", r.n_images, r.n_instances, n_models,
-         tta, dev == KY_DEV_CUDA ? "cuda" : "cpu");
+         (int)tta, dev == KY_DEV_CUDA ? "cuda" : "cpu");
   printf("outputs: %s/prob, %s/labels, %s/overlay, %s/submission.csv\n", out, out, out, out);
   return 0;
 }

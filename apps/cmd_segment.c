@@ -166,15 +166,10 @@ int ky_cmd_segment(int argc, char **argv) {
   sc.prob = ky_cli_opt(argc, argv, "prob");
   sc.out = ky_cli_opt(argc, argv, "out");
   sc.gt_dir = ky_cli_opt(argc, argv, "gt");
-  const char *gbt = ky_cli_opt(argc, argv, "gbt"), *thr = ky_cli_opt(argc, argv, "thr");
+  const char *gbt = ky_cli_opt(argc, argv, "gbt");
   const char *featp = ky_cli_opt(argc, argv, "features");
   if (!sc.prob || !sc.out) { fprintf(stderr, "karyon segment: --prob and --out are required\n"); return 2; }
-  sc.thr = 0.3;
-  if (thr) {
-    char *end;
-    sc.thr = strtod(thr, &end);
-    if (*end || end == thr) { fprintf(stderr, "karyon segment: --thr is '%s', expected a number\n", thr); return 2; }
-  }
+  if (!ky_cli_double(argc, argv, "segment", "thr", 0, 1, 0.3, &sc.thr)) return 2;
   if (sc.gt_dir && !featp) { fprintf(stderr, "karyon segment: --gt only makes sense with --features\n"); return 2; }
   sc.copts = ky_cand_opts_default();
   sc.copts.ref_bbox_zeroing = ky_cli_flag(argc, argv, "ref-zeroing");

@@ -62,6 +62,14 @@ ky_status ky_file_read_all(const char *path, char **data, size_t *n) {
   if (n) *n = 0;
   FILE *f = fopen(path, "rb");
   if (!f) return ky_error(KY_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+  /* A folder opens fine and then fails to read with no useful reason; /dev/zero or a FIFO never
+   * ends. Only regular files are read. */
+  struct stat st;
+  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+    int dir = S_ISDIR(st.st_mode);
+    fclose(f);
+    return ky_error(KY_ERR_IO, "%s is %s, expected a regular file", path, dir ? "a folder" : "not a regular file");
+  }
   size_t cap = 1 << 16, len = 0;
   char *buf = malloc(cap + 1);
   if (!buf) { fclose(f); return ky_error(KY_ERR_NOMEM, "reading %s: out of memory", path); }
@@ -76,11 +84,46 @@ ky_status ky_file_read_all(const char *path, char **data, size_t *n) {
   }
   int bad = ferror(f);
   fclose(f);
-  if (bad) { free(buf); return ky_error(KY_ERR_IO, "reading %s failed", path); }
+  if (bad) { free(buf); return ky_error(KY_ERR_IO, "reading %s failed: %s", path, strerror(errno)); }
   buf[len] = 0;
   *data = buf;
   if (n) *n = len;
   return KY_OK;
+}
+
+ky_status ky_file_read_text(const char *path, char **data, size_t *n) {
+  size_t len;
+  KY_TRY(ky_file_read_all(path, data, &len));
+  char *b = *data;
+  const char *nul = memchr(b, 0, len);
+  if (nul) {
+    int line = 1;
+    for (const char *p = b; p < nul; p++) line += *p == '\n';
+    size_t at = (size_t)(nul - b);
+    free(b);
+    *data = NULL;
+    return ky_error(KY_ERR_FORMAT, "%s: NUL byte at line %d (byte %zu): not a text file", path, line, at);
+  }
+  size_t from = len >= 3 && !memcmp(b, "\xef\xbb\xbf", 3) ? 3 : 0, to = 0;
+  for (; from < len; from++)
+    if (!(b[from] == '\r' && from + 1 < len && b[from + 1] == '\n')) b[to++] = b[from];
+  b[to] = 0;
+  if (n) *n = to;
+  return KY_OK;
+}
+
+const char *ky_printable(char *dst, size_t cap, const char *src, size_t max) {
+  if (cap < 8) { if (cap) dst[0] = 0; return dst; }
+  size_t o = 0, i = 0;
+  /* Room for the longest encoding (4) and a closing "..." (3) and the NUL. */
+  for (; src[i] && i < max && o + 8 <= cap; i++) {
+    unsigned char c = (unsigned char)src[i];
+    if (c >= 0x20 && c < 0x7f) dst[o++] = (char)c;
+    else o += (size_t)snprintf(dst + o, cap - o, "\\x%02x", c);
+  }
+  if (src[i]) { memcpy(dst + o, "...", 3); o += 3; }
+  dst[o] = 0;
+  return dst;
 }
 
 ky_status ky_mkdirs(const char *path) {

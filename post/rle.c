@@ -155,7 +155,7 @@ ky_status ky_rle_csv_read(ky_rle_csv *out, const char *path) {
   snprintf(out->path, sizeof out->path, "%s", path);
   char *text;
   size_t len;
-  KY_TRY(ky_file_read_all(path, &text, &len));
+  KY_TRY(ky_file_read_text(path, &text, &len));
   int cap = 0, lineno = 0;
   ky_status st = KY_OK;
   char *p = text;

@@ -21,4 +21,9 @@ int ky_test_cmp_double(const void *a, const void *b);
  * failure (callers turn that into a test failure). */
 int32_t *ky_test_load_png_i32(const char *path, int *h, int *w);
 
+/* Runs `$KY_BUILD/karyon ARGS` (KY_BUILD as set by `make test`, else build/) with stdout and
+ * stderr captured; returns its exit status and, when output is not NULL, what it printed
+ * (malloc'ed, never NULL). */
+int ky_test_karyon(char **output, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif

@@ -1,0 +1,119 @@
+/* Hostile input through the `karyon` command ($KY_BUILD/karyon, as in tests/test_apps_cli.c):
+ * every number flag parsed strictly, list flags checked whole before a run starts, config values
+ * and files refused with a message naming the key, the value and the limit, and nothing written
+ * by a run that fails its checks. Each case failed (accepted, or gave a vaguer message) before
+ * the fix it guards. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/fileio.h"
+#include "tests/util_test.h"
+
+static char *dir;
+
+/* Runs karyon; expects exit status `rc` and `needle` in what it printed. */
+static void expect(int rc, const char *needle, const char *args) {
+  char *o;
+  int got = ky_test_karyon(&o, "%s", args);
+  if (got != rc || !strstr(o, needle)) fail_msg("karyon %s: exit %d (expected %d), output lacks '%s':\n%s", args, got, rc, needle, o);
+  free(o);
+}
+
+static void test_number_flags_are_strict(void **st) {
+  char a[1024];
+  const char *img = "--images tests/fixtures/dsb_sample";
+  snprintf(a, sizeof a, "predict --ckpt x.safetensors %s --tta 8abc", img);
+  expect(2, "--tta is '8abc', expected a whole number", a);
+  snprintf(a, sizeof a, "predict --ckpt x.safetensors %s --thr abc", img);
+  expect(2, "--thr is 'abc', expected a number in [0, 1]", a);
+  snprintf(a, sizeof a, "predict --ckpt x.safetensors %s --thr 1e400", img);
+  expect(2, "--thr is '1e400'", a);
+  expect(2, "--seed is 'abc', expected a whole number", "postproc train --prob p --truth t --out g.txt --seed abc");
+  expect(2, "--reps is '10000000', expected a whole number in 1..1000",
+         "postproc train --prob p --truth t --out g.txt --reps 10000000");
+  expect(2, "--reps is ' 5'", "postproc train --prob p --truth t --out g.txt --reps ' 5'");
+  expect(2, "--thr is '0.3x'", "postproc apply --prob p --gbt g.txt --out o --thr 0.3x");
+  expect(2, "--thr is 'abc'", "segment --prob p --out o --thr abc");
+  expect(2, "--connectivity is '8x', expected a whole number in 4..8",
+         "watershed --elevation e.png --markers m.png --out o.png --connectivity 8x");
+  expect(2, "--connectivity is '6', expected 4 or 8", "watershed --elevation e.png --markers m.png --out o.png --connectivity 6");
+  expect(2, "--iters is '5x'", "demo --iters 5x");
+}
+
+static void test_list_flags_checked_before_the_run(void **st) {
+  char a[1024];
+  snprintf(a, sizeof a, "predict --ckpt , --images tests/fixtures/dsb_sample --out %s/p", dir);
+  expect(2, "--ckpt ',' has an empty entry", a);
+  snprintf(a, sizeof a, "predict --ckpt a.st,b.st --weights 1,abc --images tests/fixtures/dsb_sample --out %s/p", dir);
+  expect(2, "--weights '1,abc': entry 'abc' is not a number", a);
+  snprintf(a, sizeof a, "predict --ckpt a.st,b.st --weights 1 --images tests/fixtures/dsb_sample --out %s/p", dir);
+  expect(2, "--weights '1' has 1 entries, expected one per --ckpt entry (2)", a);
+  /* Nothing started: no output folder. */
+  snprintf(a, sizeof a, "%s/p", dir);
+  assert_int_equal(access(a, F_OK), -1);
+  /* A folder given as a checkpoint says so. */
+  snprintf(a, sizeof a, "predict --ckpt %s --images tests/fixtures/dsb_sample --out %s/p", dir, dir);
+  expect(1, "is a folder, expected a regular file", a);
+}
+
+static void test_config_values_and_files(void **st) {
+  char a[1024], p[600];
+  const char *base = "train --data tests/fixtures/dsb_sample --device cpu";
+  snprintf(a, sizeof a, "%s --out %s/r --lr 1e-45", base, dir);
+  expect(1, "'lr' = 1e-45 is outside the float32 range", a);
+  snprintf(a, sizeof a, "%s --out %s/r --crop 32000", base, dir);
+  expect(1, "crop 32000, expected a multiple of 32 in 32..2048", a);
+  snprintf(a, sizeof a, "%s --out %s/r --batch 100000", base, dir);
+  expect(1, "batch 100000, expected 1..4096", a);
+  snprintf(a, sizeof a, "%s --out %s/r --crop 2048 --batch 4096", base, dir);
+  expect(1, "above the limit 2^28", a);
+  snprintf(a, sizeof a, "%s --out %s/r --clip -1", base, dir);
+  expect(1, "config: clip -1 must be >= 0", a);
+  /* None of these runs may have written anything. */
+  snprintf(p, sizeof p, "%s/r", dir);
+  assert_int_equal(access(p, F_OK), -1);
+  /* A NUL byte in a config file used to end it silently: the bad value after it was never read. */
+  snprintf(p, sizeof p, "%s/bad.cfg", dir);
+  const char cfg[] = "iters = 2\n\0\nlr = fast\n";
+  assert_int_equal(ky_file_write_atomic(p, cfg, sizeof cfg - 1), KY_OK);
+  snprintf(a, sizeof a, "%s --out %s/r --config %s", base, dir, p);
+  expect(1, "bad.cfg: NUL byte at line 2", a);
+  /* Binary content is echoed escaped, never raw to the terminal. */
+  const char bin[] = "\x1b[2J\x01\x02garbage\n";
+  assert_int_equal(ky_file_write_atomic(p, bin, sizeof bin - 1), KY_OK);
+  char *o;
+  assert_int_equal(ky_test_karyon(&o, "%s --out %s/r --config %s", base, dir, p), 1);
+  if (!strstr(o, "\\x1b[2J\\x01\\x02garbage") || strchr(o, '\x1b')) fail_msg("binary config echoed raw:\n%s", o);
+  free(o);
+}
+
+static int setup(void **st) {
+  const char *b = getenv("KY_BUILD");
+  char k[512];
+  snprintf(k, sizeof k, "%s/karyon", b && *b ? b : "build");
+  if (access(k, X_OK) != 0) { fprintf(stderr, "test_apps_hostile: %s not built\n", k); return -1; }
+  dir = ky_test_tmpdir("hostile");
+  return dir ? 0 : -1;
+}
+
+static int teardown(void **st) {
+  ky_test_rmdir(dir);
+  free(dir);
+  return 0;
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_number_flags_are_strict),
+      cmocka_unit_test(test_list_flags_checked_before_the_run),
+      cmocka_unit_test(test_config_values_and_files),
+  };
+  return cmocka_run_group_tests_name("apps_hostile", tests, setup, teardown);
+}

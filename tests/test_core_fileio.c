@@ -1,0 +1,108 @@
+/* core/fileio: atomic writes keep the previous file on failure, whole-file reads refuse folders
+ * and endless files, and text reads drop a BOM, fold CRLF and name a NUL byte; ky_printable. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/fileio.h"
+#include "tests/util_test.h"
+
+static char *dir;
+
+static void path_in(char *p, size_t cap, const char *name) { snprintf(p, cap, "%s/%s", dir, name); }
+
+static void test_atomic_write_and_read(void **st) {
+  char p[512], *b;
+  size_t n;
+  path_in(p, sizeof p, "a.bin");
+  const char data[] = {'x', 0, 'y'};
+  assert_int_equal(ky_file_write_atomic(p, data, 3), KY_OK);
+  assert_int_equal(ky_file_read_all(p, &b, &n), KY_OK);
+  assert_int_equal(n, 3);
+  assert_memory_equal(b, data, 3);
+  free(b);
+  /* An aborted write leaves the old file and no temporary beside it. */
+  ky_atomic_file af;
+  assert_int_equal(ky_atomic_open(&af, p), KY_OK);
+  fputs("partial", af.f);
+  ky_atomic_abort(&af);
+  assert_int_equal(ky_file_read_all(p, &b, &n), KY_OK);
+  assert_int_equal(n, 3);
+  free(b);
+  assert_int_equal(access(af.tmp, F_OK), -1);
+}
+
+static void test_read_refuses_folders_and_devices(void **st) {
+  char *b;
+  size_t n;
+  assert_int_equal(ky_file_read_all(dir, &b, &n), KY_ERR_IO);
+  assert_non_null(strstr(ky_last_error(), "is a folder, expected a regular file"));
+  /* /dev/zero would be read until memory runs out. */
+  assert_int_equal(ky_file_read_all("/dev/zero", &b, &n), KY_ERR_IO);
+  assert_non_null(strstr(ky_last_error(), "/dev/zero is not a regular file"));
+  char loop[512];
+  path_in(loop, sizeof loop, "loop");
+  assert_int_equal(symlink(loop, loop), 0);
+  assert_int_equal(ky_file_read_all(loop, &b, &n), KY_ERR_IO);
+  assert_non_null(strstr(ky_last_error(), "symbolic links"));
+  unlink(loop);
+}
+
+static void test_read_text(void **st) {
+  char p[512], *b;
+  size_t n;
+  path_in(p, sizeof p, "t.txt");
+  const char win[] = "\xef\xbb\xbfkey = 1\r\nx = a\rb\r\n";
+  assert_int_equal(ky_file_write_atomic(p, win, sizeof win - 1), KY_OK);
+  assert_int_equal(ky_file_read_text(p, &b, &n), KY_OK);
+  assert_string_equal(b, "key = 1\nx = a\rb\n");   /* a lone CR is content, not a line end */
+  assert_int_equal(n, strlen(b));
+  free(b);
+  const char nul[] = "a = 1\nb = 2\nc\0 = 3\nd = 4\n";
+  assert_int_equal(ky_file_write_atomic(p, nul, sizeof nul - 1), KY_OK);
+  assert_int_equal(ky_file_read_text(p, &b, &n), KY_ERR_FORMAT);
+  assert_null(b);
+  assert_non_null(strstr(ky_last_error(), "t.txt: NUL byte at line 3 (byte 13)"));
+}
+
+static void test_printable(void **st) {
+  char d[32];
+  assert_string_equal(ky_printable(d, sizeof d, "ok", 60), "ok");
+  assert_string_equal(ky_printable(d, sizeof d, "a\x01\xff", 60), "a\\x01\\xff");
+  assert_string_equal(ky_printable(d, sizeof d, "abcdef", 3), "abc...");
+  /* Never past the buffer, whatever the input. */
+  char big[200];
+  memset(big, 0x80, sizeof big - 1);
+  big[sizeof big - 1] = 0;
+  ky_printable(d, sizeof d, big, 1000);
+  assert_true(strlen(d) < sizeof d);
+  assert_non_null(strstr(d, "..."));
+}
+
+static int setup(void **st) {
+  dir = ky_test_tmpdir("fileio");
+  return dir ? 0 : -1;
+}
+
+static int teardown(void **st) {
+  ky_test_rmdir(dir);
+  free(dir);
+  return 0;
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_atomic_write_and_read),
+      cmocka_unit_test(test_read_refuses_folders_and_devices),
+      cmocka_unit_test(test_read_text),
+      cmocka_unit_test(test_printable),
+  };
+  return cmocka_run_group_tests_name("core_fileio", tests, setup, teardown);
+}
