@@ -15,9 +15,9 @@
 #include "losses/losses.h"
 #include "models/model.h"
 #include "optim/optim.h"
+#include "tests/util_test.h"
 #ifdef KY_HAVE_CUDA
 #include "cuda/cuda.h"
-#include "tests/util_test.h"
 #endif
 
 typedef struct {
