@@ -27,6 +27,15 @@
 #pragma GCC diagnostic pop
 #endif
 
+long long ky_image_max_pixels(void) {
+  const char *e = getenv("KY_MAX_IMAGE_PIXELS");
+  if (!e || !*e) return KY_IMAGE_MAX_PIXELS_DEFAULT;
+  char *end;
+  errno = 0;
+  long long v = strtoll(e, &end, 10);
+  return !*end && !errno && v > 0 ? v : KY_IMAGE_MAX_PIXELS_DEFAULT;
+}
+
 static ky_status load_common(ky_image *out, const char *path, int want_c, int force8) {
   KY_CHECK_NULL(out, "out");
   KY_CHECK_NULL(path, "path");
@@ -37,6 +46,13 @@ static ky_status load_common(ky_image *out, const char *path, int want_c, int fo
   if (n == 0) { free(buf); return ky_error(KY_ERR_FORMAT, "%s: empty file, expected an image", path); }
   if (n > 0x7fffffff) { free(buf); return ky_error(KY_ERR_FORMAT, "%s: file too large", path); }
   int w, h, c;
+  /* The header alone: a 400 KB PNG can declare 20000 x 20000 and take gigabytes to decode. */
+  long long max_px = ky_image_max_pixels();
+  if (stbi_info_from_memory((const stbi_uc *)buf, (int)n, &w, &h, &c) && (long long)w * h > max_px) {
+    free(buf);
+    return ky_error(KY_ERR_FORMAT, "%s: image declares %d x %d = %lld pixels, above the limit of %lld (raise it with "
+                    "KY_MAX_IMAGE_PIXELS or karyon --max-pixels)", path, w, h, (long long)w * h, max_px);
+  }
   int is16 = !force8 && stbi_is_16_bit_from_memory((const stbi_uc *)buf, (int)n);
   void *px = is16 ? (void *)stbi_load_16_from_memory((const stbi_uc *)buf, (int)n, &w, &h, &c, want_c)
                   : (void *)stbi_load_from_memory((const stbi_uc *)buf, (int)n, &w, &h, &c, want_c);

@@ -13,6 +13,13 @@ typedef struct {
   void *data;       /* uint8_t[h*w*c] or uint16_t[h*w*c], malloc'ed */
 } ky_image;
 
+/* Decompression bombs: an image whose header declares more than this many pixels is refused
+ * before anything is decoded or allocated. Default 2^26 (8192 x 8192; the largest DSB image is
+ * 1040 x 1388); the environment variable KY_MAX_IMAGE_PIXELS (or `karyon --max-pixels N`, which
+ * sets it) raises or lowers it. Read at every call: no process-wide state. */
+#define KY_IMAGE_MAX_PIXELS_DEFAULT (1LL << 26)
+long long ky_image_max_pixels(void);
+
 /* Loads the file as stored (its own channel count and depth). */
 ky_status ky_image_load(ky_image *out, const char *path);
 /* Loads and converts: channels = 1..4 (grey<->RGB as stb_image does), always 8-bit. */

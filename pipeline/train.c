@@ -370,6 +370,11 @@ ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_ho
 
   int epoch_size = cfg->epoch_size ? cfg->epoch_size : (n_list + cfg->batch - 1) / cfg->batch;
   int64_t total = cfg->iters ? cfg->iters : (int64_t)cfg->epochs * epoch_size;
+  if (start > total) {
+    s = ky_error(KY_ERR_ARG, "resuming: %s is at step %lld, beyond this run's %lld steps (raise iters or epochs to go on)",
+                 last, (long long)start, (long long)total);
+    goto done;
+  }
   /* Effective config (with the data sizes the run derived) beside the checkpoints. */
   snprintf(path, sizeof path, "%s/config.txt", cfg->out);
   if ((s = ky_train_config_save(cfg, path)) != KY_OK) goto done;

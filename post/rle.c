@@ -2,6 +2,8 @@
  * Tested by tests/test_post_rle.c. */
 #include "post/rle.h"
 
+#include "core/image.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -192,6 +194,12 @@ ky_status ky_rle_csv_read(ky_rle_csv *out, const char *path) {
     row.line = lineno;
     if (out->has_size && (!parse_dim(f[2], fl[2], &row.height) || !parse_dim(f[3], fl[3], &row.width))) {
       st = ky_error(KY_ERR_FORMAT, "%s:%d: Height,Width are \"%.*s,%.*s\", expected positive integers", path, lineno, (int)fl[2], f[2], (int)fl[3], f[3]);
+      break;
+    }
+    if (out->has_size && (long long)row.height * row.width > ky_image_max_pixels()) {
+      /* Decoding a 65536 x 65536 mask per row would take minutes and gigabytes. */
+      st = ky_error(KY_ERR_FORMAT, "%s:%d: Height x Width = %d x %d is above the image limit of %lld pixels (raise it with "
+                    "KY_MAX_IMAGE_PIXELS or karyon --max-pixels)", path, lineno, row.height, row.width, ky_image_max_pixels());
       break;
     }
     row.image_id = dupn(f[0], fl[0]);

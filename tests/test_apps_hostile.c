@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "core/fileio.h"
+#include "core/image.h"
+#include "data/dsb.h"
 #include "tests/util_test.h"
 
 static char *dir;
@@ -94,6 +96,72 @@ static void test_config_values_and_files(void **st) {
   free(o);
 }
 
+static void test_summary_sizes_bounded(void **st) {
+  expect(2, "--size '99999999999x256': expected HxW", "summary --model unet_resnet34 --size 99999999999x256");
+  expect(2, "--size '65536x65536'", "summary --model unet_resnet34 --size 65536x65536");
+  expect(2, "--size '256x 256'", "summary --model unet_resnet34 --size '256x 256'");
+  expect(0, "params: 24531523", "summary --model unet_resnet34 --size 32768x32");
+}
+
+/* score --csv quotes ids that hold a comma, and refuses to write over its own inputs. */
+static void test_score_csv(void **st) {
+  char p[700], a[2100];
+  const char *id = "a,b";
+  snprintf(p, sizeof p, "%s/truth/%s/images", dir, id);
+  assert_int_equal(ky_mkdirs(p), KY_OK);
+  snprintf(p, sizeof p, "%s/truth/%s/masks", dir, id);
+  assert_int_equal(ky_mkdirs(p), KY_OK);
+  uint8_t rgb[8 * 8 * 3] = {0}, m[64] = {0};
+  uint16_t lab[64] = {0};
+  for (int i = 18; i < 22; i++) { m[i] = 255; lab[i] = 1; }
+  snprintf(p, sizeof p, "%s/truth/%s/images/%s.png", dir, id, id);
+  assert_int_equal(ky_png_save_u8(p, rgb, 8, 8, 3), KY_OK);
+  snprintf(p, sizeof p, "%s/truth/%s/masks/m.png", dir, id);
+  assert_int_equal(ky_png_save_u8(p, m, 8, 8, 1), KY_OK);
+  snprintf(p, sizeof p, "%s/pred", dir);
+  assert_int_equal(ky_mkdirs(p), KY_OK);
+  snprintf(p, sizeof p, "%s/pred/%s.png", dir, id);
+  assert_int_equal(ky_png_save_u16(p, lab, 8, 8, 1), KY_OK);
+  snprintf(a, sizeof a, "score --truth %s/truth --pred %s/pred --csv %s/s.csv", dir, dir, dir);
+  expect(0, "score: 1.00000", a);
+  char *b;
+  size_t n;
+  snprintf(p, sizeof p, "%s/s.csv", dir);
+  assert_int_equal(ky_file_read_all(p, &b, &n), KY_OK);
+  assert_string_equal(b, "ImageId,score,truth,pred\n\"a,b\",1.000000,1,1\n");
+  free(b);
+  /* --csv naming the prediction (here through another path) leaves it as it was. */
+  snprintf(a, sizeof a, "score --truth %s/truth --pred %s/pred --csv %s/pred/../pred/%s.png", dir, dir, dir, id);
+  expect(2, "is the --pred input", a);
+  snprintf(p, sizeof p, "%s/pred/%s.png", dir, id);
+  snprintf(a, sizeof a, "score --truth %s/truth --pred %s --csv %s", dir, p, p);
+  expect(2, "is the --pred input", a);
+  uint16_t *back;
+  int h, w;
+  assert_int_equal(ky_dsb_read_labels(&back, &h, &w, p), KY_OK);
+  assert_int_equal(back[18], 1);
+  free(back);
+}
+
+/* A checkpoint past this run's length is refused before anything is written. */
+static void test_resume_past_the_end(void **st) {
+  char a[1024], p[700];
+  const char *common = "train --data tests/fixtures/dsb_sample --model unet_resnet18 --width 0.125 --crop 64 --batch 2 "
+                       "--device cpu --threads 1 --quiet 1 --val_images 1";
+  snprintf(a, sizeof a, "%s --iters 2 --out %s/run", common, dir);
+  expect(0, "", a);
+  snprintf(p, sizeof p, "%s/run/log.csv", dir);
+  char *before, *after;
+  size_t n;
+  assert_int_equal(ky_file_read_all(p, &before, &n), KY_OK);
+  snprintf(a, sizeof a, "%s --iters 1 --out %s/run --resume", common, dir);
+  expect(1, "is at step 2, beyond this run's 1 steps", a);
+  assert_int_equal(ky_file_read_all(p, &after, &n), KY_OK);
+  assert_string_equal(before, after);
+  free(before);
+  free(after);
+}
+
 static int setup(void **st) {
   const char *b = getenv("KY_BUILD");
   char k[512];
@@ -114,6 +182,9 @@ int main(void) {
       cmocka_unit_test(test_number_flags_are_strict),
       cmocka_unit_test(test_list_flags_checked_before_the_run),
       cmocka_unit_test(test_config_values_and_files),
+      cmocka_unit_test(test_summary_sizes_bounded),
+      cmocka_unit_test(test_score_csv),
+      cmocka_unit_test(test_resume_past_the_end),
   };
   return cmocka_run_group_tests_name("apps_hostile", tests, setup, teardown);
 }
