@@ -55,15 +55,28 @@ static int cmd_apply(int argc, char **argv) {
   ky_status s = ky_gbt_ensemble_load(&gbt, gbt_path);
   if (s != KY_OK) return ky_cli_fail("postproc apply", s);
   char **ids = NULL, **paths = NULL, p[4096];
-  int n = 0, done = 0;
+  int n = 0, done = 0, n_body = 0;
   ky_rle_writer wr;
-  snprintf(p, sizeof p, "%s/labels", out);
-  if ((s = ky_mkdirs(p)) == KY_OK) {
-    snprintf(p, sizeof p, "%s/submission.csv", out);
-    s = ky_rle_writer_open(&wr, p, 0);
+  ky_staged_dir sd;
+  int staged = 0;
+  /* Ids are the <id> of every <id>_body.png; none is an error before anything is written (it
+   * used to replace submission.csv with a header-only file first). */
+  if ((s = ky_infer_list(&ids, &paths, &n, prob)) == KY_OK) {
+    for (int i = 0; i < n; i++) {
+      size_t L = strlen(ids[i]);
+      n_body += L >= 5 && !strcmp(ids[i] + L - 5, "_body");
+    }
+    if (!n_body) s = ky_error(KY_ERR_FORMAT, "no <id>_body.png maps in %s", prob);
   }
-  /* Ids are the <id> of every <id>_body.png. */
-  if (s == KY_OK && (s = ky_infer_list(&ids, &paths, &n, prob)) != KY_OK) ky_rle_writer_abort(&wr);
+  /* Outputs go to a temporary folder, moved into OUT only when every image succeeded. */
+  if (s == KY_OK) staged = (s = ky_staged_open(&sd, out)) == KY_OK;
+  if (s == KY_OK) {
+    snprintf(p, sizeof p, "%s/labels", sd.tmp);
+    if ((s = ky_mkdirs(p)) == KY_OK) {
+      snprintf(p, sizeof p, "%s/submission.csv", sd.tmp);
+      s = ky_rle_writer_open(&wr, p, 0);
+    }
+  }
   if (s == KY_OK) {
     for (int i = 0; i < n && s == KY_OK; i++) {
       size_t L = strlen(ids[i]);
@@ -76,7 +89,7 @@ static int cmd_apply(int argc, char **argv) {
       int32_t *l32 = malloc((size_t)h * w * sizeof *l32);
       if (!lab || !l32) s = ky_error(KY_ERR_NOMEM, "out of memory");
       if (s == KY_OK) s = ky_pipeline_segment(lab, &k, B, S, E, h, w, &gbt, thr);
-      snprintf(p, sizeof p, "%s/labels/%s.png", out, ids[i]);
+      snprintf(p, sizeof p, "%s/labels/%s.png", sd.tmp, ids[i]);
       if (s == KY_OK) s = ky_png_save_u16(p, lab, w, h, 1);
       for (size_t q = 0; s == KY_OK && q < (size_t)h * w; q++) l32[q] = lab[q];
       if (s == KY_OK) s = ky_rle_writer_add(&wr, ids[i], l32, h, w);
@@ -87,10 +100,11 @@ static int cmd_apply(int argc, char **argv) {
     if (s == KY_OK) s = ky_rle_writer_commit(&wr);
     else ky_rle_writer_abort(&wr);
   }
+  if (s == KY_OK && staged) { staged = 0; s = ky_staged_commit(&sd); }
+  if (staged) ky_staged_abort(&sd);
   ky_infer_list_free(ids, paths, n);
   ky_gbt_ensemble_free(&gbt);
   if (s != KY_OK) return ky_cli_fail("postproc apply", s);
-  if (!done) { fprintf(stderr, "karyon postproc apply: no <id>_body.png maps in %s\n", prob); return 1; }
   printf("segmented %d images into %s/labels and %s/submission.csv\n", done, out, out);
   return 0;
 }

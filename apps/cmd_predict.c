@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "apps/cli.h"
+#include "core/fileio.h"
 #include "pipeline/infer.h"
 #ifdef KY_HAVE_CUDA
 #include "cuda/cuda.h"
@@ -124,12 +125,23 @@ int ky_cmd_predict(int argc, char **argv) {
     s = ky_gbt_ensemble_load(&gbt, ky_cli_opt(argc, argv, "gbt"));
     have_gbt = s == KY_OK;
   }
+  /* Every output goes to temporary folders first: a failure on image k (or a kill) leaves the
+   * previous prob/, labels/ and submission.csv as they were. */
   ky_infer_result r;
+  const char *exp = ky_cli_opt(argc, argv, "export-dsb");
+  ky_staged_dir so, se;
+  int so_open = 0, se_open = 0;
+  if (s == KY_OK) so_open = (s = ky_staged_open(&so, out)) == KY_OK;
+  if (s == KY_OK && exp) se_open = (s = ky_staged_open(&se, exp)) == KY_OK;
   if (s == KY_OK) {
-    ky_infer_opts o = {images, out, have_gbt ? &gbt : NULL, thr, ky_cli_opt(argc, argv, "export-dsb"),
+    ky_infer_opts o = {images, so.tmp, have_gbt ? &gbt : NULL, thr, exp ? se.tmp : NULL,
                        !ky_cli_flag(argc, argv, "no-overlay"), NULL, 0};
     s = ky_infer_folder(&ctx, &p, &o, &r);
   }
+  if (s == KY_OK) { so_open = 0; s = ky_staged_commit(&so); }
+  if (s == KY_OK && exp) { se_open = 0; s = ky_staged_commit(&se); }
+  if (so_open) ky_staged_abort(&so);
+  if (se_open) ky_staged_abort(&se);
   if (have_gbt) ky_gbt_ensemble_free(&gbt);
   int n_models = p.n;
   ky_predictor_free(&p);

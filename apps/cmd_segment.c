@@ -183,7 +183,9 @@ int ky_cmd_segment(int argc, char **argv) {
   int feat_open = 0, wr_open = 0;
   char p[4200];
   ky_status s;
-  if ((s = ky_mkdirs(sc.out)) != KY_OK) return ky_cli_fail("segment", s);
+  ky_staged_dir sd;
+  int staged = 0;
+  const char *final_out = sc.out;
   if ((s = list_ids(&ids, &n_ids, sc.prob)) != KY_OK) return ky_cli_fail("segment", s);
   if (n_ids == 0) {
     free(ids);
@@ -206,6 +208,10 @@ int ky_cmd_segment(int argc, char **argv) {
     for (int q = 0; q < KY_POST_NFEAT; q++) fprintf(sc.feat, ",f%d", q);
     fprintf(sc.feat, sc.gt_dir ? ",target\n" : "\n");
   }
+  /* Label PNGs and submission.csv go to a temporary folder, moved into OUT when all succeeded. */
+  if ((s = ky_staged_open(&sd, final_out)) != KY_OK) goto done;
+  staged = 1;
+  sc.out = sd.tmp;
   snprintf(p, sizeof p, "%s/submission.csv", sc.out);
   if ((s = ky_rle_writer_open(&wr, p, 0)) != KY_OK) goto done;
   wr_open = 1;
@@ -217,12 +223,15 @@ int ky_cmd_segment(int argc, char **argv) {
   }
   if ((s = ky_rle_writer_commit(&wr)) != KY_OK) { wr_open = 0; goto done; }
   wr_open = 0;
+  staged = 0;
+  if ((s = ky_staged_commit(&sd)) != KY_OK) goto done;
   if (feat_open) { feat_open = 0; if ((s = ky_atomic_commit(&feat)) != KY_OK) goto done; }
   printf("segment: %d images, %d instances, %.1f ms/image (%s)\n", n_ids, total,
          1000.0 * (double)(clock() - t0) / CLOCKS_PER_SEC / n_ids, gbt ? "gbt selection" : "level-1 candidates");
 done:
   if (wr_open) ky_rle_writer_abort(&wr);
   if (feat_open) ky_atomic_abort(&feat);
+  if (staged) ky_staged_abort(&sd);
   if (sc.gbt) ky_gbt_ensemble_free(&ens);
   for (int i = 0; i < n_ids; i++) free(ids[i]);
   free(ids);

@@ -2,6 +2,7 @@
  * Commands register themselves by file name (the Makefile writes ky_cmds.h), so adding a command
  * is adding one file. Tested by tests/test_apps_cli.c (help, unknown command, exit codes). */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,9 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
+  /* A file-size limit (ulimit -f) would kill us with SIGXFSZ in the middle of a write; ignored,
+   * the write fails with EFBIG and the atomic writer reports it, keeping the previous file. */
+  signal(SIGXFSZ, SIG_IGN);
   /* Options of karyon itself come before the command and are handed to the library through the
    * environment, so that every command and library call sees the same limit. */
   while (argc >= 3 && !strcmp(argv[1], "--max-pixels")) {

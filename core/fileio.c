@@ -2,6 +2,7 @@
  * Tested by tests/test_core_fileio.c. */
 #include "core/fileio.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,4 +146,81 @@ ky_status ky_mkdirs(const char *path) {
   if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
     return ky_error(KY_ERR_IO, "%s exists and is not a folder", path);
   return KY_OK;
+}
+
+ky_status ky_staged_open(ky_staged_dir *d, const char *final_dir) {
+  KY_CHECK_NULL(d, "d");
+  KY_CHECK_NULL(final_dir, "final_dir");
+  memset(d, 0, sizeof *d);
+  size_t n = strlen(final_dir);
+  while (n > 1 && final_dir[n - 1] == '/') n--;   /* "out/" stages as out.tmp-..., not out/.tmp-... */
+  KY_CHECK(n > 0 && n < sizeof d->final, KY_ERR_ARG, "output folder name '%.64s' is empty or too long", final_dir);
+  memcpy(d->final, final_dir, n);
+  char parent[4096];
+  memcpy(parent, d->final, n + 1);
+  char *slash = strrchr(parent, '/');
+  if (slash && slash != parent) {
+    *slash = 0;
+    KY_TRY(ky_mkdirs(parent));
+  }
+  snprintf(d->tmp, sizeof d->tmp, "%s.tmp-XXXXXX", d->final);
+  if (!mkdtemp(d->tmp)) {
+    ky_status s = ky_error(KY_ERR_IO, "cannot create the temporary folder %s: %s", d->tmp, strerror(errno));
+    d->tmp[0] = 0;
+    return s;
+  }
+  return KY_OK;
+}
+
+/* Moves every entry of src into dst (made when missing), merging subfolders; src is removed. */
+static ky_status move_tree(const char *src, const char *dst) {
+  if (mkdir(dst, 0777) != 0 && errno != EEXIST) return ky_error(KY_ERR_IO, "cannot create folder %s: %s", dst, strerror(errno));
+  DIR *dir = opendir(src);
+  if (!dir) return ky_error(KY_ERR_IO, "cannot open %s: %s", src, strerror(errno));
+  ky_status s = KY_OK;
+  struct dirent *e;
+  char a[8192], b[8192];
+  while (s == KY_OK && (e = readdir(dir))) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    snprintf(a, sizeof a, "%s/%s", src, e->d_name);
+    snprintf(b, sizeof b, "%s/%s", dst, e->d_name);
+    struct stat st;
+    if (lstat(a, &st) != 0) s = ky_error(KY_ERR_IO, "cannot stat %s: %s", a, strerror(errno));
+    else if (S_ISDIR(st.st_mode)) s = move_tree(a, b);
+    else if (rename(a, b) != 0) s = ky_error(KY_ERR_IO, "cannot move %s to %s: %s", a, b, strerror(errno));
+  }
+  closedir(dir);
+  if (s == KY_OK && rmdir(src) != 0) s = ky_error(KY_ERR_IO, "cannot remove %s: %s", src, strerror(errno));
+  return s;
+}
+
+static void remove_tree(const char *path) {
+  DIR *dir = opendir(path);
+  if (dir) {
+    struct dirent *e;
+    char a[8192];
+    while ((e = readdir(dir))) {
+      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+      snprintf(a, sizeof a, "%s/%s", path, e->d_name);
+      struct stat st;
+      if (lstat(a, &st) == 0 && S_ISDIR(st.st_mode)) remove_tree(a);
+      else unlink(a);
+    }
+    closedir(dir);
+  }
+  rmdir(path);
+}
+
+ky_status ky_staged_commit(ky_staged_dir *d) {
+  KY_CHECK(d && d->tmp[0], KY_ERR_STATE, "ky_staged_commit: not open");
+  ky_status s = move_tree(d->tmp, d->final);
+  if (s != KY_OK) remove_tree(d->tmp);
+  d->tmp[0] = 0;
+  return s;
+}
+
+void ky_staged_abort(ky_staged_dir *d) {
+  if (!d || !d->tmp[0]) return;
+  remove_tree(d->tmp);
+  d->tmp[0] = 0;
 }

@@ -35,6 +35,20 @@ ky_status ky_file_read_text(const char *path, char **data, size_t *n);
  * printable ASCII written as \xNN, and "..." when cut: for echoing file content in messages. */
 const char *ky_printable(char *dst, size_t cap, const char *src, size_t max);
 
+/* A folder of outputs written as a whole (predict, segment, postproc apply). Files go to a
+ * temporary sibling folder, <final>.tmp-XXXXXX; commit moves each of them into <final> by rename
+ * (subfolders merged, files that the run did not write left alone), and abort removes the
+ * temporary folder. So a run that fails on its k-th image leaves the previous outputs as they
+ * were, and a killed run never leaves a half-written file under a final name. */
+typedef struct {
+  char final[4096];
+  char tmp[4096 + 16];
+} ky_staged_dir;
+
+ky_status ky_staged_open(ky_staged_dir *d, const char *final_dir);
+ky_status ky_staged_commit(ky_staged_dir *d);
+void ky_staged_abort(ky_staged_dir *d);
+
 /* mkdir -p */
 ky_status ky_mkdirs(const char *path);
 

@@ -1,11 +1,13 @@
 /* The training loop (see pipeline/train.h). Tested by tests/test_pipeline_train.c. */
 #include "pipeline/train.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "aug/chain.h"
 #include "aug/copypaste.h"
@@ -211,13 +213,14 @@ static void series_add(series *s, int it, float v) {
   s->it[s->n++] = it;
 }
 
-/* Keeps the lines of a CSV log whose first field (step) is <= max_step, returns them via series. */
-static ky_status trim_log(const char *path, int64_t max_step, series *out, int col) {
+/* Copies the lines of the CSV log `path` whose first field (step) is <= max_step to `dst`, and
+ * returns them via series. */
+static ky_status trim_log(const char *path, const char *dst, int64_t max_step, series *out, int col) {
   char *buf;
   size_t n;
   if (ky_file_read_all(path, &buf, &n) != KY_OK) { ky_error_clear(); return KY_OK; }
   ky_atomic_file af;
-  ky_status s = ky_atomic_open(&af, path);
+  ky_status s = ky_atomic_open(&af, dst);
   if (s != KY_OK) { free(buf); return s; }
   char *save, *line = strtok_r(buf, "\n", &save);
   if (line) fprintf(af.f, "%s\n", line);   /* header */
@@ -231,6 +234,38 @@ static ky_status trim_log(const char *path, int64_t max_step, series *out, int c
   }
   free(buf);
   return ky_atomic_commit(&af);
+}
+
+/* The logs are written to <name>.partial and published (copied atomically over <name>), with
+ * config.txt, only after each checkpoint: so the files a user sees always belong together. A fresh
+ * run that fails or is killed before its first checkpoint, or a disk that fills at a checkpoint,
+ * leaves the previous run's checkpoint, config and logs as they were. */
+typedef struct {
+  const ky_train_config *cfg;
+  FILE *steplog, *eplog;
+  char step_final[KY_CFG_STR + 64], step_part[KY_CFG_STR + 80];
+  char ep_final[KY_CFG_STR + 64], ep_part[KY_CFG_STR + 80];
+  char config[KY_CFG_STR + 64];
+  int config_written;
+} run_files;
+
+static ky_status copy_file_atomic(const char *dst, const char *src) {
+  char *b;
+  size_t n;
+  KY_TRY(ky_file_read_all(src, &b, &n));
+  ky_status s = ky_file_write_atomic(dst, b, n);
+  free(b);
+  return s;
+}
+
+static ky_status publish(run_files *rf) {
+  if (fflush(rf->steplog) != 0 || fflush(rf->eplog) != 0)
+    return ky_error(KY_ERR_IO, "writing the logs in %s failed: %s", rf->cfg->out, strerror(errno));
+  KY_TRY(copy_file_atomic(rf->step_final, rf->step_part));
+  KY_TRY(copy_file_atomic(rf->ep_final, rf->ep_part));
+  if (!rf->config_written) KY_TRY(ky_train_config_save(rf->cfg, rf->config));
+  rf->config_written = 1;
+  return KY_OK;
 }
 
 ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_hooks *hooks, ky_train_result *res) {
@@ -254,8 +289,12 @@ ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_ho
   ky_loader *loader = NULL;
   ky_optim opt;
   series tr_curve = {0}, va_curve = {0};
-  char path[KY_CFG_STR + 64], last[KY_CFG_STR + 64], best[KY_CFG_STR + 64];
+  char last[KY_CFG_STR + 64], best[KY_CFG_STR + 64];
   FILE *steplog = NULL, *eplog = NULL;
+  run_files rf;
+  memset(&rf, 0, sizeof rf);
+  rf.cfg = cfg;
+  int partials = 0;
   ky_ckpt_state st;
   memset(&st, 0, sizeof st);
   ky_status s;
@@ -375,22 +414,25 @@ ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_ho
                  last, (long long)start, (long long)total);
     goto done;
   }
-  /* Effective config (with the data sizes the run derived) beside the checkpoints. */
-  snprintf(path, sizeof path, "%s/config.txt", cfg->out);
-  if ((s = ky_train_config_save(cfg, path)) != KY_OK) goto done;
+  /* Effective config (with the data sizes the run derived) beside the checkpoints: written with
+   * the first checkpoint (publish). */
+  snprintf(rf.config, sizeof rf.config, "%s/config.txt", cfg->out);
 
   /* Logs: continue exactly from the resumed step (later lines came from the killed run). */
-  char steplog_path[KY_CFG_STR + 64], eplog_path[KY_CFG_STR + 64], curve_path[KY_CFG_STR + 64];
-  snprintf(steplog_path, sizeof steplog_path, "%s/log.csv", cfg->out);
-  snprintf(eplog_path, sizeof eplog_path, "%s/epochs.csv", cfg->out);
+  char curve_path[KY_CFG_STR + 64];
+  snprintf(rf.step_final, sizeof rf.step_final, "%s/log.csv", cfg->out);
+  snprintf(rf.step_part, sizeof rf.step_part, "%s/log.csv.partial", cfg->out);
+  snprintf(rf.ep_final, sizeof rf.ep_final, "%s/epochs.csv", cfg->out);
+  snprintf(rf.ep_part, sizeof rf.ep_part, "%s/epochs.csv.partial", cfg->out);
   snprintf(curve_path, sizeof curve_path, "%s/curve.png", cfg->out);
+  partials = 1;
   if (resume) {
-    if ((s = trim_log(steplog_path, start, &tr_curve, 2)) != KY_OK) goto done;
-    if ((s = trim_log(eplog_path, start, &va_curve, 3)) != KY_OK) goto done;
+    if ((s = trim_log(rf.step_final, rf.step_part, start, &tr_curve, 2)) != KY_OK) goto done;
+    if ((s = trim_log(rf.ep_final, rf.ep_part, start, &va_curve, 3)) != KY_OK) goto done;
   }
-  steplog = fopen(steplog_path, resume ? "a" : "w");
-  eplog = fopen(eplog_path, resume ? "a" : "w");
-  if (!steplog || !eplog) { s = ky_error(KY_ERR_IO, "cannot write logs in %s", cfg->out); goto done; }
+  steplog = rf.steplog = fopen(rf.step_part, resume ? "a" : "w");
+  eplog = rf.eplog = fopen(rf.ep_part, resume ? "a" : "w");
+  if (!steplog || !eplog) { s = ky_error(KY_ERR_IO, "cannot write logs in %s: %s", cfg->out, strerror(errno)); goto done; }
   if (!resume) {
     fprintf(steplog, "step,epoch,loss,ce,dice_body,dice_border,lr,grad_norm\n");
     fprintf(eplog, "step,epoch,train_loss,val_loss,val_score,best\n");
@@ -485,6 +527,7 @@ ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_ho
       s = ky_checkpoint_save(last, t.model, &opt, &st);
       if (s == KY_OK && e.best) s = ky_checkpoint_save(best, t.model, &opt, &st);
       st.config = old;
+      if (s == KY_OK) s = publish(&rf);
       if (s != KY_OK) goto done;
       if ((s = ky_plot_curve_png(curve_path, tr_curve.loss, tr_curve.it, tr_curve.n, va_curve.loss, va_curve.it,
                                  va_curve.n, 800, 480)) != KY_OK) goto done;
@@ -499,6 +542,7 @@ ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_ho
       st.epoch = epoch;
       s = ky_checkpoint_save(last, t.model, &opt, &st);
       st.config = old;
+      if (s == KY_OK) s = publish(&rf);
       if (s != KY_OK) goto done;
     }
     fflush(steplog);
@@ -510,6 +554,7 @@ done:
   if (loader) ky_loader_stop(loader);
   if (steplog) fclose(steplog);
   if (eplog) fclose(eplog);
+  if (partials) { unlink(rf.step_part); unlink(rf.ep_part); }
   ky_ckpt_state_free(&st);
   free(tr_curve.loss); free(tr_curve.it); free(va_curve.loss); free(va_curve.it);
   free(tr_rows); free(va_rows); free(list); free(val);

@@ -86,6 +86,69 @@ static void test_printable(void **st) {
   assert_non_null(strstr(d, "..."));
 }
 
+static void put(const char *root, const char *rel, const char *text) {
+  char p[1024];
+  snprintf(p, sizeof p, "%s/%s", root, rel);
+  char *slash = strrchr(p, '/');
+  *slash = 0;
+  assert_int_equal(ky_mkdirs(p), KY_OK);
+  *slash = '/';
+  assert_int_equal(ky_file_write_atomic(p, text, strlen(text)), KY_OK);
+}
+
+static char *get(const char *root, const char *rel) {
+  char p[1024], *b;
+  size_t n;
+  snprintf(p, sizeof p, "%s/%s", root, rel);
+  return ky_file_read_all(p, &b, &n) == KY_OK ? b : NULL;
+}
+
+static void expect_file(const char *root, const char *rel, const char *text) {
+  char *b = get(root, rel);
+  if (!b || strcmp(b, text)) fail_msg("%s/%s is '%s', expected '%s'", root, rel, b ? b : "(missing)", text);
+  free(b);
+}
+
+static void test_staged_dir(void **st) {
+  char out[600];
+  snprintf(out, sizeof out, "%s/out", dir);
+  put(out, "labels/a.png", "old a");
+  put(out, "labels/keep.png", "old keep");
+  put(out, "submission.csv", "old csv");
+  /* Aborted: nothing under out changes, and the temporary folder is gone. */
+  ky_staged_dir sd;
+  assert_int_equal(ky_staged_open(&sd, out), KY_OK);
+  char tmp[sizeof sd.tmp];
+  strcpy(tmp, sd.tmp);
+  assert_int_equal(strncmp(tmp, out, strlen(out)), 0);
+  put(sd.tmp, "labels/a.png", "new a");
+  put(sd.tmp, "submission.csv", "new csv");
+  ky_staged_abort(&sd);
+  assert_int_equal(access(tmp, F_OK), -1);
+  expect_file(out, "labels/a.png", "old a");
+  expect_file(out, "submission.csv", "old csv");
+  /* Committed ("out/" names the same folder): new files replace, others stay, new folders appear. */
+  char slash[620];
+  snprintf(slash, sizeof slash, "%s/", out);
+  assert_int_equal(ky_staged_open(&sd, slash), KY_OK);
+  put(sd.tmp, "labels/a.png", "new a");
+  put(sd.tmp, "overlay/a.png", "new overlay");
+  put(sd.tmp, "submission.csv", "new csv");
+  strcpy(tmp, sd.tmp);
+  assert_int_equal(ky_staged_commit(&sd), KY_OK);
+  assert_int_equal(access(tmp, F_OK), -1);
+  expect_file(out, "labels/a.png", "new a");
+  expect_file(out, "labels/keep.png", "old keep");
+  expect_file(out, "overlay/a.png", "new overlay");
+  expect_file(out, "submission.csv", "new csv");
+  /* A folder that does not exist yet, under parents that do not either. */
+  snprintf(out, sizeof out, "%s/x/y/z", dir);
+  assert_int_equal(ky_staged_open(&sd, out), KY_OK);
+  put(sd.tmp, "f.txt", "f");
+  assert_int_equal(ky_staged_commit(&sd), KY_OK);
+  expect_file(out, "f.txt", "f");
+}
+
 static int setup(void **st) {
   dir = ky_test_tmpdir("fileio");
   return dir ? 0 : -1;
@@ -103,6 +166,7 @@ int main(void) {
       cmocka_unit_test(test_read_refuses_folders_and_devices),
       cmocka_unit_test(test_read_text),
       cmocka_unit_test(test_printable),
+      cmocka_unit_test(test_staged_dir),
   };
   return cmocka_run_group_tests_name("core_fileio", tests, setup, teardown);
 }
