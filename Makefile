@@ -69,7 +69,7 @@ ifneq ($(V),1)
   Q := @
 endif
 
-.PHONY: all lib test demo deps check-deps bench clean banner
+.PHONY: all lib test demo deps check-deps bench clean banner fuzz fuzz-bins
 .SECONDARY:
 all: banner $(KARYON) $(TEST_BIN) $(BENCH_BIN)
 
@@ -116,9 +116,29 @@ $(B)/bench/%: $(B)/bench/%.o $(TEST_AUX_OBJ) $(LIB)
 OPTABLE_OBJ := $(B)/tests/optable_cases.o
 $(B)/tests/test_ops_gradcheck $(B)/tests/test_cuda_optable $(B)/bench/bench_ops: $(OPTABLE_OBJ)
 
+# --- Fuzzing (tests/fuzz/fuzz_<name>.c). `make test` replays every committed corpus input through
+# the harnesses (tests/test_fuzz_replay.c); `make fuzz FUZZ_S=N` builds them with clang under
+# libFuzzer + ASan + UBSan in build-fuzz/ and runs each for N seconds (bench/bench_fuzz.sh prints
+# executions and executions per second per harness).
+FUZZ_NAMES := image dsb safetensors checkpoint rle folds config gbt labels
+FUZZ_S     ?= 20
+$(B)/tests/test_fuzz_replay: $(FUZZ_NAMES:%=$(B)/tests/fuzz/fuzz_%.o)
+
+fuzz:
+	@sh .ci/deps.sh fuzz
+	@$(MAKE) --no-print-directory CUDA=0 CC=clang B=build-fuzz \
+	  EXTRA_CFLAGS="-O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -DKY_LIBFUZZER" fuzz-bins
+	@FUZZ_S=$(FUZZ_S) B=build-fuzz sh bench/bench_fuzz.sh $(FUZZ_NAMES)
+
+fuzz-bins: $(FUZZ_NAMES:%=$(B)/fuzz/%)
+
+$(B)/fuzz/%: $(B)/tests/fuzz/fuzz_%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -fsanitize=fuzzer,address,undefined $^ -o $@ $(LDLIBS)
+
 # Every suite runs, even after a failure; the summary line counts suites.
 test: check-deps banner $(TEST_BIN) $(KARYON)
-	@ASAN_OPTIONS=protect_shadow_gap=0:detect_leaks=1 KY_BUILD=$(B) sh tests/run_all.sh $(TEST_BIN)
+	@ASAN_OPTIONS=protect_shadow_gap=0:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 KY_BUILD=$(B) sh tests/run_all.sh $(TEST_BIN)
 
 # Without a GPU the demo runs on the CPU, so it skips compiling the CUDA kernels (minutes on two
 # cores) and builds a CPU-only karyon in build-cpu/.
@@ -143,4 +163,4 @@ clean:
 	rm -rf build build-debug
 
 # Header dependencies of every object, so a changed header rebuilds the test helpers and programs too.
--include $(LIB_OBJ:.o=.d) $(CU_OBJ:.o=.d) $(TEST_BIN:=.d) $(OPTABLE_OBJ:.o=.d) $(TEST_AUX_OBJ:.o=.d) $(BENCH_BIN:=.d) $(APP_SRC:%.c=$(B)/%.d)
+-include $(FUZZ_NAMES:%=$(B)/tests/fuzz/fuzz_%.d) $(LIB_OBJ:.o=.d) $(CU_OBJ:.o=.d) $(TEST_BIN:=.d) $(OPTABLE_OBJ:.o=.d) $(TEST_AUX_OBJ:.o=.d) $(BENCH_BIN:=.d) $(APP_SRC:%.c=$(B)/%.d)
