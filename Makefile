@@ -26,7 +26,9 @@ else
 endif
 
 CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Wno-sign-compare -Wno-format-truncation -Wno-missing-field-initializers -I. $(OPT) $(EXTRA_CFLAGS)
-LDLIBS  := -lm -lpthread
+# Every karyon allocation passes through core/status.c, so "out of memory" messages give the size.
+KY_WRAP_ALLOC := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc,--wrap=posix_memalign
+LDLIBS  := -lm -lpthread $(KY_WRAP_ALLOC)
 
 MODULES ?= core ops losses optim models data aug post pipeline
 LIB_SRC := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))

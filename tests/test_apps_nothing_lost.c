@@ -4,7 +4,8 @@
  * --resume then ends bitwise where an uninterrupted run ends; a file-size limit (a full disk) at
  * a checkpoint or at predict's PNG writes gives a clear error and leaves the previous files as
  * they were; a failed predict, segment or postproc apply leaves the previous outputs; a killed
- * predict or pack never leaves a truncated file under a final name. Runs $KY_BUILD/karyon. */
+ * predict or pack never leaves a truncated file under a final name; out of memory under a lowered
+ * limit gives the size asked. Runs $KY_BUILD/karyon. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -36,6 +37,7 @@ static int pipe_rd = -1;   /* the child's output when a file-size limit would al
 
 typedef struct {
   long fsize;          /* RLIMIT_FSIZE in bytes, 0: none */
+  long as;             /* RLIMIT_AS in bytes, 0: none */
   const char *fifo;    /* printf pattern with %d for the child's pid: made a FIFO before exec */
 } spawn_opts;
 
@@ -52,7 +54,7 @@ static pid_t spawn(const spawn_opts *o, const char *fmt, ...) {
   for (char *t = strtok(args, " "); t && n < 63; t = strtok(NULL, " ")) argv[n++] = t;
   argv[n] = NULL;
   int pfd[2] = {-1, -1};
-  if (o && o->fsize && pipe(pfd) != 0) return -1;
+  if (o && (o->fsize || o->as) && pipe(pfd) != 0) return -1;
   pid_t pid = fork();
   if (pid == 0) {
     char out[600];
@@ -63,6 +65,10 @@ static pid_t spawn(const spawn_opts *o, const char *fmt, ...) {
     if (o && o->fsize) {
       struct rlimit rl = {(rlim_t)o->fsize, (rlim_t)o->fsize};
       setrlimit(RLIMIT_FSIZE, &rl);
+    }
+    if (o && o->as) {
+      struct rlimit rl = {(rlim_t)o->as, (rlim_t)o->as};
+      setrlimit(RLIMIT_AS, &rl);
     }
     if (o && o->fifo) {
       char f[700];
@@ -188,7 +194,7 @@ static void test_train_killed_inside_a_checkpoint_write(void **st) {
   log_before = slurp(logp);
   /* The step-4 checkpoint's temporary file is a FIFO: the writer blocks with part of it written. */
   snprintf(fifo, sizeof fifo, "%s/last.safetensors.tmp.%%d", run);
-  spawn_opts o = {0, fifo};
+  spawn_opts o = {0, 0, fifo};
   pid_t pid = spawn(&o, TRAIN " --iters 6 --out %s --resume", run);
   snprintf(fifo, sizeof fifo, "%s/last.safetensors.tmp.%d", run, (int)pid);
   int fd = -1;
@@ -235,7 +241,7 @@ static void test_full_disk_at_a_checkpoint(void **st) {
   /* A fresh run into the same folder, then a resume, each with files capped at half a checkpoint. */
   const char *modes[] = {"", " --resume"};
   for (int m = 0; m < 2; m++) {
-    spawn_opts o = {(long)sb.st_size / 2, NULL};
+    spawn_opts o = {(long)sb.st_size / 2, 0, NULL};
     int rc = wait_rc(spawn(&o, TRAIN " --iters 6 --lr 2e-3 --out %s%s", run, modes[m]));
     char *out = child_output();
     if (rc == 0 || !strstr(out, "last.safetensors") || !strstr(out, "File too large"))
@@ -312,7 +318,7 @@ static void test_predict_segment_pack_keep_outputs(void **st) {
   assert_string_equal(sub, sub2);
   free(sub2);
   /* A file-size limit at the PNG writes: a clear error, the previous files intact. */
-  spawn_opts o = {200, NULL};
+  spawn_opts o = {200, 0, NULL};
   snprintf(args, sizeof args, "predict --ckpt %s --images tests/fixtures/dsb_sample --tta 1 --out %s", ck, out);
   assert_int_not_equal(wait_rc(spawn(&o, "%s", args)), 0);
   char *msg = child_output();
@@ -370,6 +376,47 @@ static void test_predict_segment_pack_keep_outputs(void **st) {
   }
 }
 
+/* Out of memory under a lowered address-space limit: exit 1 with a message that gives the size
+ * asked, never a crash. (ASan reserves terabytes of address space: skipped in DEBUG builds.) */
+static void test_out_of_memory_says_the_size(void **st) {
+#if defined(__SANITIZE_ADDRESS__)
+  skip();
+#endif
+  char big[600], mk[600], imgs[600], ck[700];
+  snprintf(imgs, sizeof imgs, "%s/bigimgs", dir);
+  assert_int_equal(ky_mkdirs(imgs), KY_OK);
+  snprintf(big, sizeof big, "%s/big.png", imgs);
+  snprintf(mk, sizeof mk, "%s/markers.png", dir);
+  enum { S = 4000 };
+  uint8_t *px = malloc((size_t)S * S);
+  for (size_t i = 0; i < (size_t)S * S; i++) px[i] = (uint8_t)(i % S / 16);
+  assert_int_equal(ky_png_save_u8(big, px, S, S, 1), KY_OK);
+  memset(px, 0, (size_t)S * S);
+  for (size_t i = 0; i < (size_t)S * S; i += 997) px[i] = 1;
+  assert_int_equal(ky_png_save_u8(mk, px, S, S, 1), KY_OK);
+  free(px);
+  snprintf(ck, sizeof ck, "%s/ref/last.safetensors", dir);
+  if (access(ck, F_OK) != 0) reference();
+  struct { long mb; const char *args; } cases[] = {
+    {200, "watershed --elevation %s --markers %s --out %s/o.png"},
+    {400, "predict --ckpt %s --images %s --tta 1 --out %s/p"},
+    {300, "train --data tests/fixtures/dsb_sample --model unet_resnet18 --width 0.25 --crop 256 --batch 16 --device cpu "
+          "--threads 1 --quiet 1 --iters 1 --out %s/oom%s%s"},
+  };
+  for (int k = 0; k < 3; k++) {
+    char args[2048];
+    if (k == 0) snprintf(args, sizeof args, cases[k].args, big, mk, dir);
+    else if (k == 1) snprintf(args, sizeof args, cases[k].args, ck, imgs, dir);
+    else snprintf(args, sizeof args, cases[k].args, dir, "", "");
+    spawn_opts o = {0, cases[k].mb << 20, NULL};
+    int rc = wait_rc(spawn(&o, "%s", args));
+    char *out = child_output();
+    if (rc != 1 || !strstr(out, "(an allocation of ") || !strstr(out, " bytes = "))
+      fail_msg("karyon %s under %ld MB: exit %d, expected 1 and the size asked:\n%s", args, cases[k].mb, rc, out);
+    free(out);
+  }
+}
+
 static int setup(void **st) {
   const char *b = getenv("KY_BUILD");
   snprintf(karyon, sizeof karyon, "%s/karyon", b && *b ? b : "build");
@@ -390,6 +437,7 @@ int main(void) {
       cmocka_unit_test(test_train_killed_inside_a_checkpoint_write),
       cmocka_unit_test(test_full_disk_at_a_checkpoint),
       cmocka_unit_test(test_predict_segment_pack_keep_outputs),
+      cmocka_unit_test(test_out_of_memory_says_the_size),
   };
   return cmocka_run_group_tests_name("apps_nothing_lost", tests, setup, teardown);
 }
