@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/fileio.h"
+#include "tests/fuzz/fuzz_util.h"
 #include "tests/util_test.h"
 
 #define HARNESSES(X) X(image) X(dsb) X(safetensors) X(checkpoint) X(rle) X(folds) X(config) X(gbt) X(labels)
@@ -48,8 +49,8 @@ HARNESSES(TEST)
 /* The harnesses' scratch folder (fuzz_util.h). */
 static int teardown(void **st) {
   char rm[128];
-  snprintf(rm, sizeof rm, "rm -rf /tmp/ky_fuzz_%ld", (long)getpid());
-  if (system(rm) != 0) fprintf(stderr, "warning: could not remove /tmp/ky_fuzz_%ld\n", (long)getpid());
+  snprintf(rm, sizeof rm, "rm -rf '%s'", ky_fuzz_dir());
+  if (system(rm) != 0) fprintf(stderr, "warning: could not remove %s\n", ky_fuzz_dir());
   return 0;
 }
 

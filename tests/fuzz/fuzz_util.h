@@ -17,13 +17,14 @@
 #include "core/fileio.h"
 #include "core/status.h"
 
-/* /tmp/ky_fuzz_<pid>/, made once. The harnesses also lower the image limit to 256 x 256 pixels
+/* /dev/shm/ky_fuzz_<pid>/ (or under /tmp), made once. The harnesses also lower the image limit to 256 x 256 pixels
  * (as karyon --max-pixels would), so that a header declaring a large image is refused instead of
  * decoded for milliseconds: the limit's own code path is exercised, and executions stay fast. */
 static inline const char *ky_fuzz_dir(void) {
   static char d[64];
   if (!d[0]) {
-    snprintf(d, sizeof d, "/tmp/ky_fuzz_%ld", (long)getpid());
+    /* tmpfs when there is one: a file written and read per execution should not wait on a disk. */
+    snprintf(d, sizeof d, "%s/ky_fuzz_%ld", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp", (long)getpid());
     mkdir(d, 0700);
     setenv("KY_MAX_IMAGE_PIXELS", "65536", 1);
   }
