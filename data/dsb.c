@@ -4,6 +4,7 @@
 #include "data/dsb.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,7 +255,15 @@ ky_status ky_dsb_load(ky_dsb_sample *out, const char *root, const char *id, ky_d
   snprintf(dir, sizeof dir, "%s/%s/images", root, id);
   if (!is_dir(dir)) return ky_error(KY_ERR_IO, "%s: missing images/ folder", dir);
   snprintf(path, sizeof path, "%s/%s.png", dir, id);
-  if (!is_file(path)) return ky_error(KY_ERR_IO, "%s: missing image file", path);
+  if (!is_file(path)) {
+    /* Say why: a dangling or looping link, or a device, is not "missing". */
+    struct stat st, lst;
+    if (lstat(path, &lst) != 0) return ky_error(KY_ERR_IO, "%s: missing image file", path);
+    if (stat(path, &st) != 0)
+      return ky_error(KY_ERR_IO, "%s: cannot follow the link: %s", path, strerror(errno));
+    return ky_error(KY_ERR_IO, "%s is %s, expected a regular image file", path,
+                    S_ISDIR(st.st_mode) ? "a folder" : "not a regular file (a device, FIFO or socket)");
+  }
   KY_TRY(ky_dsb_read_rgb(&out->rgb, &out->h, &out->w, path));
   if (masks == KY_DSB_MASKS_SKIP) return KY_OK;
   snprintf(path, sizeof path, "%s/%s/labels.png", root, id);

@@ -731,18 +731,21 @@ static int long_number(const char *s) {
  * hold them is refused before anything is allocated for it. */
 static long lines_left(const reader_t *r) { return r->n_lines - r->line; }
 
+/* File content in a message: non-printable bytes as \xNN, at most 60 characters. */
+#define SHOW(s) ky_printable(shown, sizeof shown, (s), 60)
 #define BAD(r, ...) do { st = ky_error(KY_ERR_FORMAT, __VA_ARGS__); ky_error_context(st, "%s:%d: ", (r)->path, (r)->line); goto fail; } while (0)
 
 static ky_status read_booster(ky_gbt_model *m, reader_t *r, int b, int F) {
   ky_status st = KY_OK;
+  char shown[300];
   memset(m, 0, sizeof *m);
   m->n_features = F;
   char *s = next_line(r);
   int bi, nt, used;
   if (!s) { r->line++; BAD(r, "file ends before booster %d", b); }
-  if (long_number(s)) BAD(r, "a number has more than 9 digits in \"%.60s\"", s);
+  if (long_number(s)) BAD(r, "a number has more than 9 digits in \"%s\"", SHOW(s));
   if (sscanf(s, "booster %d trees %d base_score %lf%n", &bi, &nt, &m->base_score, &used) != 3 || s[used] || bi != b || nt < 0)
-    BAD(r, "expected \"booster %d trees <count> base_score <value>\", got \"%.60s\"", b, s);
+    BAD(r, "expected \"booster %d trees <count> base_score <value>\", got \"%s\"", b, SHOW(s));
   if (!isfinite(m->base_score)) BAD(r, "base_score is not finite");
   if (nt > lines_left(r)) BAD(r, "booster %d declares %d trees, but the file has only %ld more lines", b, nt, lines_left(r));
   m->tree_node = calloc((size_t)nt + 1, sizeof(int));
@@ -753,9 +756,9 @@ static ky_status read_booster(ky_gbt_model *m, reader_t *r, int b, int F) {
     int ti, nn, nl;
     s = next_line(r);
     if (!s) { r->line++; BAD(r, "file ends before tree %d of booster %d", t, b); }
-    if (long_number(s)) BAD(r, "a number has more than 9 digits in \"%.60s\"", s);
+    if (long_number(s)) BAD(r, "a number has more than 9 digits in \"%s\"", SHOW(s));
     if (sscanf(s, "tree %d nodes %d leaves %d%n", &ti, &nn, &nl, &used) != 3 || s[used] || ti != t)
-      BAD(r, "expected \"tree %d nodes <n> leaves <n>\", got \"%.60s\"", t, s);
+      BAD(r, "expected \"tree %d nodes <n> leaves <n>\", got \"%s\"", t, SHOW(s));
     if (nn < 0 || nl != nn + 1) BAD(r, "tree %d has %d nodes and %d leaves, expected leaves = nodes + 1", t, nn, nl);
     /* Each node is a line of its own: this also bounds n0 + nn by the file's line count. */
     if (nn > lines_left(r)) BAD(r, "tree %d declares %d nodes, but the file has only %ld more lines", t, nn, lines_left(r));
@@ -773,11 +776,11 @@ static ky_status read_booster(ky_gbt_model *m, reader_t *r, int b, int F) {
     for (int k = 0; k < nn; k++) {
       s = next_line(r);
       if (!s) { r->line++; BAD(r, "file ends inside tree %d of booster %d", t, b); }
-      if (long_number(s)) BAD(r, "a number has more than 9 digits in \"%.60s\"", s);
+      if (long_number(s)) BAD(r, "a number has more than 9 digits in \"%s\"", SHOW(s));
       int fe, le, ri;
       double th;
       if (sscanf(s, "node %d %lf %d %d%n", &fe, &th, &le, &ri, &used) != 4 || s[used])
-        BAD(r, "expected \"node <feature> <threshold> <left> <right>\", got \"%.60s\"", s);
+        BAD(r, "expected \"node <feature> <threshold> <left> <right>\", got \"%s\"", SHOW(s));
       if (fe < 0 || fe >= F) BAD(r, "node feature %d, expected 0..%d", fe, F - 1);
       if (isnan(th)) BAD(r, "node threshold is NaN");
       /* Children: a later internal node (k < child < nn), or a leaf ~j with 0 <= j < nl. */
@@ -791,7 +794,7 @@ static ky_status read_booster(ky_gbt_model *m, reader_t *r, int b, int F) {
     }
     s = next_line(r);
     if (!s) { r->line++; BAD(r, "file ends before the leaf values of tree %d", t); }
-    if (strncmp(s, "leaf", 4)) BAD(r, "expected \"leaf <values>\", got \"%.60s\"", s);
+    if (strncmp(s, "leaf", 4)) BAD(r, "expected \"leaf <values>\", got \"%s\"", SHOW(s));
     char *q = s + 4;
     for (int k = 0; k < nl; k++) {
       char *e;

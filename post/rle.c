@@ -176,7 +176,10 @@ ky_status ky_rle_csv_read(ky_rle_csv *out, const char *path) {
       if (i == n || p[i] == ',') { f[nf] = p + a; fl[nf] = i - a; nf++; a = i + 1; }
     if (lineno == 1) {
       if (nf < 2 || fl[0] != 7 || strncmp(f[0], "ImageId", 7) || fl[1] != 13 || strncmp(f[1], "EncodedPixels", 13)) {
-        st = ky_error(KY_ERR_FORMAT, "%s:1: header is \"%.*s\", expected \"ImageId,EncodedPixels[,Height,Width]\"", path, (int)(n > 80 ? 80 : n), p);
+        char shown[400], hd[96];
+        snprintf(hd, sizeof hd, "%.*s", (int)(n > 80 ? 80 : n), p);
+        st = ky_error(KY_ERR_FORMAT, "%s:1: header is \"%s\", expected \"ImageId,EncodedPixels[,Height,Width]\"", path,
+                      ky_printable(shown, sizeof shown, hd, 80));
         break;
       }
       out->has_size = nf >= 4 && fl[2] == 6 && !strncmp(f[2], "Height", 6) && fl[3] == 5 && !strncmp(f[3], "Width", 5);

@@ -142,6 +142,38 @@ static void test_one_id_from_two_files(void **st) {
   expect_err(ky_infer_list(&ids, &paths, &n, sub), "both give the image id 'x'");
 }
 
+/* A looping link or a device in place of an image says so (it used to be "missing image file"). */
+static void test_image_links_and_devices(void **st) {
+  char root[600], p[700];
+  snprintf(root, sizeof root, "%s/links", dir);
+  make_sample(root, "x", 1);
+  snprintf(p, sizeof p, "%s/s1/images/s1.png", root);
+  unlink(p);
+  assert_int_equal(symlink(p, p), 0);
+  ky_dsb_sample s;
+  expect_err(ky_dsb_load(&s, root, "s1", KY_DSB_MASKS_SKIP), "cannot follow the link: Too many levels of symbolic links");
+  unlink(p);
+  assert_int_equal(symlink("/dev/zero", p), 0);
+  expect_err(ky_dsb_load(&s, root, "s1", KY_DSB_MASKS_SKIP), "s1.png is not a regular file (a device");
+}
+
+/* CSVs saved by spreadsheet programs: a BOM and CRLF read as plain text; binary garbage in a
+ * header is echoed escaped. */
+static void test_csv_bom_and_binary_header(void **st) {
+  char p[600];
+  snprintf(p, sizeof p, "%s/sub.csv", dir);
+  const char *bom = "\xef\xbb\xbfImageId,EncodedPixels\r\na,1 2\r\n";
+  must(ky_file_write_atomic(p, bom, strlen(bom)));
+  ky_rle_csv c;
+  must(ky_rle_csv_read(&c, p));
+  assert_int_equal(c.n, 1);
+  assert_string_equal(c.rows[0].image_id, "a");
+  ky_rle_csv_free(&c);
+  const char *bin = "\x1b[31mImage\x01,x\n";
+  must(ky_file_write_atomic(p, bin, strlen(bin)));
+  expect_err(ky_rle_csv_read(&c, p), "header is \"\\x1b[31mImage\\x01,x\"");
+}
+
 static int setup(void **st) {
   dir = ky_test_tmpdir("hostile_data");
   return dir ? 0 : -1;
@@ -159,6 +191,8 @@ int main(void) {
       cmocka_unit_test(test_masks_must_be_png_with_the_shape_in_colour),
       cmocka_unit_test(test_palette_label_map_refused),
       cmocka_unit_test(test_one_id_from_two_files),
+      cmocka_unit_test(test_image_links_and_devices),
+      cmocka_unit_test(test_csv_bom_and_binary_header),
   };
   return cmocka_run_group_tests_name("data_hostile", tests, setup, teardown);
 }
