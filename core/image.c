@@ -3,6 +3,7 @@
  * has no 16-bit PNG). Tested by tests/test_core_image.c. */
 #include "core/image.h"
 #include "core/fileio.h"
+#include "core/imgcheck.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -36,29 +37,6 @@ long long ky_image_max_pixels(void) {
   return !*end && !errno && v > 0 ? v : KY_IMAGE_MAX_PIXELS_DEFAULT;
 }
 
-/* stb_image appends each IDAT chunk at idata + offset; for a zero-length first IDAT idata is
- * still NULL, and NULL + 0 is undefined behaviour (found by tests/fuzz/fuzz_dsb.c; UBSan stops
- * there). Empty IDAT chunks carry nothing, so they are dropped from the buffer before stb sees
- * it (in place; *n shrinks). Any other layout is left to stb's own checks. */
-static void png_drop_empty_idat(uint8_t *b, size_t *n) {
-  static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-  if (*n < 8 || memcmp(b, sig, 8)) return;
-  size_t in = 8, out = 8;
-  while (in + 12 <= *n) {
-    uint32_t len = (uint32_t)b[in] << 24 | (uint32_t)b[in + 1] << 16 | (uint32_t)b[in + 2] << 8 | b[in + 3];
-    if (len > *n - in - 12) break;   /* truncated: stb reports it */
-    size_t whole = 12 + (size_t)len;
-    if (!(len == 0 && !memcmp(b + in + 4, "IDAT", 4))) {
-      if (out != in) memmove(b + out, b + in, whole);
-      out += whole;
-    }
-    in += whole;
-  }
-  if (out == in) return;
-  memmove(b + out, b + in, *n - in);
-  *n -= in - out;
-}
-
 static ky_status load_common(ky_image *out, const char *path, int want_c, int force8) {
   KY_CHECK_NULL(out, "out");
   KY_CHECK_NULL(path, "path");
@@ -68,7 +46,8 @@ static ky_status load_common(ky_image *out, const char *path, int want_c, int fo
   KY_TRY(ky_file_read_all(path, &buf, &n));
   if (n == 0) { free(buf); return ky_error(KY_ERR_FORMAT, "%s: empty file, expected an image", path); }
   if (n > 0x7fffffff) { free(buf); return ky_error(KY_ERR_FORMAT, "%s: file too large", path); }
-  png_drop_empty_idat((uint8_t *)buf, &n);
+  ky_status pre = ky_image_precheck((uint8_t *)buf, &n, path);
+  if (pre != KY_OK) { free(buf); return pre; }
   int w, h, c;
   /* The header alone: a 400 KB PNG can declare 20000 x 20000 and take gigabytes to decode. */
   long long max_px = ky_image_max_pixels();

@@ -174,6 +174,15 @@ static void test_csv_bom_and_binary_header(void **st) {
   expect_err(ky_rle_csv_read(&c, p), "header is \"\\x1b[31mImage\\x01,x\"");
 }
 
+/* Inputs the fuzzers found that make the system's stb_image 2.27 misbehave are refused first. */
+static void test_stb_gaps_closed(void **st) {
+  ky_image im;
+  expect_err(ky_image_load(&im, "tests/fuzz/corpus/image/regress_jpeg_huffman_overflow"),
+             "JPEG Huffman table with 1253 codes at byte 521 (at most 256)");   /* stb wrote past its table */
+  expect_err(ky_image_load(&im, "tests/fuzz/corpus/labels/regress_png_huge_idat"),
+             "PNG chunk 'IDAT' at byte ");   /* a tiny file made stb allocate 2 GB */
+}
+
 static int setup(void **st) {
   dir = ky_test_tmpdir("hostile_data");
   return dir ? 0 : -1;
@@ -193,6 +202,7 @@ int main(void) {
       cmocka_unit_test(test_one_id_from_two_files),
       cmocka_unit_test(test_image_links_and_devices),
       cmocka_unit_test(test_csv_bom_and_binary_header),
+      cmocka_unit_test(test_stb_gaps_closed),
   };
   return cmocka_run_group_tests_name("data_hostile", tests, setup, teardown);
 }
