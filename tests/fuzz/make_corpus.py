@@ -3,7 +3,7 @@
 files of every kind each reader takes, made from the bundled sample and from scratch.
 Run from the repository root with Debian's python3 (numpy, Pillow): /usr/bin/python3 tests/fuzz/make_corpus.py
 Inputs a fuzzer found are kept beside the seeds as regress_* files (never rewritten here)."""
-import glob, io, json, os, struct
+import glob, io, json, os, struct, zlib
 import numpy as np
 from PIL import Image
 
@@ -37,6 +37,11 @@ for name, data in [("grey.png", png(grey)), ("rgb.png", png(rgb)), ("rgba.png", 
                    ("g16.png", png(g16.astype(np.uint16), "I;16")), ("palette.png", pb.getvalue()),
                    ("rgb.jpg", jb.getvalue()), ("rgb.bmp", bb.getvalue()), ("mask.png", mask_bytes)]:
     put("image", name, data)
+
+# A compression bomb: a 1 x 1 grey PNG whose IDAT inflates to 16 MB (tests/test_data_hostile.c).
+def chunk(t, d): return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+put("image", "zlib_bomb.png", b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)) +
+    chunk(b"IDAT", zlib.compress(b"\0" * (16 << 20), 9)) + chunk(b"IEND", b""))
 
 def dsb(img, second, odd):
     # The harness reads a labels.png when the image part's length is odd, a mask when even; a
