@@ -129,7 +129,7 @@ $(B)/tests/test_fuzz_replay: $(FUZZ_NAMES:%=$(B)/tests/fuzz/fuzz_%.o)
 fuzz:
 	@sh .ci/deps.sh fuzz
 	@$(MAKE) --no-print-directory CUDA=0 CC=clang B=build-fuzz \
-	  EXTRA_CFLAGS="-O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -DKY_LIBFUZZER" fuzz-bins
+	  EXTRA_CFLAGS="-O1 -Wno-unknown-warning-option -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -DKY_LIBFUZZER" fuzz-bins
 	@FUZZ_S=$(FUZZ_S) B=build-fuzz sh bench/bench_fuzz.sh $(FUZZ_NAMES)
 
 fuzz-bins: $(FUZZ_NAMES:%=$(B)/fuzz/%)
