@@ -8,19 +8,20 @@ static uint32_t be32(const uint8_t *p) { return (uint32_t)p[0] << 24 | (uint32_t
 
 static ky_status png_check(uint8_t *b, size_t *n, const char *path) {
   size_t in = 8, out = 8;
-  while (in + 12 <= *n) {
+  while (in + 8 <= *n) {   /* a chunk whose length and type are there; its CRC may be cut off */
     uint32_t len = be32(b + in);
-    if (len > *n - in - 12)
+    if (len > *n - in - 8)
       return ky_error(KY_ERR_FORMAT, "%s: PNG chunk '%.4s' at byte %zu declares %u bytes, but the file has %zu left "
-                      "(truncated or corrupt PNG)", path, (const char *)b + in + 4, in, len, *n - in - 12);
+                      "(truncated or corrupt PNG)", path, (const char *)b + in + 4, in, len, *n - in - 8);
     size_t whole = 12 + (size_t)len;
+    if (whole > *n - in) whole = *n - in;
     if (!(len == 0 && !memcmp(b + in + 4, "IDAT", 4))) {
       if (out != in) memmove(b + out, b + in, whole);
       out += whole;
     }
     in += whole;
   }
-  if (out != in) {   /* keep any trailing bytes after the last whole chunk as they were */
+  if (out != in) {   /* keep any trailing bytes after the last chunk as they were */
     memmove(b + out, b + in, *n - in);
     *n -= in - out;
   }
