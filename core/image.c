@@ -27,6 +27,10 @@ static void *stbi_cap_realloc(void *p, size_t n) {
 #define STBI_REALLOC(p, newsz) stbi_cap_realloc(p, newsz)
 #define STBI_FREE(p) free(p)
 #define STB_IMAGE_IMPLEMENTATION
+/* PNG (every DSB file) and BMP only: each format stb decodes is code that reads hostile bytes, and
+ * its JPEG decoder failed the fuzzers (core/imgcheck.h). */
+#define STBI_ONLY_PNG
+#define STBI_ONLY_BMP
 #define STBI_NO_HDR
 #define STBI_NO_LINEAR
 #define STBI_FAILURE_USERMSG
@@ -86,7 +90,7 @@ static ky_status load_common(ky_image *out, const char *path, int want_c, int fo
     return ky_error(KY_ERR_FORMAT, "%s: the image data needs more memory than its declared %d x %d pixels allow "
                     "(more than %zu bytes at once): a compression bomb or a corrupt file", path, iw, ih, stbi_cap);
   if (!px)
-    return ky_error(KY_ERR_FORMAT, "%s: cannot decode image (%s)", path, stbi_failure_reason());
+    return ky_error(KY_ERR_FORMAT, "%s: cannot decode image (%s; karyon reads PNG and BMP)", path, stbi_failure_reason());
   out->w = w;
   out->h = h;
   out->c = want_c ? want_c : c;

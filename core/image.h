@@ -1,4 +1,5 @@
-/* Image files: load PNG/JPEG/BMP (8- or 16-bit, 1-4 channels) through stb_image; save 8- and
+/* Image files: load PNG and BMP (8- or 16-bit, 1-4 channels) through stb_image (JPEG is refused
+ * with a reason: see core/imgcheck.h); save 8- and
  * 16-bit PNGs atomically. Pixels are interleaved HWC, rows top to bottom.
  * Tested by tests/test_core_image.c (round trips, 16-bit, truncated and missing files). */
 #ifndef KY_IMAGE_H

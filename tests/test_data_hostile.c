@@ -178,7 +178,7 @@ static void test_csv_bom_and_binary_header(void **st) {
 static void test_stb_gaps_closed(void **st) {
   ky_image im;
   expect_err(ky_image_load(&im, "tests/fuzz/corpus/image/regress_jpeg_huffman_overflow"),
-             "JPEG Huffman table with 1253 codes at byte 521 (at most 256)");   /* stb wrote past its table */
+             "JPEG images are not read");   /* stb 2.27's JPEG decoder wrote past its Huffman table */
   expect_err(ky_image_load(&im, "tests/fuzz/corpus/labels/regress_png_huge_idat"),
              "PNG chunk 'IDAT' at byte ");   /* a tiny file made stb allocate 2 GB */
   /* A 1 x 1 PNG whose data inflates to 16 MB: stopped at about 1 MB, not inflated whole. */
