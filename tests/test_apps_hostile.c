@@ -162,20 +162,7 @@ static void test_resume_past_the_end(void **st) {
   free(after);
 }
 
-static int setup(void **st) {
-  const char *b = getenv("KY_BUILD");
-  char k[512];
-  snprintf(k, sizeof k, "%s/karyon", b && *b ? b : "build");
-  if (access(k, X_OK) != 0) { fprintf(stderr, "test_apps_hostile: %s not built\n", k); return -1; }
-  dir = ky_test_tmpdir("hostile");
-  return dir ? 0 : -1;
-}
-
-static int teardown(void **st) {
-  ky_test_rmdir(dir);
-  free(dir);
-  return 0;
-}
+KY_TEST_TMPDIR_FIXTURES("hostile")
 
 int main(void) {
   const struct CMUnitTest tests[] = {
@@ -186,5 +173,6 @@ int main(void) {
       cmocka_unit_test(test_score_csv),
       cmocka_unit_test(test_resume_past_the_end),
   };
+  if (!ky_test_karyon_bin()) return 1;
   return cmocka_run_group_tests_name("apps_hostile", tests, setup, teardown);
 }

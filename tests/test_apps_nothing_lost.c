@@ -417,19 +417,7 @@ static void test_out_of_memory_says_the_size(void **st) {
   }
 }
 
-static int setup(void **st) {
-  const char *b = getenv("KY_BUILD");
-  snprintf(karyon, sizeof karyon, "%s/karyon", b && *b ? b : "build");
-  if (access(karyon, X_OK) != 0) { fprintf(stderr, "test_apps_nothing_lost: %s not built\n", karyon); return -1; }
-  dir = ky_test_tmpdir("lost");
-  return dir ? 0 : -1;
-}
-
-static int teardown(void **st) {
-  ky_test_rmdir(dir);
-  free(dir);
-  return 0;
-}
+KY_TEST_TMPDIR_FIXTURES("lost")
 
 int main(void) {
   const struct CMUnitTest tests[] = {
@@ -439,5 +427,8 @@ int main(void) {
       cmocka_unit_test(test_predict_segment_pack_keep_outputs),
       cmocka_unit_test(test_out_of_memory_says_the_size),
   };
+  const char *k = ky_test_karyon_bin();
+  if (!k) return 1;
+  snprintf(karyon, sizeof karyon, "%s", k);
   return cmocka_run_group_tests_name("apps_nothing_lost", tests, setup, teardown);
 }

@@ -149,16 +149,7 @@ static void test_staged_dir(void **st) {
   expect_file(out, "f.txt", "f");
 }
 
-static int setup(void **st) {
-  dir = ky_test_tmpdir("fileio");
-  return dir ? 0 : -1;
-}
-
-static int teardown(void **st) {
-  ky_test_rmdir(dir);
-  free(dir);
-  return 0;
-}
+KY_TEST_TMPDIR_FIXTURES("fileio")
 
 int main(void) {
   const struct CMUnitTest tests[] = {

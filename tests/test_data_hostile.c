@@ -186,16 +186,7 @@ static void test_stb_gaps_closed(void **st) {
              "needs more memory than its declared 1 x 1 pixels allow");
 }
 
-static int setup(void **st) {
-  dir = ky_test_tmpdir("hostile_data");
-  return dir ? 0 : -1;
-}
-
-static int teardown(void **st) {
-  ky_test_rmdir(dir);
-  free(dir);
-  return 0;
-}
+KY_TEST_TMPDIR_FIXTURES("hostile_data")
 
 int main(void) {
   const struct CMUnitTest tests[] = {

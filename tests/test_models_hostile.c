@@ -100,16 +100,7 @@ static void test_weights_without_config_no_leak(void **st) {
   ky_predictor_free(&pr);
 }
 
-static int setup(void **st) {
-  dir = ky_test_tmpdir("hostile_models");
-  return dir ? 0 : -1;
-}
-
-static int teardown(void **st) {
-  ky_test_rmdir(dir);
-  free(dir);
-  return 0;
-}
+KY_TEST_TMPDIR_FIXTURES("hostile_models")
 
 int main(void) {
   const struct CMUnitTest tests[] = {

@@ -67,6 +67,15 @@ int ky_test_cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
+const char *ky_test_karyon_bin(void) {
+  static char k[512];
+  const char *b = getenv("KY_BUILD");
+  snprintf(k, sizeof k, "%s/karyon", b && *b ? b : "build");
+  if (access(k, X_OK) == 0) return k;
+  fprintf(stderr, "%s not built (make test builds it)\n", k);
+  return NULL;
+}
+
 int ky_test_karyon(char **output, const char *fmt, ...) {
   const char *b = getenv("KY_BUILD");
   char args[4096], out[64], cmd[4600];
