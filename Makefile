@@ -57,7 +57,9 @@ KY_WNO  := -Wno-unused-parameter -Wno-missing-field-initializers \
            $(if $(findstring clang,$(shell $(CC) --version 2>/dev/null | head -n 1)),,-Wno-format-truncation)
 # -fPIC: the same objects make libkaryon.a and libkaryon.so (make install).
 CFLAGS  := -std=c11 -D_GNU_SOURCE -Wall -Wextra $(KY_WNO) $(if $(filter 1,$(WERROR)),-Werror) -fPIC -I. $(OPT) $(EXTRA_CFLAGS)
-LDLIBS  := -lm -lpthread
+# Every karyon allocation passes through core/status.c, so "out of memory" messages give the size.
+KY_WRAP_ALLOC := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=aligned_alloc,--wrap=posix_memalign
+LDLIBS  := -lm -lpthread $(KY_WRAP_ALLOC)
 
 MODULES ?= core dist ops losses optim models data aug post pipeline
 LIB_SRC := $(foreach m,$(MODULES),$(wildcard $(m)/*.c))
@@ -119,7 +121,7 @@ ifneq ($(V),1)
   Q := @
 endif
 
-.PHONY: all lib test demo deps check-deps bench clean banner emu
+.PHONY: all lib test demo deps check-deps bench clean banner emu fuzz fuzz-bins
 .SECONDARY:
 all: banner $(KARYON) $(TEST_BIN) $(BENCH_BIN)
 
@@ -166,9 +168,29 @@ $(B)/bench/%: $(B)/bench/%.o $(TEST_AUX_OBJ) $(LIB)
 OPTABLE_OBJ := $(B)/tests/optable_cases.o
 $(B)/tests/test_ops_gradcheck $(B)/tests/test_ops_threads $(B)/tests/test_cuda_optable $(B)/bench/bench_ops: $(OPTABLE_OBJ)
 
+# --- Fuzzing (tests/fuzz/fuzz_<name>.c). `make test` replays every committed corpus input through
+# the harnesses (tests/test_fuzz_replay.c); `make fuzz FUZZ_S=N` builds them with clang under
+# libFuzzer + ASan + UBSan in build-fuzz/ and runs each for N seconds (bench/bench_fuzz.sh prints
+# executions and executions per second per harness).
+FUZZ_NAMES := image dsb safetensors checkpoint rle folds config gbt labels
+FUZZ_S     ?= 20
+$(B)/tests/test_fuzz_replay: $(FUZZ_NAMES:%=$(B)/tests/fuzz/fuzz_%.o)
+
+fuzz:
+	@sh .ci/deps.sh fuzz
+	@$(MAKE) --no-print-directory CUDA=0 CC=clang B=build-fuzz \
+	  EXTRA_CFLAGS="-O1 -Wno-unknown-warning-option -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -DKY_LIBFUZZER" fuzz-bins
+	@FUZZ_S=$(FUZZ_S) B=build-fuzz sh bench/bench_fuzz.sh $(FUZZ_NAMES)
+
+fuzz-bins: $(FUZZ_NAMES:%=$(B)/fuzz/%)
+
+$(B)/fuzz/%: $(B)/tests/fuzz/fuzz_%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) -fsanitize=fuzzer,address,undefined $^ -o $@ $(LDLIBS)
+
 # Every suite runs, even after a failure; the summary line counts suites.
 test: check-deps banner $(TEST_BIN) $(KARYON) install-test
-	@ASAN_OPTIONS=protect_shadow_gap=0:detect_leaks=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 KY_BUILD=$(B) sh tests/run_all.sh $(TEST_BIN)
+	@ASAN_OPTIONS=protect_shadow_gap=0:detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 KY_BUILD=$(B) sh tests/run_all.sh $(TEST_BIN)
 
 # Without a GPU the demo runs on the CPU, so it skips compiling the CUDA kernels (minutes on two
 # cores) and builds a CPU-only karyon in build-cpu/.
@@ -203,7 +225,7 @@ clean:
 	rm -rf build build-debug build-tsan
 
 # Header dependencies of every object, so a changed header rebuilds the test helpers and programs too.
--include $(LIB_OBJ:.o=.d) $(CU_OBJ:.o=.d) $(TEST_BIN:=.d) $(OPTABLE_OBJ:.o=.d) $(TEST_AUX_OBJ:.o=.d) $(BENCH_BIN:=.d) $(APP_SRC:%.c=$(B)/%.d)
+-include $(FUZZ_NAMES:%=$(B)/tests/fuzz/fuzz_%.d) $(LIB_OBJ:.o=.d) $(CU_OBJ:.o=.d) $(TEST_BIN:=.d) $(OPTABLE_OBJ:.o=.d) $(TEST_AUX_OBJ:.o=.d) $(BENCH_BIN:=.d) $(APP_SRC:%.c=$(B)/%.d)
 
 # ---- build matrix (issue 16) -----------------------------------------------------------------
 # check-pascal: the CUDA backend for sm_61 (GTX 1080 Ti, Titan Xp) with Debian's CUDA 11.8 and

@@ -1,8 +1,15 @@
 #!/bin/sh
-# Checks (check) or installs (install) the Debian packages karyon builds and tests with.
+# Checks (check) or installs (install) the Debian packages karyon builds and tests with; `fuzz`
+# also installs clang and libFuzzer for `make fuzz`.
 # Called by `make deps`, `make test` and `make demo`; installs when run as root, else prints the line.
 PKGS="gcc g++ make libcmocka-dev libstb-dev pkg-config libopenmpi-dev openmpi-bin"
 missing=""
+if [ "$1" = fuzz ]; then
+  # `make fuzz`: clang and its libFuzzer runtime (Debian 12: libclang-rt-14-dev).
+  command -v clang >/dev/null 2>&1 || missing="$missing clang"
+  ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 || missing="$missing libclang-rt-14-dev"
+  set -- install
+fi
 command -v gcc >/dev/null 2>&1 || missing="$missing gcc"
 command -v g++ >/dev/null 2>&1 || missing="$missing g++"
 [ -f /usr/include/cmocka.h ] || missing="$missing libcmocka-dev"

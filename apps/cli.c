@@ -1,6 +1,9 @@
 /* Option parsing helpers shared by the karyon subcommands. Tested by tests/test_apps_cli.c. */
 #include "apps/cli.h"
 
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,13 +84,71 @@ ky_status ky_cli_ids(ky_dsb_ids *out, const char *data, const char *ids_opt) {
   return KY_OK;
 }
 
+/* Digits only (an optional leading '-' where negatives are allowed): strtol alone accepts
+ * " 8", "+8" and "8abc" up to the junk, which is how "--tta 8abc" used to pass. */
+static int parse_long(const char *s, long lo, long hi, long *v) {
+  const char *p = s + (*s == '-' && lo < 0);
+  if (!isdigit((unsigned char)*p)) return 0;
+  for (const char *q = p; *q; q++)
+    if (!isdigit((unsigned char)*q)) return 0;
+  errno = 0;
+  char *end;
+  long x = strtol(s, &end, 10);
+  if (errno || *end || x < lo || x > hi) return 0;
+  *v = x;
+  return 1;
+}
+
+int ky_cli_parse_double(const char *s, double lo, double hi, double *v) {
+  if (!*s || isspace((unsigned char)*s)) return 0;
+  char *end;
+  errno = 0;
+  double x = strtod(s, &end);
+  /* ERANGE on underflow too (1e-400): a value that rounds to 0 or a denormal is not what was typed. */
+  if (end == s || *end || errno == ERANGE || !isfinite(x) || x < lo || x > hi) return 0;
+  *v = x;
+  return 1;
+}
+
+int ky_cli_int(int argc, char **argv, const char *cmd, const char *name, long lo, long hi, long dflt, long *v) {
+  const char *s = ky_cli_opt(argc, argv, name);
+  *v = dflt;
+  if (!s || parse_long(s, lo, hi, v)) return 1;
+  fprintf(stderr, "karyon %s: --%s is '%s', expected a whole number in %ld..%ld\n", cmd, name, s, lo, hi);
+  return 0;
+}
+
+int ky_cli_u64(int argc, char **argv, const char *cmd, const char *name, uint64_t dflt, uint64_t *v) {
+  const char *s = ky_cli_opt(argc, argv, name);
+  *v = dflt;
+  if (!s) return 1;
+  int ok = isdigit((unsigned char)*s);
+  for (const char *q = s; ok && *q; q++) ok = isdigit((unsigned char)*q);
+  if (ok) {
+    errno = 0;
+    unsigned long long x = strtoull(s, NULL, 10);
+    if (!errno) { *v = x; return 1; }
+  }
+  fprintf(stderr, "karyon %s: --%s is '%s', expected a whole number in 0..%llu\n", cmd, name, s,
+          (unsigned long long)UINT64_MAX);
+  return 0;
+}
+
+int ky_cli_double(int argc, char **argv, const char *cmd, const char *name, double lo, double hi, double dflt,
+                  double *v) {
+  const char *s = ky_cli_opt(argc, argv, name);
+  *v = dflt;
+  if (!s || ky_cli_parse_double(s, lo, hi, v)) return 1;
+  fprintf(stderr, "karyon %s: --%s is '%s', expected a number in [%g, %g]\n", cmd, name, s, lo, hi);
+  return 0;
+}
+
 ky_status ky_cli_threads(int *threads, int argc, char **argv) {
   const char *v = ky_cli_opt(argc, argv, "threads");
   if (!v) return ky_pool_default_threads(threads);
-  char *end;
-  long n = strtol(v, &end, 10);
-  KY_CHECK(end != v && !*end && n >= 1 && n <= KY_POOL_MAX_THREADS, KY_ERR_ARG,
-           "--threads '%s': expected a thread count in 1..%d", v, KY_POOL_MAX_THREADS);
+  long n;
+  KY_CHECK(parse_long(v, 1, KY_POOL_MAX_THREADS, &n), KY_ERR_ARG, "--threads '%s': expected a thread count in 1..%d", v,
+           KY_POOL_MAX_THREADS);
   *threads = (int)n;
   return KY_OK;
 }

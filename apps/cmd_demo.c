@@ -38,12 +38,14 @@ int ky_cmd_demo(int argc, char **argv) {
   static const char *const known[] = {"sample", "out", "device", "iters", "threads", "help!", NULL};
   if (!ky_cli_check(argc, argv, "demo", known)) return 2;
   int threads;
+  long iters;
+  if (!ky_cli_int(argc, argv, "demo", "iters", 0, 100000000, 0, &iters)) return 2;
   ky_status ts = ky_cli_threads(&threads, argc, argv);
   if (ts != KY_OK) return ky_cli_fail("demo", ts);
   ky_demo_opts o = {ky_cli_opt(argc, argv, "sample") ? ky_cli_opt(argc, argv, "sample") : "tests/fixtures/dsb_sample",
                     ky_cli_opt(argc, argv, "out") ? ky_cli_opt(argc, argv, "out") : "demo_out",
                     ky_cli_opt(argc, argv, "device") ? ky_cli_opt(argc, argv, "device") : "auto",
-                    ky_cli_opt(argc, argv, "iters") ? atoi(ky_cli_opt(argc, argv, "iters")) : 0, 0, threads};
+                    (int)iters, 0, threads};
   if (access(o.sample, R_OK) != 0) {
     fprintf(stderr, "karyon demo: sample folder %s not found (run from the repository root, or pass --sample DIR)\n", o.sample);
     return 1;

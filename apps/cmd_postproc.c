@@ -31,20 +31,23 @@ static int cmd_train(int argc, char **argv) {
   if (!ky_cli_check(argc, argv, "postproc train", known)) return 2;
   const char *prob = ky_cli_opt(argc, argv, "prob"), *truth = ky_cli_opt(argc, argv, "truth"), *out = ky_cli_opt(argc, argv, "out");
   if (!prob || !truth || !out) { fprintf(stderr, "karyon postproc train: --prob, --truth and --out are required\n"); return 2; }
-  int reps = ky_cli_opt(argc, argv, "reps") ? atoi(ky_cli_opt(argc, argv, "reps")) : 50;
-  uint64_t seed = ky_cli_opt(argc, argv, "seed") ? strtoull(ky_cli_opt(argc, argv, "seed"), NULL, 10) : 1;
-  if (reps < 1) { fprintf(stderr, "karyon postproc train: --reps must be >= 1\n"); return 2; }
+  /* 1000 reps x 3 folds = 3000 boosters: 20x the reference's 150, and far from any int overflow. */
+  long reps;
+  uint64_t seed;
+  if (!ky_cli_int(argc, argv, "postproc train", "reps", 1, 1000, 50, &reps) ||
+      !ky_cli_u64(argc, argv, "postproc train", "seed", 1, &seed))
+    return 2;
   ky_postproc_stats st;
   int threads;
   ky_pool *pool = NULL;
   ky_status s = ky_cli_threads(&threads, argc, argv);
   if (s == KY_OK) s = ky_pool_create(&pool, threads);
-  if (s == KY_OK) s = ky_postproc_train_on(pool, prob, truth, out, reps, seed, &st);
+  if (s == KY_OK) s = ky_postproc_train_on(pool, prob, truth, out, (int)reps, seed, &st);
   ky_pool_free(pool);
   if (s != KY_OK) return ky_cli_fail("postproc train", s);
   printf("%d images (%d without maps skipped), %ld candidate rows, mean IoU target %.4f\n", st.n_images, st.n_skipped,
          st.n_rows, st.mean_target);
-  printf("wrote %d x 3 boosters to %s\n", reps, out);
+  printf("wrote %ld x 3 boosters to %s\n", reps, out);
   return 0;
 }
 
@@ -99,7 +102,8 @@ static int cmd_apply(int argc, char **argv) {
   if (!ky_cli_check(argc, argv, "postproc apply", known)) return 2;
   const char *prob = ky_cli_opt(argc, argv, "prob"), *gbt_path = ky_cli_opt(argc, argv, "gbt"), *out = ky_cli_opt(argc, argv, "out");
   if (!prob || !gbt_path || !out) { fprintf(stderr, "karyon postproc apply: --prob, --gbt and --out are required\n"); return 2; }
-  double thr = ky_cli_opt(argc, argv, "thr") ? atof(ky_cli_opt(argc, argv, "thr")) : 0.3;
+  double thr;
+  if (!ky_cli_double(argc, argv, "postproc apply", "thr", 0, 1, 0.3, &thr)) return 2;
   int threads;
   ky_status s = ky_cli_threads(&threads, argc, argv);
   if (s != KY_OK) return ky_cli_fail("postproc apply", s);
@@ -108,15 +112,27 @@ static int cmd_apply(int argc, char **argv) {
   if (s != KY_OK) return ky_cli_fail("postproc apply", s);
   ky_pool *pool = NULL;
   char **ids = NULL, **paths = NULL, p[4096];
-  int n = 0, done = 0;
+  int n = 0, done = 0, n_body = 0, staged = 0, writing = 0;
   apply_item *items = NULL;
   ky_rle_writer wr;
-  snprintf(p, sizeof p, "%s/labels", out);
-  if ((s = ky_pool_create(&pool, threads)) == KY_OK && (s = ky_mkdirs(p)) == KY_OK) {
-    snprintf(p, sizeof p, "%s/submission.csv", out);
-    s = ky_rle_writer_open(&wr, p, 0);
-    /* Ids are the <id> of every <id>_body.png. */
-    if (s == KY_OK && (s = ky_infer_list(&ids, &paths, &n, prob)) != KY_OK) ky_rle_writer_abort(&wr);
+  ky_staged_dir sd;
+  /* Ids are the <id> of every <id>_body.png; none is an error before anything is written (it
+   * used to replace submission.csv with a header-only file first). */
+  if ((s = ky_infer_list(&ids, &paths, &n, prob)) == KY_OK) {
+    for (int i = 0; i < n; i++) {
+      size_t L = strlen(ids[i]);
+      n_body += L >= 5 && !strcmp(ids[i] + L - 5, "_body");
+    }
+    if (!n_body) s = ky_error(KY_ERR_FORMAT, "no <id>_body.png maps in %s", prob);
+  }
+  /* Outputs go to a temporary folder, moved into OUT only when every image succeeded. */
+  if (s == KY_OK) staged = (s = ky_staged_open(&sd, out)) == KY_OK;
+  if (s == KY_OK) {
+    snprintf(p, sizeof p, "%s/labels", sd.tmp);
+    if ((s = ky_pool_create(&pool, threads)) == KY_OK && (s = ky_mkdirs(p)) == KY_OK) {
+      snprintf(p, sizeof p, "%s/submission.csv", sd.tmp);
+      writing = (s = ky_rle_writer_open(&wr, p, 0)) == KY_OK;
+    }
   }
   if (s == KY_OK) {
     int batch = 4 * threads;
@@ -133,20 +149,23 @@ static int cmd_apply(int argc, char **argv) {
       apply_job job = {items, prob, &gbt, thr};
       (void)ky_pool_run(pool, (size_t)g, apply_chunk, &job);
       for (int k = 0; k < g; k++) {
-        if (s == KY_OK && (s = apply_emit(&items[k], out, &wr)) != KY_OK) s = ky_error_context(s, "%s: ", items[k].id);
+        if (s == KY_OK && (s = apply_emit(&items[k], sd.tmp, &wr)) != KY_OK) s = ky_error_context(s, "%s: ", items[k].id);
         if (s == KY_OK) done++;
         free(items[k].lab);
       }
     }
+  }
+  if (writing) {
     if (s == KY_OK) s = ky_rle_writer_commit(&wr);
     else ky_rle_writer_abort(&wr);
   }
+  if (s == KY_OK && staged) { staged = 0; s = ky_staged_commit(&sd); }
+  if (staged) ky_staged_abort(&sd);
   free(items);
   ky_pool_free(pool);
   ky_infer_list_free(ids, paths, n);
   ky_gbt_ensemble_free(&gbt);
   if (s != KY_OK) return ky_cli_fail("postproc apply", s);
-  if (!done) { fprintf(stderr, "karyon postproc apply: no <id>_body.png maps in %s\n", prob); return 1; }
   printf("segmented %d images into %s/labels and %s/submission.csv\n", done, out, out);
   return 0;
 }

@@ -1,11 +1,12 @@
 /* `karyon predict`: checkpoints (averaged with weights) over a folder of images with 8-way TTA ->
  * probability PNGs, instance labels, overlays, submission.csv, and optionally a DSB-layout export.
- * Tested by tests/test_apps_cli.c on the bundled sample. */
+ * Tested by tests/test_apps_cli.c on the bundled sample, and tests/test_apps_hostile.c for bad flags. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "apps/cli.h"
+#include "core/fileio.h"
 #include "dist/dist.h"
 #include "pipeline/infer.h"
 #ifdef KY_HAVE_CUDA
@@ -32,6 +33,43 @@ static void usage(void) {
          "  or GPU local_rank); rank 0 merges submission.csv in the folder's order and prints the totals.\n");
 }
 
+/* --ckpt A,B and --weights 1,2 are checked whole before anything loads or is written: a run
+ * should not start and then fail on the third list entry. */
+static int check_lists(const char *ckpt, const char *weights) {
+  int n_ck = 0, n_w = 0;
+  for (const char *p = ckpt;; p++) {
+    size_t len = strcspn(p, ",");
+    if (len == 0) {
+      fprintf(stderr, "karyon predict: --ckpt '%s' has an empty entry (expected A.safetensors[,B.safetensors...])\n", ckpt);
+      return 0;
+    }
+    n_ck++;
+    p += len;
+    if (!*p) break;
+  }
+  if (!weights) return 1;
+  char buf[64];
+  for (const char *p = weights;; p++) {
+    size_t len = strcspn(p, ",");
+    double w;
+    snprintf(buf, sizeof buf, "%.*s", (int)(len < sizeof buf - 1 ? len : sizeof buf - 1), p);
+    if (len == 0 || len >= sizeof buf || !ky_cli_parse_double(buf, 1e-6, 1e6, &w)) {
+      fprintf(stderr, "karyon predict: --weights '%s': entry '%.*s' is not a number in [1e-06, 1e+06]\n", weights,
+              (int)len, p);
+      return 0;
+    }
+    n_w++;
+    p += len;
+    if (!*p) break;
+  }
+  if (n_w != n_ck) {
+    fprintf(stderr, "karyon predict: --weights '%s' has %d entries, expected one per --ckpt entry (%d)\n", weights, n_w,
+            n_ck);
+    return 0;
+  }
+  return 1;
+}
+
 static int predict(int argc, char **argv, ky_dist *d) {
   static const char *const known[] = {"ckpt", "weights", "images", "out", "tta", "scales", "gbt", "thr", "export-dsb", "device",
                                       "model", "loss", "no-overlay!", "threads", "help!", NULL};
@@ -40,9 +78,12 @@ static int predict(int argc, char **argv, ky_dist *d) {
   if (!ckpt || !images) { fprintf(stderr, "karyon predict: --ckpt and --images are required (karyon predict --help)\n"); return 2; }
   const char *out = ky_cli_opt(argc, argv, "out") ? ky_cli_opt(argc, argv, "out") : "predictions";
   const char *dev_s = ky_cli_opt(argc, argv, "device") ? ky_cli_opt(argc, argv, "device") : "auto";
-  int tta = ky_cli_opt(argc, argv, "tta") ? atoi(ky_cli_opt(argc, argv, "tta")) : 8;
-  double thr = ky_cli_opt(argc, argv, "thr") ? atof(ky_cli_opt(argc, argv, "thr")) : 0.3;
-  if (tta != 1 && tta != 8) { fprintf(stderr, "karyon predict: --tta must be 1 or 8\n"); return 2; }
+  long tta;
+  double thr;
+  if (!ky_cli_int(argc, argv, "predict", "tta", 1, 8, 8, &tta) || !ky_cli_double(argc, argv, "predict", "thr", 0, 1, 0.3, &thr))
+    return 2;
+  if (tta != 1 && tta != 8) { fprintf(stderr, "karyon predict: --tta is '%ld', expected 1 or 8\n", tta); return 2; }
+  if (!check_lists(ckpt, ky_cli_opt(argc, argv, "weights"))) return 2;
   ky_device dev = KY_DEV_CPU;
   if (strcmp(dev_s, "cpu")) {
 #ifdef KY_HAVE_CUDA
@@ -84,7 +125,7 @@ static int predict(int argc, char **argv, ky_dist *d) {
   char *list = strdup(ckpt), *wl = ky_cli_opt(argc, argv, "weights") ? strdup(ky_cli_opt(argc, argv, "weights")) : NULL;
   char *sv1, *sv2, *wtok = wl ? strtok_r(wl, ",", &sv2) : NULL;
   for (char *tok = strtok_r(list, ",", &sv1); tok && s == KY_OK; tok = strtok_r(NULL, ",", &sv1)) {
-    float wgt = wtok ? strtof(wtok, NULL) : 1.0f;
+    float wgt = wtok ? strtof(wtok, NULL) : 1.0f;   /* checked by check_lists */
     s = ky_predictor_add(&p, tok, wgt, dev, ctx.cu, ky_cli_opt(argc, argv, "model"), ky_cli_opt(argc, argv, "loss"));
     if (wtok) wtok = strtok_r(NULL, ",", &sv2);
   }
@@ -96,12 +137,24 @@ static int predict(int argc, char **argv, ky_dist *d) {
     s = ky_gbt_ensemble_load(&gbt, ky_cli_opt(argc, argv, "gbt"));
     have_gbt = s == KY_OK;
   }
+  /* Every output goes to temporary folders first: a failure on image k (or a kill) leaves the
+   * previous prob/, labels/ and submission.csv as they were. Under mpirun each rank stages its own
+   * part and moves it in before rank 0 merges submission.csv. */
   ky_infer_result r;
+  const char *exp = ky_cli_opt(argc, argv, "export-dsb");
+  ky_staged_dir so, se;
+  int so_open = 0, se_open = 0;
+  if (s == KY_OK) so_open = (s = ky_staged_open(&so, out)) == KY_OK;
+  if (s == KY_OK && exp) se_open = (s = ky_staged_open(&se, exp)) == KY_OK;
   if (s == KY_OK) {
-    ky_infer_opts o = {images, out, have_gbt ? &gbt : NULL, thr, ky_cli_opt(argc, argv, "export-dsb"),
+    ky_infer_opts o = {images, so.tmp, have_gbt ? &gbt : NULL, thr, exp ? se.tmp : NULL,
                        !ky_cli_flag(argc, argv, "no-overlay"), NULL, 0, d->rank, d->size};
     s = ky_infer_folder(&ctx, &p, &o, &r);
   }
+  if (s == KY_OK) { so_open = 0; s = ky_staged_commit(&so); }
+  if (s == KY_OK && exp) { se_open = 0; s = ky_staged_commit(&se); }
+  if (so_open) ky_staged_abort(&so);
+  if (se_open) ky_staged_abort(&se);
   if (have_gbt) ky_gbt_ensemble_free(&gbt);
   int n_models = p.n;
   ky_predictor_free(&p);
@@ -116,7 +169,7 @@ static int predict(int argc, char **argv, ky_dist *d) {
     if (d->rank != 0) return 0;
   }
   printf("predicted %d images (%ld instances) with %d model(s) x %d TTA on %s\n", r.n_images, r.n_instances, n_models,
-         tta, dev == KY_DEV_CUDA ? "cuda" : "cpu");
+         (int)tta, dev == KY_DEV_CUDA ? "cuda" : "cpu");
   printf("outputs: %s/prob, %s/labels, %s/overlay, %s/submission.csv\n", out, out, out, out);
   return 0;
 }

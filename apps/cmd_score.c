@@ -76,6 +76,32 @@ static ky_status pred_labels(int32_t **lab, int *h, int *w, source_t *p, const c
   return KY_OK;
 }
 
+/* RFC 4180: a field with a comma, quote or line break goes in quotes, its quotes doubled. */
+static void csv_field(FILE *f, const char *s) {
+  if (!s[strcspn(s, ",\"\r\n")]) { fputs(s, f); return; }
+  fputc('"', f);
+  for (; *s; s++) {
+    if (*s == '"') fputc('"', f);
+    fputc(*s, f);
+  }
+  fputc('"', f);
+}
+
+/* --csv naming an input (the same file through any path, or an existing file inside an input
+ * folder) would replace it with the scores. */
+static int is_input(const char *csv, const char *in) {
+  struct stat sa, sb;
+  if (stat(csv, &sa) != 0 || stat(in, &sb) != 0) return 0;
+  if (sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino) return 1;
+  if (!S_ISDIR(sb.st_mode)) return 0;
+  char *rc = realpath(csv, NULL), *ri = realpath(in, NULL);
+  size_t n = ri ? strlen(ri) : 0;
+  int inside = rc && ri && !strncmp(rc, ri, n) && rc[n] == '/';
+  free(rc);
+  free(ri);
+  return inside;
+}
+
 int ky_cmd_score(int argc, char **argv) {
   static const char *const known[] = {"truth", "pred", "csv", "help!", NULL};
   if (ky_cli_wants_help(argc, argv)) { usage(); return 0; }
@@ -83,6 +109,11 @@ int ky_cmd_score(int argc, char **argv) {
   const char *tp = ky_cli_opt(argc, argv, "truth"), *pp = ky_cli_opt(argc, argv, "pred"), *cp = ky_cli_opt(argc, argv, "csv");
   if (!tp || !pp) {
     fprintf(stderr, "karyon score: --truth and --pred are required (karyon score --help)\n");
+    return 2;
+  }
+  if (cp && (is_input(cp, tp) || is_input(cp, pp))) {
+    fprintf(stderr, "karyon score: --csv %s is the %s input or a file in it; choose another file for the per-image scores\n",
+            cp, is_input(cp, tp) ? "--truth" : "--pred");
     return 2;
   }
   source_t T, P;
@@ -128,7 +159,10 @@ int ky_cmd_score(int argc, char **argv) {
     if (s == KY_OK) s = ky_metric_dsb(&r, g, q, gh, gw);
     if (s == KY_OK) {
       printf("%s  %.5f  truth %d  pred %d\n", ids[i], r.score, r.n_truth, r.n_pred);
-      if (cf) fprintf(cf, "%s,%.6f,%d,%d\n", ids[i], r.score, r.n_truth, r.n_pred);
+      if (cf) {
+        csv_field(cf, ids[i]);
+        fprintf(cf, ",%.6f,%d,%d\n", r.score, r.n_truth, r.n_pred);
+      }
       sum += r.score;
       done++;
     }

@@ -206,15 +206,10 @@ int ky_cmd_segment(int argc, char **argv) {
   sc.prob = ky_cli_opt(argc, argv, "prob");
   sc.out = ky_cli_opt(argc, argv, "out");
   sc.gt_dir = ky_cli_opt(argc, argv, "gt");
-  const char *gbt = ky_cli_opt(argc, argv, "gbt"), *thr = ky_cli_opt(argc, argv, "thr");
+  const char *gbt = ky_cli_opt(argc, argv, "gbt");
   const char *featp = ky_cli_opt(argc, argv, "features");
   if (!sc.prob || !sc.out) { fprintf(stderr, "karyon segment: --prob and --out are required\n"); return 2; }
-  sc.thr = 0.3;
-  if (thr) {
-    char *end;
-    sc.thr = strtod(thr, &end);
-    if (*end || end == thr) { fprintf(stderr, "karyon segment: --thr is '%s', expected a number\n", thr); return 2; }
-  }
+  if (!ky_cli_double(argc, argv, "segment", "thr", 0, 1, 0.3, &sc.thr)) return 2;
   if (sc.gt_dir && !featp) { fprintf(stderr, "karyon segment: --gt only makes sense with --features\n"); return 2; }
   sc.copts = ky_cand_opts_default();
   sc.copts.ref_bbox_zeroing = ky_cli_flag(argc, argv, "ref-zeroing");
@@ -233,7 +228,9 @@ int ky_cmd_segment(int argc, char **argv) {
   int feat_open = 0, wr_open = 0;
   char p[4200];
   ky_status s;
-  if ((s = ky_mkdirs(sc.out)) != KY_OK) return ky_cli_fail("segment", s);
+  ky_staged_dir sd;
+  int staged = 0;
+  const char *final_out = sc.out;
   if ((s = ky_pool_create(&pool, threads)) != KY_OK) return ky_cli_fail("segment", s);
   if ((s = list_ids(&ids, &n_ids, sc.prob)) != KY_OK) { ky_pool_free(pool); return ky_cli_fail("segment", s); }
   if (n_ids == 0) {
@@ -258,6 +255,10 @@ int ky_cmd_segment(int argc, char **argv) {
     for (int q = 0; q < KY_POST_NFEAT; q++) fprintf(sc.feat, ",f%d", q);
     fprintf(sc.feat, sc.gt_dir ? ",target\n" : "\n");
   }
+  /* Label PNGs and submission.csv go to a temporary folder, moved into OUT when all succeeded. */
+  if ((s = ky_staged_open(&sd, final_out)) != KY_OK) goto done;
+  staged = 1;
+  sc.out = sd.tmp;
   snprintf(p, sizeof p, "%s/submission.csv", sc.out);
   if ((s = ky_rle_writer_open(&wr, p, 0)) != KY_OK) goto done;
   wr_open = 1;
@@ -280,6 +281,8 @@ int ky_cmd_segment(int argc, char **argv) {
   clock_gettime(CLOCK_MONOTONIC, &t1);
   if ((s = ky_rle_writer_commit(&wr)) != KY_OK) { wr_open = 0; goto done; }
   wr_open = 0;
+  staged = 0;
+  if ((s = ky_staged_commit(&sd)) != KY_OK) goto done;
   if (feat_open) { feat_open = 0; if ((s = ky_atomic_commit(&feat)) != KY_OK) goto done; }
   printf("segment: %d images, %d instances, %.1f ms/image on %d thread(s) (%s)\n", n_ids, total,
          ((double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6) / n_ids, threads,
@@ -287,6 +290,7 @@ int ky_cmd_segment(int argc, char **argv) {
 done:
   if (wr_open) ky_rle_writer_abort(&wr);
   if (feat_open) ky_atomic_abort(&feat);
+  if (staged) ky_staged_abort(&sd);
   if (sc.gbt) ky_gbt_ensemble_free(&ens);
   for (int i = 0; i < n_ids; i++) free(ids[i]);
   free(ids);

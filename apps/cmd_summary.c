@@ -1,5 +1,6 @@
 /* `karyon summary`: per-layer table of a model (name, kind, output shape, parameters, forward
  * FLOPs) and totals; the last line is "params: N". Library side tested by tests/test_models_summary.c. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,7 @@ static void usage(void) {
 
 static int parse_int(const char *s, int lo, int hi, int *v) {
   char *end;
+  if (!isdigit((unsigned char)*s)) return 0;   /* strtol also takes " 8" and "+8" */
   long x = strtol(s, &end, 10);
   if (end == s || *end || x < lo || x > hi) return 0;
   *v = (int)x;
@@ -71,9 +73,14 @@ int ky_cmd_summary(int argc, char **argv) {
     }
   }
   if ((v = ky_cli_opt(argc, argv, "size"))) {
-    char tail;
-    if (sscanf(v, "%dx%d%c", &h, &w, &tail) != 2) {
-      fprintf(stderr, "karyon summary: --size '%s': expected HxW, e.g. 256x256\n", v);
+    /* Bounded so that every shape and FLOP count below stays far inside int64 (sscanf's %d on a
+     * huge number, and the products after it, were undefined behaviour). */
+    char hs[16] = "", *x = strchr(v, 'x');
+    size_t hl = x ? (size_t)(x - v) : 0;
+    if (hl && hl < sizeof hs) memcpy(hs, v, hl);
+    if (!x || !hl || hl >= sizeof hs || !parse_int(hs, 32, 32768, &h) || !parse_int(x + 1, 32, 32768, &w) || h % 32 ||
+        w % 32) {
+      fprintf(stderr, "karyon summary: --size '%s': expected HxW, each a multiple of 32 in 32..32768, e.g. 256x256\n", v);
       return 2;
     }
   }

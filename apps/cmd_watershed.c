@@ -39,15 +39,15 @@ int ky_cmd_watershed(int argc, char **argv) {
   if (!ky_cli_check(argc, argv, "watershed", known)) return 2;
   const char *ep = ky_cli_opt(argc, argv, "elevation"), *mp = ky_cli_opt(argc, argv, "markers");
   const char *kp = ky_cli_opt(argc, argv, "mask"), *op = ky_cli_opt(argc, argv, "out");
-  const char *cs = ky_cli_opt(argc, argv, "connectivity");
   int lines = ky_cli_flag(argc, argv, "lines"), fast = ky_cli_flag(argc, argv, "fast");
   if (!ep || !mp || !op) {
     fprintf(stderr, "karyon watershed: --elevation, --markers and --out are required\n");
     return 2;
   }
-  int conn = cs ? atoi(cs) : 4;
+  long conn;
+  if (!ky_cli_int(argc, argv, "watershed", "connectivity", 4, 8, 4, &conn)) return 2;
   if (conn != 4 && conn != 8) {
-    fprintf(stderr, "karyon watershed: --connectivity is '%s', expected 4 or 8\n", cs);
+    fprintf(stderr, "karyon watershed: --connectivity is '%ld', expected 4 or 8\n", conn);
     return 2;
   }
   ky_image e = {0}, m = {0}, k = {0};

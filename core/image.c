@@ -3,12 +3,34 @@
  * has no 16-bit PNG). Tested by tests/test_core_image.c. */
 #include "core/image.h"
 #include "core/fileio.h"
+#include "core/imgcheck.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Every allocation stb makes while decoding is held to a cap derived from the size the header
+ * declares (set by load_common, per thread, for the one decode in flight). Without it a tiny PNG
+ * whose zlib stream inflates to gigabytes is inflated whole: stb grows its output buffer as long
+ * as data comes, whatever the header said. */
+static _Thread_local size_t stbi_cap;
+static _Thread_local int stbi_capped;
+static void *stbi_cap_malloc(size_t n) {
+  if (n > stbi_cap) { stbi_capped = 1; return NULL; }
+  return malloc(n);
+}
+static void *stbi_cap_realloc(void *p, size_t n) {
+  if (n > stbi_cap) { stbi_capped = 1; return NULL; }
+  return realloc(p, n);
+}
+#define STBI_MALLOC(sz) stbi_cap_malloc(sz)
+#define STBI_REALLOC(p, newsz) stbi_cap_realloc(p, newsz)
+#define STBI_FREE(p) free(p)
 #define STB_IMAGE_IMPLEMENTATION
+/* PNG (every DSB file) and BMP only: each format stb decodes is code that reads hostile bytes, and
+ * its JPEG decoder failed the fuzzers (core/imgcheck.h). */
+#define STBI_ONLY_PNG
+#define STBI_ONLY_BMP
 #define STBI_NO_HDR
 #define STBI_NO_LINEAR
 #define STBI_FAILURE_USERMSG
@@ -27,6 +49,15 @@
 #pragma GCC diagnostic pop
 #endif
 
+long long ky_image_max_pixels(void) {
+  const char *e = getenv("KY_MAX_IMAGE_PIXELS");
+  if (!e || !*e) return KY_IMAGE_MAX_PIXELS_DEFAULT;
+  char *end;
+  errno = 0;
+  long long v = strtoll(e, &end, 10);
+  return !*end && !errno && v > 0 ? v : KY_IMAGE_MAX_PIXELS_DEFAULT;
+}
+
 static ky_status load_common(ky_image *out, const char *path, int want_c, int force8) {
   KY_CHECK_NULL(out, "out");
   KY_CHECK_NULL(path, "path");
@@ -36,13 +67,30 @@ static ky_status load_common(ky_image *out, const char *path, int want_c, int fo
   KY_TRY(ky_file_read_all(path, &buf, &n));
   if (n == 0) { free(buf); return ky_error(KY_ERR_FORMAT, "%s: empty file, expected an image", path); }
   if (n > 0x7fffffff) { free(buf); return ky_error(KY_ERR_FORMAT, "%s: file too large", path); }
+  ky_status pre = ky_image_precheck((uint8_t *)buf, &n, path);
+  if (pre != KY_OK) { free(buf); return pre; }
   int w, h, c;
+  /* The header alone: a 400 KB PNG can declare 20000 x 20000 and take gigabytes to decode. */
+  long long max_px = ky_image_max_pixels();
+  if (stbi_info_from_memory((const stbi_uc *)buf, (int)n, &w, &h, &c) && (long long)w * h > max_px) {
+    free(buf);
+    return ky_error(KY_ERR_FORMAT, "%s: image declares %d x %d = %lld pixels, above the limit of %lld (raise it with "
+                    "KY_MAX_IMAGE_PIXELS or karyon --max-pixels)", path, w, h, (long long)w * h, max_px);
+  }
   int is16 = !force8 && stbi_is_16_bit_from_memory((const stbi_uc *)buf, (int)n);
+  /* 16-bit RGBA is 8 bytes a pixel; PNG rows add a filter byte; 1 MB covers tables and headers. */
+  int iw = 0, ih = 0, ic = 0;
+  stbi_cap = stbi_info_from_memory((const stbi_uc *)buf, (int)n, &iw, &ih, &ic)
+                 ? (size_t)iw * ih * 8 + (size_t)ih * 8 + ((size_t)1 << 20) : (size_t)64 << 20;
+  stbi_capped = 0;
   void *px = is16 ? (void *)stbi_load_16_from_memory((const stbi_uc *)buf, (int)n, &w, &h, &c, want_c)
                   : (void *)stbi_load_from_memory((const stbi_uc *)buf, (int)n, &w, &h, &c, want_c);
   free(buf);
+  if (!px && stbi_capped)
+    return ky_error(KY_ERR_FORMAT, "%s: the image data needs more memory than its declared %d x %d pixels allow "
+                    "(more than %zu bytes at once): a compression bomb or a corrupt file", path, iw, ih, stbi_cap);
   if (!px)
-    return ky_error(KY_ERR_FORMAT, "%s: cannot decode image (%s)", path, stbi_failure_reason());
+    return ky_error(KY_ERR_FORMAT, "%s: cannot decode image (%s; karyon reads PNG and BMP)", path, stbi_failure_reason());
   out->w = w;
   out->h = h;
   out->c = want_c ? want_c : c;

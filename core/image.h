@@ -1,4 +1,5 @@
-/* Image files: load PNG/JPEG/BMP (8- or 16-bit, 1-4 channels) through stb_image; save 8- and
+/* Image files: load PNG and BMP (8- or 16-bit, 1-4 channels) through stb_image (JPEG is refused
+ * with a reason: see core/imgcheck.h); save 8- and
  * 16-bit PNGs atomically. Pixels are interleaved HWC, rows top to bottom.
  * Tested by tests/test_core_image.c (round trips, 16-bit, truncated and missing files). */
 #ifndef KY_IMAGE_H
@@ -12,6 +13,13 @@ typedef struct {
   int depth;        /* 8 or 16 bits per sample */
   void *data;       /* uint8_t[h*w*c] or uint16_t[h*w*c], malloc'ed */
 } ky_image;
+
+/* Decompression bombs: an image whose header declares more than this many pixels is refused
+ * before anything is decoded or allocated. Default 2^26 (8192 x 8192; the largest DSB image is
+ * 1040 x 1388); the environment variable KY_MAX_IMAGE_PIXELS (or `karyon --max-pixels N`, which
+ * sets it) raises or lowers it. Read at every call: no process-wide state. */
+#define KY_IMAGE_MAX_PIXELS_DEFAULT (1LL << 26)
+long long ky_image_max_pixels(void);
 
 /* Loads the file as stored (its own channel count and depth). */
 ky_status ky_image_load(ky_image *out, const char *path);

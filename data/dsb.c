@@ -4,6 +4,7 @@
 #include "data/dsb.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,6 +101,26 @@ void ky_dsb_ids_free(ky_dsb_ids *ids) {
   ids->n = 0;
 }
 
+/* Masks and label maps must really be PNGs, and not palette ones: a JPEG renamed .png decodes
+ * (stb sniffs the content) into blocky non-binary masks, and a palette label map decodes to its
+ * colours, not its indices. Both were read without a word. */
+static ky_status check_png(const char *path, const char *what, int palette_ok) {
+  uint8_t hd[26];
+  FILE *f = fopen(path, "rb");
+  if (!f) return ky_error(KY_ERR_IO, "cannot open %s", path);
+  size_t got = fread(hd, 1, sizeof hd, f);
+  fclose(f);
+  static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (got < sizeof hd || memcmp(hd, sig, 8) || memcmp(hd + 12, "IHDR", 4)) {
+    const char *kind = got >= 3 && hd[0] == 0xff && hd[1] == 0xd8 && hd[2] == 0xff ? " (it holds JPEG data)" : "";
+    return ky_error(KY_ERR_FORMAT, "%s: %s is not a PNG file%s; masks and label maps must be lossless PNGs", path, what, kind);
+  }
+  if (hd[25] == 3 && !palette_ok)
+    return ky_error(KY_ERR_FORMAT, "%s: %s is a palette (indexed-colour) PNG; expected grey 8- or 16-bit (or RGB) PNG", path,
+                    what);
+  return KY_OK;
+}
+
 static inline uint8_t u16_to_u8(uint16_t v) { return (uint8_t)(((uint32_t)v * 255u + 32767u) / 65535u); }
 
 ky_status ky_dsb_read_rgb(uint8_t **rgb, int *h, int *w, const char *path) {
@@ -134,6 +155,7 @@ ky_status ky_dsb_read_labels(uint16_t **labels, int *h, int *w, const char *path
   KY_CHECK_NULL(path, "path");
   *labels = NULL;
   ky_image im;
+  KY_TRY(check_png(path, "label map", 0));
   KY_TRY(ky_image_load(&im, path));
   if (im.c != 1) {
     int c = im.c;
@@ -171,6 +193,7 @@ static ky_status paint_masks(uint16_t *labels, int *n_painted, const char *dir, 
   for (int i = 0; i < n && s == KY_OK; i++) {
     snprintf(path, sizeof path, "%s/%s", dir, names[i]);
     ky_image m;
+    if ((s = check_png(path, "mask", 1)) != KY_OK) break;   /* a palette mask is still a shape */
     s = ky_image_load(&m, path);
     if (s != KY_OK) break;
     if (m.w != w || m.h != h) {
@@ -186,10 +209,20 @@ static ky_status paint_masks(uint16_t *labels, int *n_painted, const char *dir, 
     if (m.depth == 8 && m.c == 1) {   /* the DSB masks: a loop the compiler vectorises */
       for (size_t p = 0; p < np; p++) labels[p] = d8[p] ? v : labels[p];
     } else {
+      size_t painted = 0, in_alpha = 0;
       for (size_t p = 0; p < np; p++) {
         int on = 0;
         for (int k = 0; k < cc; k++) on |= m.depth == 16 ? d16[p * m.c + k] != 0 : d8[p * m.c + k] != 0;
         if (on) labels[p] = v;
+        painted += on;
+        if (m.c == 2 || m.c == 4) in_alpha += m.depth == 16 ? d16[p * m.c + m.c - 1] != 0 : d8[p * m.c + m.c - 1] != 0;
+      }
+      /* The shape only in alpha (colour all zero, alpha not all opaque or empty) would paint nothing. */
+      if (!painted && in_alpha && in_alpha < np) {
+        s = ky_error(KY_ERR_FORMAT, "%s: mask's colour channels are all zero and its alpha channel holds the shape; "
+                     "expected the mask in the grey or colour channels", path);
+        ky_image_free(&m);
+        break;
       }
     }
     ky_image_free(&m);
@@ -201,7 +234,7 @@ static ky_status paint_masks(uint16_t *labels, int *n_painted, const char *dir, 
 
 /* The compact layout's <id>/labels.png in place of masks/; n_labels is its largest label. */
 static ky_status load_label_map(ky_dsb_sample *out, const char *path) {
-  int h, w;
+  int h = 0, w = 0;
   ky_status s = ky_dsb_read_labels(&out->labels, &h, &w, path);
   if (s == KY_OK && (h != out->h || w != out->w))
     s = ky_error(KY_ERR_SHAPE, "%s: label map is %dx%d, its image %dx%d", path, w, h, out->w, out->h);
@@ -222,7 +255,15 @@ ky_status ky_dsb_load(ky_dsb_sample *out, const char *root, const char *id, ky_d
   snprintf(dir, sizeof dir, "%s/%s/images", root, id);
   if (!is_dir(dir)) return ky_error(KY_ERR_IO, "%s: missing images/ folder", dir);
   snprintf(path, sizeof path, "%s/%s.png", dir, id);
-  if (!is_file(path)) return ky_error(KY_ERR_IO, "%s: missing image file", path);
+  if (!is_file(path)) {
+    /* Say why: a dangling or looping link, or a device, is not "missing". */
+    struct stat st, lst;
+    if (lstat(path, &lst) != 0) return ky_error(KY_ERR_IO, "%s: missing image file", path);
+    if (stat(path, &st) != 0)
+      return ky_error(KY_ERR_IO, "%s: cannot follow the link: %s", path, strerror(errno));
+    return ky_error(KY_ERR_IO, "%s is %s, expected a regular image file", path,
+                    S_ISDIR(st.st_mode) ? "a folder" : "not a regular file (a device, FIFO or socket)");
+  }
   KY_TRY(ky_dsb_read_rgb(&out->rgb, &out->h, &out->w, path));
   if (masks == KY_DSB_MASKS_SKIP) return KY_OK;
   snprintf(path, sizeof path, "%s/%s/labels.png", root, id);

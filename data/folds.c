@@ -109,7 +109,7 @@ ky_status ky_folds_load(ky_folds *out, const char *path) {
   KY_CHECK_NULL(path, "path");
   char *buf;
   size_t n;
-  KY_TRY(ky_file_read_all(path, &buf, &n));
+  KY_TRY(ky_file_read_text(path, &buf, &n));
   char *scratch = malloc(n + MAX_FIELDS + 1);
   if (!scratch) { free(buf); return ky_error(KY_ERR_NOMEM, "%s: out of memory", path); }
   ky_status s = KY_OK;

@@ -3,6 +3,7 @@
  * Tested by tests/test_models_checkpoint.c. */
 #include "models/checkpoint.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,8 +74,11 @@ static ky_status parse_i64(int64_t *v, const ky_st_file *f, const char *key) {
   const char *t = ky_st_meta(f, key);
   KY_CHECK(t, KY_ERR_FORMAT, "metadata '%s' missing", key);
   char *end;
+  errno = 0;
   long long x = strtoll(t, &end, 10);
-  KY_CHECK(end != t && *end == 0, KY_ERR_FORMAT, "metadata '%s' = '%s' is not an integer", key, t);
+  KY_CHECK(end != t && *end == 0, KY_ERR_FORMAT, "metadata '%s' = '%.40s' is not an integer", key, t);
+  /* 10^20 used to clamp to LLONG_MAX and resume as "done"; a negative step cut the logs. */
+  KY_CHECK(!errno && x >= 0, KY_ERR_FORMAT, "metadata '%s' = '%.40s', expected an integer in 0..2^63-1", key, t);
   *v = x;
   return KY_OK;
 }

@@ -1,6 +1,7 @@
 /* Weight import/export as safetensors with torchvision names in PyTorch layout: conv weights are
  * OIHW in files and OHWI in karyon, converted only here. Tested by tests/test_models_weights.c
  * (round trip, torchvision files with fc.* and num_batches_tracked, bad shapes, missing keys). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,16 @@ static void adapt_stem(float *dst_ohwi, const float *src, int o, int kh, int kw)
       }
 }
 
+/* A NaN or Inf weight predicts nothing (every probability NaN, no instance) without an error:
+ * refuse it at load, naming the tensor. */
+static ky_status check_finite(const float *v, size_t n, const char *name) {
+  for (size_t i = 0; i < n; i++)
+    if (!isfinite(v[i]))
+      return ky_error(KY_ERR_FORMAT, "tensor '%s' holds %s at element %zu: the file is damaged or the run that wrote it "
+                      "diverged", name, isnan(v[i]) ? "NaN" : "Inf", i);
+  return KY_OK;
+}
+
 static ky_status copy_entry(float *dst, const ky_param *p, const ky_st_file *f, const ky_st_entry *e, int flags) {
   int64_t want[4];
   const ky_tensor *t = p->t;
@@ -101,13 +112,15 @@ static ky_status copy_entry(float *dst, const ky_param *p, const ky_st_file *f, 
   const void *src = ky_st_data(f, e);
   if (nd != 4) {
     memcpy(dst + p->offset, src, p->numel * sizeof(float));
-    return KY_OK;
+    return check_finite(dst + p->offset, p->numel, nm);
   }
   /* Tensor data in a safetensors file need not be 4-byte aligned: convert from an aligned copy. */
   size_t n = ky_st_numel(e);
   float *tmp = malloc(n * sizeof *tmp);
   if (!tmp) return ky_error(KY_ERR_NOMEM, "tensor '%s': %zu floats", nm, n);
   memcpy(tmp, src, n * sizeof *tmp);
+  ky_status s = check_finite(tmp, n, nm);
+  if (s != KY_OK) { free(tmp); return s; }
   if (adapt) adapt_stem(dst + p->offset, tmp, t->shape[0], t->shape[1], t->shape[2]);
   else oihw_to_ohwi(dst + p->offset, tmp, t->shape[0], t->shape[3], t->shape[1], t->shape[2]);
   free(tmp);

@@ -78,37 +78,46 @@ ky_status ky_train_config_set(ky_train_config *c, const char *key, const char *v
   KY_CHECK(c && key && value, KY_ERR_ARG, "config: NULL argument");
   const opt *o = find(key);
   KY_CHECK(o, KY_ERR_ARG, "config: unknown key '%s' (karyon train --help lists the keys)", key);
-  char *p = (char *)c + o->off, *end;
+  char *p = (char *)c + o->off, *end, shown[96];
   errno = 0;
   switch (o->type) {
     case T_STR:
       KY_CHECK(strlen(value) < o->size, KY_ERR_ARG, "config: value of '%s' is too long (max %zu characters)", key, o->size - 1);
+      for (const char *q = value; *q; q++)
+        KY_CHECK((unsigned char)*q >= 0x20, KY_ERR_ARG, "config: value of '%s' has a control character: '%s'", key,
+                 ky_printable(shown, sizeof shown, value, 60));
       strcpy(p, value);
       return KY_OK;
     case T_INT: {
       long v = strtol(value, &end, 10);
       KY_CHECK(*value && !*end && !errno && v >= -1000000000L && v <= 1000000000L, KY_ERR_ARG,
-               "config: '%s' must be an integer, got '%s'", key, value);
+               "config: '%s' must be an integer in -1e9..1e9, got '%s'", key, ky_printable(shown, sizeof shown, value, 60));
       *(int *)p = (int)v;
       return KY_OK;
     }
     case T_BOOL: {
       int v = !strcmp(value, "1") || !strcmp(value, "true") || !strcmp(value, "yes");
       KY_CHECK(v || !strcmp(value, "0") || !strcmp(value, "false") || !strcmp(value, "no"), KY_ERR_ARG,
-               "config: '%s' must be 0/1 (or true/false), got '%s'", key, value);
+               "config: '%s' must be 0/1 (or true/false), got '%s'", key, ky_printable(shown, sizeof shown, value, 60));
       *(int *)p = v;
       return KY_OK;
     }
     case T_FLOAT: {
       float v = strtof(value, &end);
-      KY_CHECK(*value && !*end && !errno && isfinite(v), KY_ERR_ARG, "config: '%s' must be a number, got '%s'", key, value);
+      KY_CHECK(*value && !*end, KY_ERR_ARG, "config: '%s' must be a number, got '%s'", key,
+               ky_printable(shown, sizeof shown, value, 60));
+      /* strtof sets ERANGE on underflow too: 1e-45 would silently become a denormal or 0. */
+      KY_CHECK(!errno && isfinite(v), KY_ERR_ARG,
+               "config: '%s' = %s is outside the float32 range (magnitude 1.2e-38 to 3.4e38, or 0)", key, value);
       *(float *)p = v;
       return KY_OK;
     }
     case T_U64: {
-      KY_CHECK(*value && isdigit((unsigned char)value[0]), KY_ERR_ARG, "config: '%s' must be a non-negative integer, got '%s'", key, value);
+      KY_CHECK(*value && isdigit((unsigned char)value[0]), KY_ERR_ARG, "config: '%s' must be a non-negative integer, got '%s'",
+               key, ky_printable(shown, sizeof shown, value, 60));
       unsigned long long v = strtoull(value, &end, 10);
-      KY_CHECK(!*end && !errno, KY_ERR_ARG, "config: '%s' must be a non-negative integer, got '%s'", key, value);
+      KY_CHECK(!*end && !errno, KY_ERR_ARG, "config: '%s' must be an integer in 0..2^64-1, got '%s'", key,
+               ky_printable(shown, sizeof shown, value, 60));
       *(uint64_t *)p = v;
       return KY_OK;
     }
@@ -143,7 +152,8 @@ ky_status ky_train_config_parse(ky_train_config *c, const char *text, const char
     char *t = trim(ln);
     if (*t) {
       char *eq = strchr(t, '=');
-      if (!eq) s = ky_error(KY_ERR_FORMAT, "%s:%d: expected 'key = value', got '%s'", where, line, t);
+      char shown[96];
+      if (!eq) s = ky_error(KY_ERR_FORMAT, "%s:%d: expected 'key = value', got '%s'", where, line, ky_printable(shown, sizeof shown, t, 60));
       else {
         *eq = 0;
         s = ky_train_config_set(c, trim(t), trim(eq + 1));
@@ -159,7 +169,7 @@ ky_status ky_train_config_parse(ky_train_config *c, const char *text, const char
 ky_status ky_train_config_load(ky_train_config *c, const char *path) {
   char *buf;
   size_t n;
-  KY_TRY(ky_file_read_all(path, &buf, &n));
+  KY_TRY(ky_file_read_text(path, &buf, &n));
   ky_status s = ky_train_config_parse(c, buf, path);
   free(buf);
   return s;
@@ -201,10 +211,19 @@ ky_status ky_train_config_validate(const ky_train_config *c) {
   KY_CHECK(is_dir(c->data), KY_ERR_IO, "config: data folder '%s' does not exist", c->data);
   KY_CHECK(!c->extra_data[0] || is_dir(c->extra_data), KY_ERR_IO, "config: extra_data folder '%s' does not exist", c->extra_data);
   KY_CHECK(c->fold >= -1 && c->fold <= 3, KY_ERR_ARG, "config: fold %d, expected -1..3", c->fold);
-  KY_CHECK(c->crop >= 32 && c->crop % 32 == 0, KY_ERR_ARG, "config: crop %d must be a positive multiple of 32", c->crop);
-  KY_CHECK(c->batch >= 1, KY_ERR_ARG, "config: batch %d must be >= 1", c->batch);
+  /* 2048 is twice the largest DSB image side; larger crops are mostly padding and their batches
+   * quickly take tens of GB. The batch bound keeps batch x crop^2 x 3 floats in size_t and int
+   * index range, and in memory a user can have. */
+  KY_CHECK(c->crop >= 32 && c->crop <= 2048 && c->crop % 32 == 0, KY_ERR_ARG,
+           "config: crop %d, expected a multiple of 32 in 32..2048", c->crop);
+  KY_CHECK(c->batch >= 1 && c->batch <= 4096, KY_ERR_ARG, "config: batch %d, expected 1..4096", c->batch);
+  KY_CHECK((long long)c->batch * c->crop * c->crop <= (1LL << 28), KY_ERR_ARG,
+           "config: batch %d x crop %d^2 = %lld pixels per batch, above the limit 2^28 (lower batch or crop)", c->batch,
+           c->crop, (long long)c->batch * c->crop * c->crop);
+  KY_CHECK(c->iters >= 0, KY_ERR_ARG, "config: iters %d must be >= 0", c->iters);
+  KY_CHECK(c->epochs >= 0, KY_ERR_ARG, "config: epochs %d must be >= 0", c->epochs);
+  KY_CHECK(c->epoch_size >= 0, KY_ERR_ARG, "config: epoch_size %d must be >= 0", c->epoch_size);
   KY_CHECK(c->iters > 0 || c->epochs > 0, KY_ERR_ARG, "config: set iters or epochs to a positive number");
-  KY_CHECK(c->iters >= 0 && c->epochs >= 0 && c->epoch_size >= 0, KY_ERR_ARG, "config: iters/epochs/epoch_size must be >= 0");
   KY_CHECK(c->width > 0 && c->width <= 4, KY_ERR_ARG, "config: width %g outside (0, 4]", c->width);
   KY_CHECK(!strcmp(c->loss, "softmax") || !strcmp(c->loss, "sigmoid") || !strcmp(c->loss, "sigmoid3") ||
                !strcmp(c->loss, "focal"),
@@ -214,14 +233,17 @@ ky_status ky_train_config_validate(const ky_train_config *c) {
   KY_CHECK(!strcmp(c->device, "cpu") || !strcmp(c->device, "cuda") || !strcmp(c->device, "auto"), KY_ERR_ARG,
            "config: device '%s', expected cpu, cuda or auto", c->device);
   KY_CHECK(c->lr > 0, KY_ERR_ARG, "config: lr %g must be > 0", c->lr);
-  KY_CHECK(c->clip >= 0 && c->bce_weight >= 0 && c->bce_weight <= 1, KY_ERR_ARG, "config: clip >= 0 and bce_weight in [0, 1]");
-  KY_CHECK(c->copy_paste >= 0 && c->copy_paste <= 1 && c->aug_p >= 0 && c->aug_p <= 1, KY_ERR_ARG,
-           "config: copy_paste and aug_p are probabilities in [0, 1]");
+  KY_CHECK(c->clip >= 0, KY_ERR_ARG, "config: clip %g must be >= 0", c->clip);
+  KY_CHECK(c->bce_weight >= 0 && c->bce_weight <= 1, KY_ERR_ARG, "config: bce_weight %g, expected [0, 1]", c->bce_weight);
+  KY_CHECK(c->copy_paste >= 0 && c->copy_paste <= 1, KY_ERR_ARG, "config: copy_paste %g, expected a probability in [0, 1]",
+           c->copy_paste);
+  KY_CHECK(c->aug_p >= 0 && c->aug_p <= 1, KY_ERR_ARG, "config: aug_p %g, expected a probability in [0, 1]", c->aug_p);
   KY_CHECK(c->threads >= 0 && c->threads <= 256, KY_ERR_ARG, "config: threads %d, expected 0 (automatic) or 1..256", c->threads);
   KY_CHECK(c->loader_threads >= 0 && c->loader_threads <= 64, KY_ERR_ARG,
            "config: loader_threads %d, expected 0 (automatic) or 1..64", c->loader_threads);
-  KY_CHECK(c->freeze_epochs >= 0 && c->ckpt_every >= 0 && c->val_images >= 0, KY_ERR_ARG,
-           "config: freeze_epochs, ckpt_every and val_images must be >= 0");
+  KY_CHECK(c->freeze_epochs >= 0, KY_ERR_ARG, "config: freeze_epochs %d must be >= 0", c->freeze_epochs);
+  KY_CHECK(c->ckpt_every >= 0, KY_ERR_ARG, "config: ckpt_every %d must be >= 0", c->ckpt_every);
+  KY_CHECK(c->val_images >= 0, KY_ERR_ARG, "config: val_images %d must be >= 0", c->val_images);
   KY_CHECK(c->out[0], KY_ERR_ARG, "config: 'out' (the output folder) is required");
   KY_CHECK(c->bucket_mb >= 0 && c->bucket_mb <= 4096, KY_ERR_ARG, "config: bucket_mb %g, expected 0..4096", c->bucket_mb);
   return KY_OK;

@@ -79,6 +79,14 @@ ky_status ky_infer_list(char ***ids_out, char ***paths_out, int *n_out, const ch
   qsort(pairs, (size_t)n, sizeof *pairs, cmp_pair);
   for (int i = 0; i < n; i++) { ids[i] = pairs[i].id; paths[i] = pairs[i].path; }
   free(pairs);
+  /* x.png, x.jpg and x.PNG are one id: their outputs would overwrite each other. */
+  for (int i = 1; i < n; i++)
+    if (!strcmp(ids[i], ids[i - 1])) {
+      ky_status s = ky_error(KY_ERR_FORMAT, "%s: %s and %s both give the image id '%s' (their outputs would overwrite "
+                             "each other); rename one", folder, paths[i - 1], paths[i], ids[i]);
+      ky_infer_list_free(ids, paths, n);
+      return s;
+    }
   *ids_out = ids;
   *paths_out = paths;
   *n_out = n;

@@ -219,9 +219,11 @@ ky_status ky_predictor_add(ky_predictor *p, const char *path, float weight, ky_d
   ky_status s = KY_OK;
   if (text) {
     s = ky_train_config_parse(&tc, text, path);
+  } else if (!fallback_model || !fallback_loss) {
+    /* An early return here leaked the file buffer. */
+    s = ky_error(KY_ERR_ARG, "%s holds weights without a training config: give the network (--model) and head (--loss)",
+                 path);
   } else {
-    KY_CHECK(fallback_model && fallback_loss, KY_ERR_ARG,
-             "%s holds weights without a training config: give the network (--model) and head (--loss)", path);
     snprintf(tc.model, sizeof tc.model, "%s", fallback_model);
     snprintf(tc.loss, sizeof tc.loss, "%s", fallback_loss);
   }

@@ -1,11 +1,13 @@
 /* The training loop (see pipeline/train.h). Tested by tests/test_pipeline_train.c. */
 #include "pipeline/train.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "aug/chain.h"
 #include "aug/copypaste.h"
@@ -235,14 +237,14 @@ static ky_status check_in_step(ky_dist *d, ky_params *ps, int64_t step) {
   return s;
 }
 
-/* Keeps the lines of a CSV log whose first field (step) is <= max_step (to continue the logs, and
- * the curve drawn from them, exactly on resume). */
-static ky_status trim_log(const char *path, int64_t max_step) {
+/* Copies the lines of the CSV log `path` whose first field (step) is <= max_step to `dst` (to
+ * continue the logs, and the curve drawn from them, exactly on resume). */
+static ky_status trim_log(const char *path, const char *dst, int64_t max_step) {
   char *buf;
   size_t n;
   if (ky_file_read_all(path, &buf, &n) != KY_OK) { ky_error_clear(); return KY_OK; }
   ky_atomic_file af;
-  ky_status s = ky_atomic_open(&af, path);
+  ky_status s = ky_atomic_open(&af, dst);
   if (s != KY_OK) { free(buf); return s; }
   char *save, *line = strtok_r(buf, "\n", &save);
   if (line) fprintf(af.f, "%s\n", line);   /* header */
@@ -253,6 +255,38 @@ static ky_status trim_log(const char *path, int64_t max_step) {
   }
   free(buf);
   return ky_atomic_commit(&af);
+}
+
+/* Rank 0's logs are written to <name>.partial and published (copied atomically over <name>), with
+ * config.txt, only after each checkpoint: so the files a user sees always belong together. A fresh
+ * run that fails or is killed before its first checkpoint, or a disk that fills at a checkpoint,
+ * leaves the previous run's checkpoint, config and logs as they were. */
+typedef struct {
+  const ky_train_config *cfg;
+  FILE *steplog, *eplog;
+  char step_final[KY_CFG_STR + 64], step_part[KY_CFG_STR + 80];
+  char ep_final[KY_CFG_STR + 64], ep_part[KY_CFG_STR + 80];
+  char config[KY_CFG_STR + 64];
+  int config_written;
+} run_files;
+
+static ky_status copy_file_atomic(const char *dst, const char *src) {
+  char *b;
+  size_t n;
+  KY_TRY(ky_file_read_all(src, &b, &n));
+  ky_status s = ky_file_write_atomic(dst, b, n);
+  free(b);
+  return s;
+}
+
+static ky_status publish(run_files *rf) {
+  if (fflush(rf->steplog) != 0 || fflush(rf->eplog) != 0)
+    return ky_error(KY_ERR_IO, "writing the logs in %s failed: %s", rf->cfg->out, strerror(errno));
+  KY_TRY(copy_file_atomic(rf->step_final, rf->step_part));
+  KY_TRY(copy_file_atomic(rf->ep_final, rf->ep_part));
+  if (!rf->config_written) KY_TRY(ky_train_config_save(rf->cfg, rf->config));
+  rf->config_written = 1;
+  return KY_OK;
 }
 
 ky_status ky_train_run(const ky_train_config *cfg, int resume, const ky_train_hooks *hooks, ky_train_result *res) {
@@ -314,8 +348,12 @@ ky_status ky_train_run_dist(const ky_train_config *cfg, int resume, ky_dist *dis
   int *tr_rows = NULL, *va_rows = NULL, *list = NULL, *val = NULL, n_tr = 0, n_va = 0, n_list = 0, n_val = 0;
   ky_loader *loader = NULL;
   ky_optim opt;
-  char path[KY_CFG_STR + 64], last[KY_CFG_STR + 64], best[KY_CFG_STR + 64];
+  char last[KY_CFG_STR + 64], best[KY_CFG_STR + 64];
   FILE *steplog = NULL, *eplog = NULL;
+  run_files rf;
+  memset(&rf, 0, sizeof rf);
+  rf.cfg = cfg;
+  int partials = 0;
   ky_ckpt_state st;
   memset(&st, 0, sizeof st);
   ky_status s;
@@ -457,23 +495,31 @@ ky_status ky_train_run_dist(const ky_train_config *cfg, int resume, ky_dist *dis
   }
   int epoch_size = cfg->epoch_size ? cfg->epoch_size : (n_list + cfg->batch - 1) / cfg->batch;
   int64_t total = cfg->iters ? cfg->iters : (int64_t)cfg->epochs * epoch_size;
-  /* Effective config (with the data sizes the run derived) beside the checkpoints. */
-  snprintf(path, sizeof path, "%s/config.txt", cfg->out);
-  if (rank0 && (s = ky_train_config_save(cfg, path)) != KY_OK) goto done;
+  if (start > total) {
+    s = ky_error(KY_ERR_ARG, "resuming: %s is at step %lld, beyond this run's %lld steps (raise iters or epochs to go on)",
+                 last, (long long)start, (long long)total);
+    goto done;
+  }
+  /* Effective config (with the data sizes the run derived) beside the checkpoints: written with
+   * the first checkpoint (publish). */
+  snprintf(rf.config, sizeof rf.config, "%s/config.txt", cfg->out);
 
   /* Logs: continue exactly from the resumed step (later lines came from the killed run). */
-  char steplog_path[KY_CFG_STR + 64], eplog_path[KY_CFG_STR + 64], curve_path[KY_CFG_STR + 64];
-  snprintf(steplog_path, sizeof steplog_path, "%s/log.csv", cfg->out);
-  snprintf(eplog_path, sizeof eplog_path, "%s/epochs.csv", cfg->out);
+  char curve_path[KY_CFG_STR + 64];
+  snprintf(rf.step_final, sizeof rf.step_final, "%s/log.csv", cfg->out);
+  snprintf(rf.step_part, sizeof rf.step_part, "%s/log.csv.partial", cfg->out);
+  snprintf(rf.ep_final, sizeof rf.ep_final, "%s/epochs.csv", cfg->out);
+  snprintf(rf.ep_part, sizeof rf.ep_part, "%s/epochs.csv.partial", cfg->out);
   snprintf(curve_path, sizeof curve_path, "%s/curve.png", cfg->out);
+  partials = rank0;
   if (resume && rank0) {
-    if ((s = trim_log(steplog_path, start)) != KY_OK) goto done;
-    if ((s = trim_log(eplog_path, start)) != KY_OK) goto done;
+    if ((s = trim_log(rf.step_final, rf.step_part, start)) != KY_OK) goto done;
+    if ((s = trim_log(rf.ep_final, rf.ep_part, start)) != KY_OK) goto done;
   }
   /* Rank 0 alone writes logs, curves and checkpoints; the others write to nowhere. */
-  steplog = fopen(rank0 ? steplog_path : "/dev/null", resume ? "a" : "w");
-  eplog = fopen(rank0 ? eplog_path : "/dev/null", resume ? "a" : "w");
-  if (!steplog || !eplog) { s = ky_error(KY_ERR_IO, "cannot write logs in %s", cfg->out); goto done; }
+  steplog = rf.steplog = fopen(rank0 ? rf.step_part : "/dev/null", resume ? "a" : "w");
+  eplog = rf.eplog = fopen(rank0 ? rf.ep_part : "/dev/null", resume ? "a" : "w");
+  if (!steplog || !eplog) { s = ky_error(KY_ERR_IO, "cannot write logs in %s: %s", cfg->out, strerror(errno)); goto done; }
   if (!resume) {
     fprintf(steplog, "step,epoch,loss,ce,dice_body,dice_border,lr,grad_norm\n");
     fprintf(eplog, "step,epoch,train_loss,val_loss,val_score,best\n");
@@ -599,10 +645,11 @@ ky_status ky_train_run_dist(const ky_train_config *cfg, int resume, ky_dist *dis
       st.config = cfgtext;
       s = rank0 ? ky_checkpoint_save(last, t.model, &opt, &st) : KY_OK;
       if (s == KY_OK && e.best && rank0) s = ky_checkpoint_save(best, t.model, &opt, &st);
+      if (s == KY_OK && rank0) s = publish(&rf);
       st.config = old;
       if (s != KY_OK) goto done;
       fflush(steplog);
-      if (rank0 && (s = ky_curve_from_logs(curve_path, steplog_path, eplog_path, 800, 480)) != KY_OK) goto done;
+      if (rank0 && (s = ky_curve_from_logs(curve_path, rf.step_part, rf.ep_part, 800, 480)) != KY_OK) goto done;
       if (hooks && hooks->on_epoch) hooks->on_epoch(hooks->ud, &e);
     } else if ((cfg->ckpt_every && (step + 1) % cfg->ckpt_every == 0) || stop_now) {
       char cfgtext[8192];
@@ -613,6 +660,7 @@ ky_status ky_train_run_dist(const ky_train_config *cfg, int resume, ky_dist *dis
       st.config = cfgtext;
       st.epoch = epoch;
       s = rank0 ? ky_checkpoint_save(last, t.model, &opt, &st) : KY_OK;
+      if (s == KY_OK && rank0) s = publish(&rf);
       st.config = old;
       if (s != KY_OK) goto done;
     }
@@ -642,6 +690,7 @@ done:
   free(step_s);
   if (steplog) fclose(steplog);
   if (eplog) fclose(eplog);
+  if (partials) { unlink(rf.step_part); unlink(rf.ep_part); }
   ky_ckpt_state_free(&st);
   free(tr_rows); free(va_rows); free(list); free(val);
   if (t.model) ky_model_free(t.model);

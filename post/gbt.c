@@ -3,6 +3,8 @@
  * Text model files at the end. Tested by tests/test_post_gbt.c. */
 #include "post/gbt.h"
 
+#include <ctype.h>
+#include <limits.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -199,6 +201,7 @@ typedef struct {
 
 static int grow(void **p, int *cap, int need, size_t elem) {
   if (need <= *cap) return 1;
+  if (need < 0 || need > INT_MAX / 2) return 0;   /* the doubling below must not overflow */
   int c = *cap ? *cap : 256;
   while (c < need) c *= 2;
   void *q = realloc(*p, elem * (size_t)c);
@@ -589,6 +592,10 @@ ky_status ky_gbt_ensemble_train(ky_gbt_ensemble *out, const ky_gbt_params *base,
   KY_CHECK_NULL(groups, "groups");
   KY_CHECK(n > 0 && F > 0, KY_ERR_SHAPE, "ky_gbt_ensemble_train: x is %d x %d", n, F);
   KY_CHECK(reps >= 1 && folds >= 2, KY_ERR_ARG, "ky_gbt_ensemble_train: reps = %d, folds = %d, expected >= 1 and >= 2", reps, folds);
+  /* reps x folds boosters and n x reps fold indices: bounded so neither product overflows. */
+  KY_CHECK(reps <= 100000 && folds <= 1000 && (long long)n * reps <= INT_MAX, KY_ERR_ARG,
+           "ky_gbt_ensemble_train: reps = %d, folds = %d over %d rows is too large (reps <= 100000, folds <= 1000, "
+           "rows x reps <= 2^31 - 1)", reps, folds, n);
   memset(out, 0, sizeof *out);
   int *g = malloc(sizeof *g * (size_t)n);
   if (!g) return ky_error(KY_ERR_NOMEM, "ky_gbt_ensemble_train: %d rows", n);
@@ -695,7 +702,7 @@ ky_status ky_gbt_save(const ky_gbt_model *m, const char *path) {
 }
 
 /* Line reader over the loaded text, tracking line numbers for error messages. */
-typedef struct { char *p; int line; const char *path; } reader_t;
+typedef struct { char *p; int line; const char *path; long n_lines; } reader_t;
 
 static char *next_line(reader_t *r) {
   if (!r->p || !*r->p) return NULL;
@@ -705,18 +712,42 @@ static char *next_line(reader_t *r) {
   return s;
 }
 
+/* sscanf's %d on a number that does not fit an int is undefined behaviour: refuse any whole
+ * number of more than 9 digits first, so every count and index read below fits. Runs that belong
+ * to a real number (a '.' or an exponent next to them) are %lf's business and may be long. */
+static int long_number(const char *s) {
+  for (const char *p = s; *p;) {
+    if (!isdigit((unsigned char)*p)) { p++; continue; }
+    const char *q = p;
+    while (isdigit((unsigned char)*q)) q++;
+    int real = (p > s && p[-1] == '.') || *q == '.' || *q == 'e' || *q == 'E';
+    if (!real && q - p > 9) return 1;
+    p = q;
+  }
+  return 0;
+}
+
+/* Lines left in the text: a count in a header that asks for more items than there are lines to
+ * hold them is refused before anything is allocated for it. */
+static long lines_left(const reader_t *r) { return r->n_lines - r->line; }
+
+/* File content in a message: non-printable bytes as \xNN, at most 60 characters. */
+#define SHOW(s) ky_printable(shown, sizeof shown, (s), 60)
 #define BAD(r, ...) do { st = ky_error(KY_ERR_FORMAT, __VA_ARGS__); ky_error_context(st, "%s:%d: ", (r)->path, (r)->line); goto fail; } while (0)
 
 static ky_status read_booster(ky_gbt_model *m, reader_t *r, int b, int F) {
   ky_status st = KY_OK;
+  char shown[300];
   memset(m, 0, sizeof *m);
   m->n_features = F;
   char *s = next_line(r);
   int bi, nt, used;
   if (!s) { r->line++; BAD(r, "file ends before booster %d", b); }
+  if (long_number(s)) BAD(r, "a number has more than 9 digits in \"%s\"", SHOW(s));
   if (sscanf(s, "booster %d trees %d base_score %lf%n", &bi, &nt, &m->base_score, &used) != 3 || s[used] || bi != b || nt < 0)
-    BAD(r, "expected \"booster %d trees <count> base_score <value>\", got \"%.60s\"", b, s);
+    BAD(r, "expected \"booster %d trees <count> base_score <value>\", got \"%s\"", b, SHOW(s));
   if (!isfinite(m->base_score)) BAD(r, "base_score is not finite");
+  if (nt > lines_left(r)) BAD(r, "booster %d declares %d trees, but the file has only %ld more lines", b, nt, lines_left(r));
   m->tree_node = calloc((size_t)nt + 1, sizeof(int));
   m->tree_leaf = calloc((size_t)nt + 1, sizeof(int));
   if (!m->tree_node || !m->tree_leaf) { st = ky_error(KY_ERR_NOMEM, "%s: booster %d", r->path, b); goto fail; }
@@ -725,9 +756,12 @@ static ky_status read_booster(ky_gbt_model *m, reader_t *r, int b, int F) {
     int ti, nn, nl;
     s = next_line(r);
     if (!s) { r->line++; BAD(r, "file ends before tree %d of booster %d", t, b); }
+    if (long_number(s)) BAD(r, "a number has more than 9 digits in \"%s\"", SHOW(s));
     if (sscanf(s, "tree %d nodes %d leaves %d%n", &ti, &nn, &nl, &used) != 3 || s[used] || ti != t)
-      BAD(r, "expected \"tree %d nodes <n> leaves <n>\", got \"%.60s\"", t, s);
+      BAD(r, "expected \"tree %d nodes <n> leaves <n>\", got \"%s\"", t, SHOW(s));
     if (nn < 0 || nl != nn + 1) BAD(r, "tree %d has %d nodes and %d leaves, expected leaves = nodes + 1", t, nn, nl);
+    /* Each node is a line of its own: this also bounds n0 + nn by the file's line count. */
+    if (nn > lines_left(r)) BAD(r, "tree %d declares %d nodes, but the file has only %ld more lines", t, nn, lines_left(r));
     int n0 = m->tree_node[t], l0 = m->tree_leaf[t];
     if (!grow((void **)&m->feature, &(int){ncap}, n0 + nn, sizeof(int32_t)) ||
         !grow((void **)&m->left, &(int){ncap}, n0 + nn, sizeof(int32_t)) ||
@@ -742,10 +776,11 @@ static ky_status read_booster(ky_gbt_model *m, reader_t *r, int b, int F) {
     for (int k = 0; k < nn; k++) {
       s = next_line(r);
       if (!s) { r->line++; BAD(r, "file ends inside tree %d of booster %d", t, b); }
+      if (long_number(s)) BAD(r, "a number has more than 9 digits in \"%s\"", SHOW(s));
       int fe, le, ri;
       double th;
       if (sscanf(s, "node %d %lf %d %d%n", &fe, &th, &le, &ri, &used) != 4 || s[used])
-        BAD(r, "expected \"node <feature> <threshold> <left> <right>\", got \"%.60s\"", s);
+        BAD(r, "expected \"node <feature> <threshold> <left> <right>\", got \"%s\"", SHOW(s));
       if (fe < 0 || fe >= F) BAD(r, "node feature %d, expected 0..%d", fe, F - 1);
       if (isnan(th)) BAD(r, "node threshold is NaN");
       /* Children: a later internal node (k < child < nn), or a leaf ~j with 0 <= j < nl. */
@@ -759,7 +794,7 @@ static ky_status read_booster(ky_gbt_model *m, reader_t *r, int b, int F) {
     }
     s = next_line(r);
     if (!s) { r->line++; BAD(r, "file ends before the leaf values of tree %d", t); }
-    if (strncmp(s, "leaf", 4)) BAD(r, "expected \"leaf <values>\", got \"%.60s\"", s);
+    if (strncmp(s, "leaf", 4)) BAD(r, "expected \"leaf <values>\", got \"%s\"", SHOW(s));
     char *q = s + 4;
     for (int k = 0; k < nl; k++) {
       char *e;
@@ -790,17 +825,21 @@ ky_status ky_gbt_ensemble_load(ky_gbt_ensemble *out, const char *path) {
   memset(out, 0, sizeof *out);
   char *text;
   size_t len;
-  KY_TRY(ky_file_read_all(path, &text, &len));
-  reader_t r = {text, 0, path};
+  KY_TRY(ky_file_read_text(path, &text, &len));
+  reader_t r = {text, 0, path, 1};
+  for (const char *q = text; *q; q++) r.n_lines += *q == '\n';
   reader_t *rp = &r;
   ky_status st = KY_OK;
   int F = 0, nb = 0, used = 0;
   char *s = next_line(rp);
   if (!s || strcmp(s, "karyon-gbt 1")) BAD(rp, "expected the header \"karyon-gbt 1\"");
   s = next_line(rp);
-  if (!s || sscanf(s, "features %d%n", &F, &used) != 1 || s[used] || F <= 0) BAD(rp, "expected \"features <count > 0>\"");
+  if (!s || long_number(s) || sscanf(s, "features %d%n", &F, &used) != 1 || s[used] || F <= 0 || F > 100000)
+    BAD(rp, "expected \"features <count in 1..100000>\"");
   s = next_line(rp);
-  if (!s || sscanf(s, "boosters %d%n", &nb, &used) != 1 || s[used] || nb <= 0) BAD(rp, "expected \"boosters <count > 0>\"");
+  if (!s || long_number(s) || sscanf(s, "boosters %d%n", &nb, &used) != 1 || s[used] || nb <= 0)
+    BAD(rp, "expected \"boosters <count > 0>\"");
+  if (nb > lines_left(rp)) BAD(rp, "%d boosters declared, but the file has only %ld more lines", nb, lines_left(rp));
   out->boosters = calloc((size_t)nb, sizeof *out->boosters);
   if (!out->boosters) { st = ky_error(KY_ERR_NOMEM, "%s: %d boosters", path, nb); goto fail; }
   out->n_features = F;

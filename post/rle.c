@@ -2,6 +2,8 @@
  * Tested by tests/test_post_rle.c. */
 #include "post/rle.h"
 
+#include "core/image.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -155,7 +157,7 @@ ky_status ky_rle_csv_read(ky_rle_csv *out, const char *path) {
   snprintf(out->path, sizeof out->path, "%s", path);
   char *text;
   size_t len;
-  KY_TRY(ky_file_read_all(path, &text, &len));
+  KY_TRY(ky_file_read_text(path, &text, &len));
   int cap = 0, lineno = 0;
   ky_status st = KY_OK;
   char *p = text;
@@ -174,7 +176,10 @@ ky_status ky_rle_csv_read(ky_rle_csv *out, const char *path) {
       if (i == n || p[i] == ',') { f[nf] = p + a; fl[nf] = i - a; nf++; a = i + 1; }
     if (lineno == 1) {
       if (nf < 2 || fl[0] != 7 || strncmp(f[0], "ImageId", 7) || fl[1] != 13 || strncmp(f[1], "EncodedPixels", 13)) {
-        st = ky_error(KY_ERR_FORMAT, "%s:1: header is \"%.*s\", expected \"ImageId,EncodedPixels[,Height,Width]\"", path, (int)(n > 80 ? 80 : n), p);
+        char shown[400], hd[96];
+        snprintf(hd, sizeof hd, "%.*s", (int)(n > 80 ? 80 : n), p);
+        st = ky_error(KY_ERR_FORMAT, "%s:1: header is \"%s\", expected \"ImageId,EncodedPixels[,Height,Width]\"", path,
+                      ky_printable(shown, sizeof shown, hd, 80));
         break;
       }
       out->has_size = nf >= 4 && fl[2] == 6 && !strncmp(f[2], "Height", 6) && fl[3] == 5 && !strncmp(f[3], "Width", 5);
@@ -192,6 +197,12 @@ ky_status ky_rle_csv_read(ky_rle_csv *out, const char *path) {
     row.line = lineno;
     if (out->has_size && (!parse_dim(f[2], fl[2], &row.height) || !parse_dim(f[3], fl[3], &row.width))) {
       st = ky_error(KY_ERR_FORMAT, "%s:%d: Height,Width are \"%.*s,%.*s\", expected positive integers", path, lineno, (int)fl[2], f[2], (int)fl[3], f[3]);
+      break;
+    }
+    if (out->has_size && (long long)row.height * row.width > ky_image_max_pixels()) {
+      /* Decoding a 65536 x 65536 mask per row would take minutes and gigabytes. */
+      st = ky_error(KY_ERR_FORMAT, "%s:%d: Height x Width = %d x %d is above the image limit of %lld pixels (raise it with "
+                    "KY_MAX_IMAGE_PIXELS or karyon --max-pixels)", path, lineno, row.height, row.width, ky_image_max_pixels());
       break;
     }
     row.image_id = dupn(f[0], fl[0]);

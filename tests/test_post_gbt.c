@@ -352,6 +352,18 @@ static void test_malformed_model_files(void **st) {
      "tree 0 nodes 1 leaves 2\nnode 1 0.25 -1 -2\nleaf -1 1\n", "m.txt:8: expected \"end\""},
     {"karyon-gbt 1\nfeatures 2\nboosters 1\nbooster 0 trees 2 base_score 0.5\n"
      "tree 0 nodes 0 leaves 1\nleaf 3\ntree 5 nodes 0 leaves 1\n", "m.txt:7: expected \"tree 1 nodes"},
+    /* Hostile counts: refused before anything is allocated for them, with no integer overflow
+     * (these used to be signed-overflow UB in the loader and in grow()). */
+    {"karyon-gbt 1\nfeatures 2\nboosters 900000000\nend\n", "m.txt:3: 900000000 boosters declared, but the file has only"},
+    {"karyon-gbt 1\nfeatures 2\nboosters 99999999999\n", "m.txt:3: expected \"boosters"},
+    {"karyon-gbt 1\nfeatures 2\nboosters 1\nbooster 0 trees 999999999 base_score 0.5\nend\n",
+     "m.txt:4: booster 0 declares 999999999 trees"},
+    {"karyon-gbt 1\nfeatures 2\nboosters 1\nbooster 0 trees 1 base_score 0.5\n"
+     "tree 0 nodes 2147483646 leaves 2147483647\nend\n", "m.txt:5: a number has more than 9 digits"},
+    {"karyon-gbt 1\nfeatures 2\nboosters 1\nbooster 0 trees 1 base_score 0.5\n"
+     "tree 0 nodes 100000000 leaves 100000001\nend\n", "m.txt:5: tree 0 declares 100000000 nodes"},
+    {"karyon-gbt 1\nfeatures 2\nboosters 1\nbooster 0 trees 1 base_score 0.5\n"
+     "tree 0 nodes 1 leaves 2\nnode 1 0.25 -1 -99999999999\nleaf -1 1\nend\n", "m.txt:6: a number has more than 9 digits"},
   };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     write_text(path, bad[i].text);
@@ -359,6 +371,21 @@ static void test_malformed_model_files(void **st) {
     if (!strstr(ky_last_error(), bad[i].msg)) print_error("case %zu: %s\n", i, ky_last_error());
     assert_non_null(strstr(ky_last_error(), bad[i].msg));
   }
+  /* Saved on Windows (CRLF) it loads the same; a NUL byte is named, not a silent end of file. */
+  char crlf[512], *o = crlf;
+  for (const char *g = good; *g; g++) { if (*g == '\n') *o++ = '\r'; *o++ = *g; }
+  *o = 0;
+  write_text(path, crlf);
+  assert_int_equal(ky_gbt_ensemble_load(&e, path), KY_OK);
+  assert_true(ky_gbt_ensemble_predict_row(&e, r1) == 1.5);
+  ky_gbt_ensemble_free(&e);
+  char nul[256];
+  size_t gl = strlen(good);
+  memcpy(nul, good, gl);
+  nul[30] = 0;
+  assert_int_equal(ky_file_write_atomic(path, nul, gl), KY_OK);
+  assert_int_equal(ky_gbt_ensemble_load(&e, path), KY_ERR_FORMAT);
+  assert_non_null(strstr(ky_last_error(), "NUL byte at line 3"));
   remove(path);
   assert_int_equal(ky_gbt_ensemble_load(&e, path), KY_ERR_IO);
   rmdir(dir);

@@ -8,11 +8,13 @@
 #include "core/image.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 char *ky_test_tmpdir(const char *tag) {
   char *p = malloc(256);
@@ -101,4 +103,35 @@ int ky_test_log_has(const char *log, const char *needle) {
   if (!has) fprintf(stderr, "%s lacks '%s':\n%s\n", log, needle, o);
   free(o);
   return has;
+}
+
+const char *ky_test_karyon_bin(void) {
+  static char k[512];
+  const char *b = getenv("KY_BUILD");
+  snprintf(k, sizeof k, "%s/karyon", b && *b ? b : "build");
+  if (access(k, X_OK) == 0) return k;
+  fprintf(stderr, "%s not built (make test builds it)\n", k);
+  return NULL;
+}
+
+int ky_test_karyon(char **output, const char *fmt, ...) {
+  const char *b = getenv("KY_BUILD");
+  char args[4096], out[64], cmd[4600];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(args, sizeof args, fmt, ap);
+  va_end(ap);
+  snprintf(out, sizeof out, "/tmp/karyon_out_XXXXXX");
+  int fd = mkstemp(out);
+  if (fd < 0) return -1;
+  close(fd);
+  snprintf(cmd, sizeof cmd, "%s/karyon %s > %s 2>&1 < /dev/null", b && *b ? b : "build", args, out);
+  int rc = system(cmd);
+  char *text = NULL;
+  size_t n;
+  if (ky_file_read_all(out, &text, &n) != KY_OK) text = strdup("");
+  unlink(out);
+  if (output) *output = text;
+  else free(text);
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }

@@ -32,4 +32,19 @@ int32_t *ky_test_load_png_i32(const char *path, int *h, int *w);
  * ky_last_error() saying how it differs. */
 int ky_test_png_is_rgb(const char *path, const uint8_t *rgb, int w, int h);
 
+/* Group setup and teardown for a suite that works in one temporary folder kept in its
+ * `static char *dir`: KY_TEST_TMPDIR_FIXTURES("tag") defines setup() and teardown(). */
+#define KY_TEST_TMPDIR_FIXTURES(tag)                                                                \
+  static int setup(void **st) { (void)st; dir = ky_test_tmpdir(tag); return dir ? 0 : -1; }        \
+  static int teardown(void **st) { (void)st; ky_test_rmdir(dir); free(dir); return 0; }
+
+/* The built `karyon` ($KY_BUILD/karyon, as set by `make test`, else build/karyon): its path, or
+ * NULL (with a line on stderr) when it is not there. */
+const char *ky_test_karyon_bin(void);
+
+/* Runs `$KY_BUILD/karyon ARGS` (KY_BUILD as set by `make test`, else build/) with stdout and
+ * stderr captured; returns its exit status and, when output is not NULL, what it printed
+ * (malloc'ed, never NULL). */
+int ky_test_karyon(char **output, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 #endif
