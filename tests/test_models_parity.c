@@ -85,7 +85,7 @@ static void run_case(const char *cs) {
   assert_int_equal(ky_ctx_init(&ctx, KY_DEV_CPU, 0), KY_OK);
   ctx.training = training;
   ky_ctx_set_grad(&ctx, 1);
-  int n, h, w;
+  int n = 0, h = 0, w = 0;   /* clang does not know that fail_msg does not return */
   const char *inp = ky_st_meta(&f, "input");
   if (!inp || sscanf(inp, "%d,%d,%d", &n, &h, &w) != 3) fail_msg("fixture %s: no metadata input = n,h,w", path);
   float *xh = malloc((size_t)n * h * w * 3 * sizeof *xh);
