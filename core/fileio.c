@@ -117,12 +117,12 @@ const char *ky_printable(char *dst, size_t cap, const char *src, size_t max) {
   if (cap < 8) { if (cap) dst[0] = 0; return dst; }
   size_t o = 0, i = 0;
   /* Room for the longest encoding (4) and a closing "..." (3) and the NUL. */
-  for (; src[i] && i < max && o + 8 <= cap; i++) {
+  for (; i < max && src[i] && o + 8 <= cap; i++) {
     unsigned char c = (unsigned char)src[i];
     if (c >= 0x20 && c < 0x7f) dst[o++] = (char)c;
     else o += (size_t)snprintf(dst + o, cap - o, "\\x%02x", c);
   }
-  if (src[i]) { memcpy(dst + o, "...", 3); o += 3; }
+  if (src[i]) { memcpy(dst + o, "...", 3); o += 3; }   /* i <= strlen(src): in bounds */
   dst[o] = 0;
   return dst;
 }

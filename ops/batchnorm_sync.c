@@ -45,8 +45,9 @@ ky_status ky_bn_sync_fwd(ky_ctx *ctx, float *y, float *save_mean, float *save_in
   }
   s = ky_dist_sum_f64(ctx->dist, acc, (size_t)c);
   if (s != KY_OK) { free(acc); free(mean); return s; }
-  float *m = malloc((size_t)c * 3 * sizeof *m), *scale = m + c, *shift = m + 2 * c;
+  float *m = malloc((size_t)c * 3 * sizeof *m);
   if (!m) { free(acc); free(mean); return ky_error(KY_ERR_NOMEM, "batchnorm2d: out of memory"); }
+  float *scale = m + c, *shift = m + 2 * c;
   for (int j = 0; j < c; j++) {
     double v = acc[j] / n, invstd = 1.0 / sqrt(v + (double)eps);
     double unbiased = n > 1 ? acc[j] / (n - 1) : v;
@@ -72,9 +73,11 @@ ky_status ky_bn_sync_bwd(ky_ctx *ctx, float *dx, float *dgamma, float *dbeta, co
                          const float *gamma, const float *save_mean, const float *save_invstd, double count,
                          size_t npix, int c) {
   KY_TRY(need_cpu(ctx));
-  double *sums = calloc((size_t)c * 2, sizeof *sums), *sdy = sums, *sdyx = sums + c;
-  float *f = malloc((size_t)c * 4 * sizeof *f), *a = f, *mdy = f + c, *m = f + 2 * c, *q = f + 3 * c;
+  double *sums = calloc((size_t)c * 2, sizeof *sums);
+  float *f = malloc((size_t)c * 4 * sizeof *f);
   if (!sums || !f) { free(sums); free(f); return ky_error(KY_ERR_NOMEM, "batchnorm2d: out of memory"); }
+  double *sdy = sums, *sdyx = sums + c;
+  float *a = f, *mdy = f + c, *m = f + 2 * c, *q = f + 3 * c;
   for (size_t p = 0; p < npix; p++) {
     const float *dp = dy + p * c, *xp = x + p * c;
     for (int j = 0; j < c; j++) {

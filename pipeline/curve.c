@@ -92,7 +92,9 @@ static void text(canvas *c, int x, int y, const char *s, const uint8_t col[3], i
   snprintf(buf, sizeof buf, "%s", s);
   int quads = stb_easy_font_print(0, 0, buf, NULL, vb, sizeof vb);
   for (int q = 0; q < quads; q++) {
-    const float *v0 = (const float *)(vb + (size_t)q * 64), *v2 = (const float *)(vb + (size_t)q * 64 + 32);
+    float v0[2], v2[2];   /* stb_easy_font writes floats into a char buffer: copied out, not cast (alignment) */
+    memcpy(v0, vb + (size_t)q * 64, sizeof v0);
+    memcpy(v2, vb + (size_t)q * 64 + 32, sizeof v2);
     int u0 = (int)lroundf(v0[0] * scale), t0 = (int)lroundf(v0[1] * scale);
     int u1 = (int)lroundf(v2[0] * scale), t1 = (int)lroundf(v2[1] * scale);
     if (!rot) rect(c, x + u0, y + t0, x + u1, y + t1, col);

@@ -32,7 +32,7 @@ static char *dir, truth[600], prob[600], model[600];
 /* Non-overlapping discs (radius 6..9, 3 px apart) at seeded positions: the first NTRUE are nuclei. */
 static void draw(uint16_t *lab, uint8_t *body, int img) {
   ky_rng r = ky_rng_make(100 + img, KY_RNG_STREAM_TEST);
-  int cy[NTRUE + NFALSE], cx[NTRUE + NFALSE], rad[NTRUE + NFALSE];
+  int cy[NTRUE + NFALSE] = {0}, cx[NTRUE + NFALSE] = {0}, rad[NTRUE + NFALSE] = {0};
   memset(lab, 0, H * W * sizeof *lab);
   memset(body, 0, H * W);
   for (int k = 0; k < NTRUE + NFALSE;) {
