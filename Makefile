@@ -211,7 +211,7 @@ deps:
 # The CUDA sources compiled with g++ against the fiber emulation of tests/cuda_emu and run on the
 # CPU: the non-convolution kernels, the convolution whole, three planted bugs it must catch, and a
 # short training run + resume on the emulated device. Not part of `make test`: it builds the
-# library and the CUDA sources again and takes ~15 minutes of CPU; CI runs it after the tests.
+# library and the CUDA sources again and takes ~13 minutes of CPU; CI runs it after the tests.
 emu: check-deps
 	sh tests/cuda_emu/run_ops.sh
 	sh tests/cuda_emu/run.sh

@@ -79,7 +79,8 @@ int main() {
     s.ow = (s.w + 2 * s.pad - s.dil * (s.kw - 1) - 1) / s.stride + 1;
     const size_t nx = (size_t)s.n * s.h * s.w * s.c, ny = (size_t)s.n * s.oh * s.ow * s.k, nw = (size_t)s.k * s.kh * s.kw * s.c;
     std::vector<float> x(nx), w(nw), dy(ny), bias(s.k);
-    for (auto &v : x) v = urand(); for (auto &v : w) v = urand(); for (auto &v : dy) v = urand(); for (auto &v : bias) v = urand();
+    for (std::vector<float> *t : {&x, &w, &dy, &bias})
+      for (auto &v : *t) v = urand();
     for (int dir = 0; dir < 3; ++dir) {
       const size_t nout = dir == 0 ? ny : dir == 1 ? nx : nw;
       std::vector<double> ref(nout), refdb(s.k, 0.0);

@@ -131,7 +131,13 @@ void emu_launch(emu_cfg c, const std::function<void()> &f) {
 
 cudaError_t cudaGetDeviceCount(int *n) { *n = getenv("EMU_NO_GPU") ? 0 : 1; return getenv("EMU_NO_GPU") ? cudaErrorNoDevice : cudaSuccess; }
 cudaError_t cudaSetDevice(int) { return cudaSuccess; }
-cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int) { strcpy(p->name, "CPU fiber emulator"); p->major = 9; p->minor = 0; p->multiProcessorCount = 2; return cudaSuccess; }
+// An sm_90 card with 2 SMs, or EMU_SMS of them (132: an H100's count, which makes the convolution
+// pick smaller tiles and split-K on small layers, as it would there).
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp *p, int) {
+  strcpy(p->name, "CPU fiber emulator"); p->major = 9; p->minor = 0;
+  p->multiProcessorCount = getenv("EMU_SMS") && atoi(getenv("EMU_SMS")) > 0 ? atoi(getenv("EMU_SMS")) : 2;
+  return cudaSuccess;
+}
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t *s, int) { *s = (void *)1; return cudaSuccess; }
 cudaError_t cudaStreamSynchronize(cudaStream_t) { cudaError_t e = last; return e; }
 cudaError_t cudaStreamDestroy(cudaStream_t) { return cudaSuccess; }

@@ -7,7 +7,7 @@
 #   1. emu_conv_sweep: every fp32 implicit-GEMM tile shape, TF32 tile and im2col x fwd / dgrad /
 #      wgrad (+ bias gradient) x float4 / scalar loads x one split / split-K, against fp64;
 #   2. the real tests/test_cuda_conv.c through the real dispatch (AUTO both ways included), on its
-#      layers of at most 2^15 elements (the emulation is slow).
+#      layers of at most 2^15 elements (the emulation is slow), as on a 132-SM card (EMU_SMS).
 # Stand-ins where g++ cannot run the real thing: the TF32 kernel's mma.sync / cvt.rna PTX is
 # replayed by emu_kernel.h (its host code is real), and cuBLAS's SGEMM by emu_cublas.cpp.
 # Usage, from the repository root (g++, perl, cmocka; no nvcc, no GPU):
@@ -24,7 +24,7 @@
 # layout; conv2d_tf32.cu's own barriers and fragment loads are not run), cuBLAS, timing,
 # coalescing, bank conflicts, warp scheduling and memory-model races, nvcc's code generation.
 set -e
-O=build-emu-conv
+O=${EMU_OUT:-build-emu-conv}   # build folder (git-ignored)
 E=tests/cuda_emu
 CXX="g++ -std=c++17 -O2 -g -I$E/fake -I. -DKY_HAVE_CUDA=1 -fsanitize=alignment -fno-sanitize-recover=alignment ${EMU_FLAGS:-}"
 LD="g++ -fsanitize=alignment ${EMU_FLAGS:-}"
@@ -66,8 +66,8 @@ if [ "${1:-}" = --mutants ]; then
     if cmp -s cuda/conv2d_igemm.cu $d/cuda/conv2d_igemm.cu; then
       echo "mutant $m ($what): the edit no longer applies to cuda/conv2d_igemm.cu: update run.sh"; status=1; continue
     fi
-    # Headers resolve against the mutant's folder first (-I$d), so only the edited file differs.
-    CXX="$CXX -I$d" build_emu $d/obj $d
+    # Only the .cu differs: the headers it includes are the repository's.
+    build_emu $d/obj $d
     if EMU_SWEEP_CASES=3 ./$d/obj/emu_conv_sweep > $d/log.txt 2>&1; then
       echo "mutant $m ($what): NOT caught (the emulation passed it)"; status=1
     else
@@ -102,4 +102,5 @@ gcc -std=c11 -D_GNU_SOURCE -I. -DKY_HAVE_CUDA=1 -O1 -g ${EMU_FLAGS:-} -c $O/test
 $LD $O/test_cuda_conv.o $O/obj/emu_context.o $O/obj/emu_memory.o $O/obj/emu_conv2d*.o $O/obj/emu_fiber.o \
   $O/obj/emu_cublas.o $O/conv_choice.o $O/libkaryon.a -o $O/test_cuda_conv.emu -lcmocka -lm -lpthread
 ./$O/obj/emu_conv_sweep
-KY_CONV_TEST_SMALL=1 ./$O/test_cuda_conv.emu
+# As on an H100 (132 SMs): small layers then take the small tiles and split-K.
+EMU_SMS=132 KY_CONV_TEST_SMALL=1 ./$O/test_cuda_conv.emu
