@@ -95,7 +95,7 @@ ifneq ($(V),1)
   Q := @
 endif
 
-.PHONY: all lib test demo deps check-deps bench clean banner
+.PHONY: all lib test demo deps check-deps bench clean banner nccl-wheel
 .SECONDARY:
 all: banner $(KARYON) $(TEST_BIN) $(BENCH_BIN)
 
@@ -161,6 +161,15 @@ bench: $(BENCH_BIN)
 
 deps:
 	@sh .ci/deps.sh install
+
+# NCCL from PyPI (the nvidia-nccl-cu13 wheel: nccl.h and libnccl.so.2) into .deps/, then karyon
+# linked against it: `make nccl-wheel CUDA_ARCH=90 B=build-nccl` (no GPU needed to build).
+nccl-wheel:
+	@mkdir -p .deps && pip download -q --no-deps -d .deps nvidia-nccl-cu13
+	@rm -rf .deps/nccl && python3 -m zipfile -e $$(ls .deps/nvidia_nccl_cu13-*.whl | tail -1) .deps/nccl
+	@rm -f $(B)/cuda/nccl.o $(LIB) $(KARYON)
+	$(MAKE) --no-print-directory NCCL_HOME=$(CURDIR)/.deps/nccl/nvidia/nccl $(KARYON)
+	@ldd $(KARYON) | grep nccl
 
 check-deps:
 	@sh .ci/deps.sh check
