@@ -121,7 +121,7 @@ ifneq ($(V),1)
   Q := @
 endif
 
-.PHONY: all lib test demo deps check-deps bench clean banner emu fuzz fuzz-bins
+.PHONY: all lib test demo deps check-deps bench clean banner emu fuzz fuzz-bins nccl-wheel
 .SECONDARY:
 all: banner $(KARYON) $(TEST_BIN) $(BENCH_BIN)
 
@@ -217,6 +217,15 @@ emu: check-deps
 	sh tests/cuda_emu/run.sh
 	sh tests/cuda_emu/run.sh --mutants
 	sh tests/cuda_emu/run.sh --train
+
+# NCCL from PyPI (the nvidia-nccl-cu13 wheel: nccl.h and libnccl.so.2) into .deps/, then karyon
+# linked against it: `make nccl-wheel CUDA_ARCH=90 B=build-nccl` (no GPU needed to build).
+nccl-wheel:
+	@mkdir -p .deps && pip download -q --no-deps -d .deps nvidia-nccl-cu13
+	@rm -rf .deps/nccl && python3 -m zipfile -e $$(ls .deps/nvidia_nccl_cu13-*.whl | tail -1) .deps/nccl
+	@rm -f $(B)/cuda/nccl.o $(LIB) $(KARYON)
+	$(MAKE) --no-print-directory NCCL_HOME=$(CURDIR)/.deps/nccl/nvidia/nccl $(KARYON)
+	@ldd $(KARYON) | grep nccl
 
 check-deps:
 	@sh .ci/deps.sh check
