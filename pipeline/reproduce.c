@@ -39,26 +39,31 @@ void ky_repro_opts_default(ky_repro_opts *o) {
 
 /* ---------------------------------------------------------------- scales */
 
-static ky_status set_all(ky_train_config *c, const char *const *kv) {
+static ky_status set_pairs(ky_train_config *c, const char *const *kv) {
   for (; *kv; kv += 2) KY_TRY(ky_train_config_set(c, kv[0], kv[1]));
   return KY_OK;
+}
+
+/* A family named `name` with weight 1: the default config, then the key/value pairs of kv. */
+static ky_status add_family(ky_repro_plan *p, const char *name, const char *const *kv, ky_repro_family **out) {
+  ky_repro_family *f = &p->fam[p->n_fam++];
+  snprintf(f->name, sizeof f->name, "%s", name);
+  f->weight = 1;
+  ky_train_config_default(&f->cfg);
+  *out = f;
+  return set_pairs(&f->cfg, kv);
 }
 
 /* The slim net `make demo` trains on a CPU, with a step down of the learning rate for the last
  * quarter: short runs end far from a minimum at a constant 2e-3. */
 static ky_status scale_cpu(ky_repro_plan *p, int iters, int tiny) {
-  ky_repro_family *f = &p->fam[p->n_fam++];
-  snprintf(f->name, sizeof f->name, "unet18w025");
-  f->weight = 1;
-  ky_train_config_default(&f->cfg);
   static const char *const kv[] = {"model", "unet_resnet18", "width", "0.25", "loss", "softmax", "norm", "torch",
                                    "crop", "128", "batch", "8", "lr", "2e-3", "clip", "1", "oversample", "",
                                    "threads", "2", "val_images", "40", NULL};
-  KY_TRY(set_all(&f->cfg, kv));
-  if (tiny) {
-    static const char *const kt[] = {"crop", "64", "batch", "4", "aug", "none", "val_images", "2", "threads", "1", NULL};
-    KY_TRY(set_all(&f->cfg, kt));
-  }
+  static const char *const kt[] = {"crop", "64", "batch", "4", "aug", "none", "val_images", "2", "threads", "1", NULL};
+  ky_repro_family *f;
+  KY_TRY(add_family(p, "unet18w025", kv, &f));
+  if (tiny) KY_TRY(set_pairs(&f->cfg, kt));
   int it = iters > 0 ? iters : (tiny ? 150 : 1500);
   f->cfg.iters = it;
   /* Four epochs (a validation each); lr 2e-3, then 5e-4 in the last. */
@@ -72,26 +77,19 @@ static ky_status scale_cpu(ky_repro_plan *p, int iters, int tiny) {
  * border, Adam 1e-4 with Keras decay 1e-4, 72 epochs x 500 steps, copy-paste 0.05), 256 crops,
  * batch 16. One normalisation for both: an ensemble shares its input. */
 static ky_status scale_gpu(ky_repro_plan *p, int iters) {
-  ky_repro_family *u = &p->fam[p->n_fam++];
-  snprintf(u->name, sizeof u->name, "unet34");
-  u->weight = 1;
-  ky_train_config_default(&u->cfg);
   static const char *const ku[] = {"model", "unet_resnet34", "loss", "softmax", "norm", "torch", "crop", "256",
                                    "batch", "16", "lr", "5e-5", "schedule", "exp:0.85", "epochs", "17",
                                    "epoch_size", "2920", "clip", "1", "aug", "mega", "aug_p", "0.97",
                                    "ssr_lo", "-0.4", "ssr_hi", "0.4", "oversample", "b:4,d:4,e:4,m:4,c:3,n:3,polosa:5",
                                    "val_images", "0", NULL};
-  KY_TRY(set_all(&u->cfg, ku));
-  ky_repro_family *f = &p->fam[p->n_fam++];
-  snprintf(f->name, sizeof f->name, "fpn152");
-  f->weight = 1;
-  ky_train_config_default(&f->cfg);
   static const char *const kf[] = {"model", "fpn_resnet152", "loss", "sigmoid", "bce_weight", "0.5", "norm", "torch",
                                    "crop", "256", "batch", "16", "lr", "1e-4", "schedule", "inverse:1e-4",
                                    "epochs", "72", "epoch_size", "500", "clip", "0", "aug", "mega", "aug_p", "0.95",
                                    "ssr_lo", "-0.45", "ssr_hi", "0.45", "copy_paste", "0.05",
                                    "oversample", "b:2,d:2,e:2,m:2,c:2,n:3,polosa:4", "val_images", "0", NULL};
-  KY_TRY(set_all(&f->cfg, kf));
+  ky_repro_family *u, *f;
+  KY_TRY(add_family(p, "unet34", ku, &u));
+  KY_TRY(add_family(p, "fpn152", kf, &f));
   if (iters > 0) { u->cfg.iters = iters; f->cfg.iters = iters; }
   return KY_OK;
 }

@@ -2,7 +2,8 @@
  * non-hold-out images, 2 hold-out images, seconds-long nets): every artefact exists and loads, the
  * hold-out images never train, each nested GBT model scores only images it did not train on (and
  * refitting it from the images it lists gives the same model), the ensemble's maps are the
- * weighted mean of the members', a rerun skips the stages done, and bad options are clear errors. */
+ * weighted mean of the members', a rerun skips the stages done, the GPU scale's plan, and bad options
+ * are clear errors. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -298,6 +299,34 @@ static void test_ensemble_is_weighted_mean(void **st) {
   ky_repro_plan_free(&p);
 }
 
+/* The GPU scale's plan: the reference's two families with their schedules; overrides by family. */
+static void test_gpu_plan(void **st) {
+  ky_repro_plan p;
+  ky_repro_opts o = g_opts;
+  char out[600];
+  snprintf(out, sizeof out, "%s/out_gpu", g_dir);
+  o.out = out;
+  o.scale = "gpu";
+  const char *sets[] = {"fpn152:lr=2e-4", "val_images=3"};
+  o.set = sets;
+  o.n_set = 2;
+  assert_int_equal(ky_repro_plan_make(&p, &o), KY_OK);
+  assert_int_equal(p.n_fam, 2);
+  assert_string_equal(p.fam[0].cfg.model, "unet_resnet34");
+  assert_string_equal(p.fam[0].cfg.schedule, "exp:0.85");
+  assert_int_equal(p.fam[0].cfg.crop, 256);
+  assert_int_equal(p.fam[0].cfg.batch, 16);
+  assert_true(fabsf(p.fam[0].cfg.lr - 5e-5f) < 1e-9f);
+  assert_string_equal(p.fam[1].cfg.model, "fpn_resnet152");
+  assert_string_equal(p.fam[1].cfg.loss, "sigmoid");
+  assert_true(fabsf(p.fam[1].cfg.lr - 2e-4f) < 1e-9f);
+  assert_int_equal(p.fam[0].cfg.val_images, 3);
+  assert_int_equal(p.fam[1].cfg.val_images, 3);
+  assert_int_equal(p.o.gbt_reps, 50);
+  assert_true(exists("%s/plan/families.txt", out));
+  ky_repro_plan_free(&p);
+}
+
 static void test_bad_options(void **st) {
   ky_repro_plan p;
   ky_repro_opts o = g_opts;
@@ -340,6 +369,7 @@ int main(void) {
     cmocka_unit_test(test_whole_chain),
     cmocka_unit_test(test_nested_gbt_never_scores_its_training_images),
     cmocka_unit_test(test_ensemble_is_weighted_mean),
+    cmocka_unit_test(test_gpu_plan),
     cmocka_unit_test(test_bad_options),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
