@@ -2,7 +2,7 @@
 # Checks (check) or installs (install) the Debian packages karyon builds and tests with; `fuzz`
 # also installs clang and libFuzzer for `make fuzz`.
 # Called by `make deps`, `make test` and `make demo`; installs when run as root, else prints the line.
-PKGS="gcc g++ make libcmocka-dev libstb-dev pkg-config libopenmpi-dev openmpi-bin"
+PKGS="gcc g++ make libcmocka-dev libstb-dev pkg-config"   # required; Open MPI is optional (below)
 missing=""
 if [ "$1" = fuzz ]; then
   # `make fuzz`: clang and its libFuzzer runtime (Debian 12: libclang-rt-14-dev).
