@@ -14,14 +14,18 @@
  * whose zlib stream inflates to gigabytes is inflated whole: stb grows its output buffer as long
  * as data comes, whatever the header said. */
 static _Thread_local size_t stbi_cap;
-static _Thread_local int stbi_capped;
+static _Thread_local int stbi_capped, stbi_oom;
 static void *stbi_cap_malloc(size_t n) {
   if (n > stbi_cap) { stbi_capped = 1; return NULL; }
-  return malloc(n);
+  void *p = malloc(n);
+  stbi_oom |= !p;
+  return p;
 }
 static void *stbi_cap_realloc(void *p, size_t n) {
   if (n > stbi_cap) { stbi_capped = 1; return NULL; }
-  return realloc(p, n);
+  void *q = realloc(p, n);
+  stbi_oom |= !q;
+  return q;
 }
 #define STBI_MALLOC(sz) stbi_cap_malloc(sz)
 #define STBI_REALLOC(p, newsz) stbi_cap_realloc(p, newsz)
@@ -82,13 +86,15 @@ static ky_status load_common(ky_image *out, const char *path, int want_c, int fo
   int iw = 0, ih = 0, ic = 0;
   stbi_cap = stbi_info_from_memory((const stbi_uc *)buf, (int)n, &iw, &ih, &ic)
                  ? (size_t)iw * ih * 8 + (size_t)ih * 8 + ((size_t)1 << 20) : (size_t)64 << 20;
-  stbi_capped = 0;
+  stbi_capped = stbi_oom = 0;
   void *px = is16 ? (void *)stbi_load_16_from_memory((const stbi_uc *)buf, (int)n, &w, &h, &c, want_c)
                   : (void *)stbi_load_from_memory((const stbi_uc *)buf, (int)n, &w, &h, &c, want_c);
   free(buf);
   if (!px && stbi_capped)
     return ky_error(KY_ERR_FORMAT, "%s: the image data needs more memory than its declared %d x %d pixels allow "
                     "(more than %zu bytes at once): a compression bomb or a corrupt file", path, iw, ih, stbi_cap);
+  if (!px && stbi_oom)   /* ky_error appends the size that failed (core/status.c) */
+    return ky_error(KY_ERR_NOMEM, "%s: out of memory decoding a %d x %d image", path, iw, ih);
   if (!px)
     return ky_error(KY_ERR_FORMAT, "%s: cannot decode image (%s; karyon reads PNG and BMP)", path, stbi_failure_reason());
   out->w = w;

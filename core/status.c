@@ -63,9 +63,11 @@ ky_status ky_verror(ky_status code, const char *fmt, va_list ap) {
   int len = vsnprintf(ky_errmsg, sizeof ky_errmsg, fmt, ap);
   if (code == KY_ERR_NOMEM && ky_failed_bytes && len >= 0 && (size_t)len < sizeof ky_errmsg) {
     struct rlimit rl;
-    char lim[64] = "";
+    char lim[96] = "";
     if (getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
       snprintf(lim, sizeof lim, "; address-space limit %.1f MB", rl.rlim_cur / 1048576.0);
+    else if (getrlimit(RLIMIT_DATA, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+      snprintf(lim, sizeof lim, "; data limit %.1f MB", rl.rlim_cur / 1048576.0);
     snprintf(ky_errmsg + len, sizeof ky_errmsg - (size_t)len, " (an allocation of %zu bytes = %.1f MB failed%s)",
              ky_failed_bytes, ky_failed_bytes / 1048576.0, lim);
     ky_failed_bytes = 0;

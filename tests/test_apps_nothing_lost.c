@@ -37,7 +37,7 @@ static int pipe_rd = -1;   /* the child's output when a file-size limit would al
 
 typedef struct {
   long fsize;          /* RLIMIT_FSIZE in bytes, 0: none */
-  long as;             /* RLIMIT_AS in bytes, 0: none */
+  long data;           /* RLIMIT_DATA in bytes, 0: none */
   const char *fifo;    /* printf pattern with %d for the child's pid: made a FIFO before exec */
 } spawn_opts;
 
@@ -54,7 +54,7 @@ static pid_t spawn(const spawn_opts *o, const char *fmt, ...) {
   for (char *t = strtok(args, " "); t && n < 63; t = strtok(NULL, " ")) argv[n++] = t;
   argv[n] = NULL;
   int pfd[2] = {-1, -1};
-  if (o && (o->fsize || o->as) && pipe(pfd) != 0) return -1;
+  if (o && (o->fsize || o->data) && pipe(pfd) != 0) return -1;
   pid_t pid = fork();
   if (pid == 0) {
     char out[600];
@@ -66,9 +66,9 @@ static pid_t spawn(const spawn_opts *o, const char *fmt, ...) {
       struct rlimit rl = {(rlim_t)o->fsize, (rlim_t)o->fsize};
       setrlimit(RLIMIT_FSIZE, &rl);
     }
-    if (o && o->as) {
-      struct rlimit rl = {(rlim_t)o->as, (rlim_t)o->as};
-      setrlimit(RLIMIT_AS, &rl);
+    if (o && o->data) {   /* the heap and anonymous mappings; not the shared libraries (cuBLAS, NCCL) */
+      struct rlimit rl = {(rlim_t)o->data, (rlim_t)o->data};
+      setrlimit(RLIMIT_DATA, &rl);
     }
     if (o && o->fifo) {
       char f[700];
@@ -376,8 +376,9 @@ static void test_predict_segment_pack_keep_outputs(void **st) {
   }
 }
 
-/* Out of memory under a lowered address-space limit: exit 1 with a message that gives the size
- * asked, never a crash. (ASan reserves terabytes of address space: skipped in DEBUG builds.) */
+/* Out of memory under a lowered data limit (RLIMIT_DATA: heap and anonymous mappings, so that a
+ * CUDA build's shared libraries still load): exit 1 with a message that gives the size asked,
+ * never a crash. (ASan reserves terabytes of address space: skipped in DEBUG builds.) */
 static void test_out_of_memory_says_the_size(void **st) {
 #if defined(__SANITIZE_ADDRESS__)
   skip();
