@@ -76,16 +76,21 @@ static ky_status load_common(ky_image *out, const char *path, int want_c, int fo
   int w, h, c;
   /* The header alone: a 400 KB PNG can declare 20000 x 20000 and take gigabytes to decode. */
   long long max_px = ky_image_max_pixels();
-  if (stbi_info_from_memory((const stbi_uc *)buf, (int)n, &w, &h, &c) && (long long)w * h > max_px) {
+  /* stb 2.27's BMP info gives a top-down image's height negative (the fuzzers found a 4.7M x -7
+   * header that slipped past the limit this way): sizes are taken by magnitude. */
+  if (stbi_info_from_memory((const stbi_uc *)buf, (int)n, &w, &h, &c) && llabs((long long)w) * llabs((long long)h) > max_px) {
     free(buf);
-    return ky_error(KY_ERR_FORMAT, "%s: image declares %d x %d = %lld pixels, above the limit of %lld (raise it with "
-                    "KY_MAX_IMAGE_PIXELS or karyon --max-pixels)", path, w, h, (long long)w * h, max_px);
+    return ky_error(KY_ERR_FORMAT, "%s: image declares %lld x %lld = %lld pixels, above the limit of %lld (raise it with "
+                    "KY_MAX_IMAGE_PIXELS or karyon --max-pixels)", path, llabs((long long)w), llabs((long long)h),
+                    llabs((long long)w) * llabs((long long)h), max_px);
   }
   int is16 = !force8 && stbi_is_16_bit_from_memory((const stbi_uc *)buf, (int)n);
   /* 16-bit RGBA is 8 bytes a pixel; PNG rows add a filter byte; 1 MB covers tables and headers. */
   int iw = 0, ih = 0, ic = 0;
   stbi_cap = stbi_info_from_memory((const stbi_uc *)buf, (int)n, &iw, &ih, &ic)
-                 ? (size_t)iw * ih * 8 + (size_t)ih * 8 + ((size_t)1 << 20) : (size_t)64 << 20;
+                 ? (size_t)llabs((long long)iw) * (size_t)llabs((long long)ih) * 8 + (size_t)llabs((long long)ih) * 8 +
+                       ((size_t)1 << 20)
+                 : (size_t)64 << 20;
   stbi_capped = stbi_oom = 0;
   void *px = is16 ? (void *)stbi_load_16_from_memory((const stbi_uc *)buf, (int)n, &w, &h, &c, want_c)
                   : (void *)stbi_load_from_memory((const stbi_uc *)buf, (int)n, &w, &h, &c, want_c);

@@ -181,6 +181,11 @@ static void test_stb_gaps_closed(void **st) {
              "JPEG images are not read");   /* stb 2.27's JPEG decoder wrote past its Huffman table */
   expect_err(ky_image_load(&im, "tests/fuzz/corpus/labels/regress_png_huge_idat"),
              "PNG chunk 'IDAT' at byte ");   /* a tiny file made stb allocate 2 GB */
+  /* A top-down BMP: stb 2.27 reports its height negative, which once slipped past the limit. */
+  setenv("KY_MAX_IMAGE_PIXELS", "65536", 1);
+  expect_err(ky_image_load(&im, "tests/fuzz/corpus/image/regress_bmp_negative_height"),
+             "declares 4737293 x 7 = 33161051 pixels, above the limit of 65536");
+  unsetenv("KY_MAX_IMAGE_PIXELS");
   /* A 1 x 1 PNG whose data inflates to 16 MB: stopped at about 1 MB, not inflated whole. */
   expect_err(ky_image_load(&im, "tests/fuzz/corpus/image/seed_zlib_bomb.png"),
              "needs more memory than its declared 1 x 1 pixels allow");
