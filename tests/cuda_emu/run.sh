@@ -30,7 +30,7 @@ CXX="g++ -std=c++17 -O2 -g -I$E/fake -I. -DKY_HAVE_CUDA=1 -fsanitize=alignment -
 LD="g++ -fsanitize=alignment ${EMU_FLAGS:-}"
 mkdir -p $O
 # The C side (status, rng, errors) with the CUDA dispatch compiled in (KY_HAVE_CUDA), no nvcc objects.
-make --no-print-directory B=$O MODULES="core" CU_SRC= CUDA=1 NVCC=true $O/libkaryon.a >/dev/null
+make --no-print-directory B=$O MODULES="core" CU_SRC= CUDA=1 NVCC=true MPI=0 NCCL=0 $O/libkaryon.a >/dev/null
 gcc -std=c11 -D_GNU_SOURCE -I. -DKY_HAVE_CUDA=1 -O1 -g ${EMU_FLAGS:-} -c ops/conv_choice.c -o $O/conv_choice.o
 
 # build_emu DIR SRC_ROOT: the emulated CUDA objects of SRC_ROOT/cuda/*.cu into DIR.
@@ -80,7 +80,7 @@ fi
 if [ "${1:-}" = --train ]; then
   T=$O/train-build
   # The whole C library with the CUDA dispatch compiled in, and every cuda/*.cu emulated.
-  make --no-print-directory -j2 B=$T CU_SRC= CUDA=1 NVCC=true $T/libkaryon.a >/dev/null
+  make --no-print-directory -j2 B=$T CU_SRC= CUDA=1 NVCC=true MPI=0 NCCL=0 $T/libkaryon.a >/dev/null
   mkdir -p $T/emu
   for f in cuda/*.cu; do
     n=$(basename $f .cu)
