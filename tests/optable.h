@@ -32,6 +32,8 @@ struct ky_opcase {
 
 /* The table (terminated by a row with name == NULL). */
 extern const ky_opcase ky_opcases[];
+/* Larger rows (also NULL-terminated) for the thread-count checks: too big for finite differences. */
+extern const ky_opcase ky_opcases_large[];
 /* A row whose backward is deliberately wrong (relu backward doubled): the gradient check must
  * report it, which proves the check can fail. */
 extern const ky_opcase ky_opcase_planted_bug;
