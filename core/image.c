@@ -62,7 +62,24 @@ long long ky_image_max_pixels(void) {
   return !*end && !errno && v > 0 ? v : KY_IMAGE_MAX_PIXELS_DEFAULT;
 }
 
-static ky_status load_common(ky_image *out, const char *path, int want_c, int force8) {
+/* Masks and label maps must really be PNGs, and label maps not palette ones: a JPEG renamed .png
+ * decodes (stb sniffs the content) into blocky non-binary masks, and a palette label map decodes
+ * to its colours, not its indices. Checked on the bytes already read for decoding. */
+static ky_status png_only(const uint8_t *b, size_t n, const char *path, const char *what, int palette_ok) {
+  static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (n < 26 || memcmp(b, sig, 8) || memcmp(b + 12, "IHDR", 4)) {
+    const char *kind = n >= 3 && b[0] == 0xff && b[1] == 0xd8 && b[2] == 0xff ? " (it holds JPEG data)" : "";
+    return ky_error(KY_ERR_FORMAT, "%s: %s is not a PNG file%s; masks and label maps must be lossless PNGs", path, what, kind);
+  }
+  if (b[25] == 3 && !palette_ok)
+    return ky_error(KY_ERR_FORMAT, "%s: %s is a palette (indexed-colour) PNG; expected grey 8- or 16-bit (or RGB) PNG", path,
+                    what);
+  return KY_OK;
+}
+
+/* png_what: NULL for any format, else the PNG-only check above with that name. */
+static ky_status load_common(ky_image *out, const char *path, int want_c, int force8, const char *png_what,
+                             int palette_ok) {
   KY_CHECK_NULL(out, "out");
   KY_CHECK_NULL(path, "path");
   memset(out, 0, sizeof *out);
@@ -71,7 +88,8 @@ static ky_status load_common(ky_image *out, const char *path, int want_c, int fo
   KY_TRY(ky_file_read_all(path, &buf, &n));
   if (n == 0) { free(buf); return ky_error(KY_ERR_FORMAT, "%s: empty file, expected an image", path); }
   if (n > 0x7fffffff) { free(buf); return ky_error(KY_ERR_FORMAT, "%s: file too large", path); }
-  ky_status pre = ky_image_precheck((uint8_t *)buf, &n, path);
+  ky_status pre = png_what ? png_only((const uint8_t *)buf, n, path, png_what, palette_ok) : KY_OK;
+  if (pre == KY_OK) pre = ky_image_precheck((uint8_t *)buf, &n, path);
   if (pre != KY_OK) { free(buf); return pre; }
   int w, h, c;
   /* The header alone: a 400 KB PNG can declare 20000 x 20000 and take gigabytes to decode. */
@@ -115,11 +133,16 @@ static ky_status load_common(ky_image *out, const char *path, int want_c, int fo
   return KY_OK;
 }
 
-ky_status ky_image_load(ky_image *out, const char *path) { return load_common(out, path, 0, 0); }
+ky_status ky_image_load(ky_image *out, const char *path) { return load_common(out, path, 0, 0, NULL, 1); }
+
+ky_status ky_image_load_png(ky_image *out, const char *path, const char *what, int palette_ok) {
+  KY_CHECK_NULL(what, "what");
+  return load_common(out, path, 0, 0, what, palette_ok);
+}
 
 ky_status ky_image_load_u8(ky_image *out, const char *path, int channels) {
   KY_CHECK(channels >= 1 && channels <= 4, KY_ERR_ARG, "ky_image_load_u8: channels %d not in 1..4", channels);
-  return load_common(out, path, channels, 1);
+  return load_common(out, path, channels, 1, NULL, 1);
 }
 
 ky_status ky_image_alloc(ky_image *out, int w, int h, int c, int depth) {

@@ -23,6 +23,9 @@ long long ky_image_max_pixels(void);
 
 /* Loads the file as stored (its own channel count and depth). */
 ky_status ky_image_load(ky_image *out, const char *path);
+/* As ky_image_load, but the file must be a PNG (else an error naming it as `what`, e.g. "mask",
+ * and saying when it holds JPEG data), and not a palette PNG unless palette_ok. */
+ky_status ky_image_load_png(ky_image *out, const char *path, const char *what, int palette_ok);
 /* Loads and converts: channels = 1..4 (grey<->RGB as stb_image does), always 8-bit. */
 ky_status ky_image_load_u8(ky_image *out, const char *path, int channels);
 /* Allocates a zeroed image. */

@@ -101,26 +101,6 @@ void ky_dsb_ids_free(ky_dsb_ids *ids) {
   ids->n = 0;
 }
 
-/* Masks and label maps must really be PNGs, and not palette ones: a JPEG renamed .png decodes
- * (stb sniffs the content) into blocky non-binary masks, and a palette label map decodes to its
- * colours, not its indices. Both were read without a word. */
-static ky_status check_png(const char *path, const char *what, int palette_ok) {
-  uint8_t hd[26];
-  FILE *f = fopen(path, "rb");
-  if (!f) return ky_error(KY_ERR_IO, "cannot open %s", path);
-  size_t got = fread(hd, 1, sizeof hd, f);
-  fclose(f);
-  static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-  if (got < sizeof hd || memcmp(hd, sig, 8) || memcmp(hd + 12, "IHDR", 4)) {
-    const char *kind = got >= 3 && hd[0] == 0xff && hd[1] == 0xd8 && hd[2] == 0xff ? " (it holds JPEG data)" : "";
-    return ky_error(KY_ERR_FORMAT, "%s: %s is not a PNG file%s; masks and label maps must be lossless PNGs", path, what, kind);
-  }
-  if (hd[25] == 3 && !palette_ok)
-    return ky_error(KY_ERR_FORMAT, "%s: %s is a palette (indexed-colour) PNG; expected grey 8- or 16-bit (or RGB) PNG", path,
-                    what);
-  return KY_OK;
-}
-
 static inline uint8_t u16_to_u8(uint16_t v) { return (uint8_t)(((uint32_t)v * 255u + 32767u) / 65535u); }
 
 ky_status ky_dsb_read_rgb(uint8_t **rgb, int *h, int *w, const char *path) {
@@ -155,8 +135,7 @@ ky_status ky_dsb_read_labels(uint16_t **labels, int *h, int *w, const char *path
   KY_CHECK_NULL(path, "path");
   *labels = NULL;
   ky_image im;
-  KY_TRY(check_png(path, "label map", 0));
-  KY_TRY(ky_image_load(&im, path));
+  KY_TRY(ky_image_load_png(&im, path, "label map", 0));
   if (im.c != 1) {
     int c = im.c;
     ky_image_free(&im);
@@ -193,8 +172,7 @@ static ky_status paint_masks(uint16_t *labels, int *n_painted, const char *dir, 
   for (int i = 0; i < n && s == KY_OK; i++) {
     snprintf(path, sizeof path, "%s/%s", dir, names[i]);
     ky_image m;
-    if ((s = check_png(path, "mask", 1)) != KY_OK) break;   /* a palette mask is still a shape */
-    s = ky_image_load(&m, path);
+    s = ky_image_load_png(&m, path, "mask", 1);   /* a palette mask is still a shape */
     if (s != KY_OK) break;
     if (m.w != w || m.h != h) {
       s = ky_error(KY_ERR_SHAPE, "%s: mask is %dx%d, the image is %dx%d", path, m.w, m.h, w, h);
