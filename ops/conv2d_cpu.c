@@ -62,7 +62,15 @@ static size_t work_fwd(const ky_conv_shape *s, size_t r, int threads) {
                               (size_t)NR * r /* rows */);
   return round_up((size_t)s->k, NR) * r /* packed W^T */ + (size_t)threads * TILE * r /* im2col rows */;
 }
+static int dgrad_as_fwd(const ky_conv_shape *s);
+static void dgrad_shape(ky_conv_shape *t, const ky_conv_shape *s);
+static size_t dgrad_wt_floats(const ky_conv_shape *s);
 static size_t work_dgrad(const ky_conv_shape *s, size_t r, int threads) {
+  if (dgrad_as_fwd(s)) {
+    ky_conv_shape t;
+    dgrad_shape(&t, s);
+    return dgrad_wt_floats(s) + work_fwd(&t, (size_t)t.kh * t.kw * t.c, threads);
+  }
   return round_up(r, NR) * (size_t)s->k /* packed W */ + round_tiles(s, threads) * TILE * r /* dcol */;
 }
 static size_t work_wgrad(const ky_conv_shape *s, size_t r, int threads) {
@@ -386,7 +394,7 @@ static void chan_run(size_t ch, size_t run, const ky_conv_shape *s, size_t *q0, 
 /* Output pixels [p0, p1). */
 static inline __attribute__((always_inline)) void direct_fwd_k(float *y, const float *x, const float *w,
                                                                const float *b, const ky_conv_shape *s,
-                                                               int relu, size_t p0, size_t p1, const int K) {
+                                                               int relu, int add, size_t p0, size_t p1, const int K) {
   size_t c = (size_t)s->c, r = (size_t)s->kh * s->kw * c;
   for (size_t p = p0; p < p1; p++) {
     size_t xb;
@@ -422,7 +430,8 @@ static inline __attribute__((always_inline)) void direct_fwd_k(float *y, const f
       v8f v = acc[k][0] + acc[k][1];
       float sum = ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])) + tail[k];
       if (b) sum += b[k];
-      y[p * K + k] = relu && sum < 0.0f ? 0.0f : sum;
+      if (add) y[p * K + k] += sum;
+      else y[p * K + k] = relu && sum < 0.0f ? 0.0f : sum;
     }
   }
 }
@@ -513,6 +522,7 @@ typedef struct {
   float *db;
   const float *x, *w, *b, *dy;
   int relu, pointwise, r, k;
+  int add;                   /* forward: y += the convolution (the dgrad that runs as a forward) */
   size_t npix;
   float *work, *wp, *buf;    /* scratch: packed weights, per-slot or per-tile buffers */
   int cols, nb;              /* columns per block (a multiple of NR), blocks per row of C */
@@ -564,7 +574,7 @@ static ky_status fwd_chunk(void *a, size_t c, int slot) {
     rows = col;
   }
   float *yt = j->out + p0 * k; /* [np][K] */
-  for (int i = 0; i < np; i++) {
+  for (int i = 0; i < np && !j->add; i++) {
     float *yr = yt + (size_t)i * k + j0;
     if (j->b) memcpy(yr, j->b + j0, (size_t)(j1 - j0) * sizeof *yr);
     else memset(yr, 0, (size_t)(j1 - j0) * sizeof *yr);
@@ -596,7 +606,8 @@ static ky_status fwd_small_k_chunk(void *a, size_t t, int slot) {
     float *yr = j->out + (p0 + i) * k;
     for (int q = 0; q < k; q++) {
       float v = yt[(size_t)q * TILE + i] + (j->b ? j->b[q] : 0.0f);
-      yr[q] = j->relu && v < 0.0f ? 0.0f : v;
+      if (j->add) yr[q] += v;
+      else yr[q] = j->relu && v < 0.0f ? 0.0f : v;
     }
   }
   return KY_OK;
@@ -606,10 +617,10 @@ static ky_status direct_fwd_chunk(void *a, size_t t, int slot) {
   conv_job *j = a;
   size_t p0 = t * TILE, p1 = p0 + tile_pixels(j, t);
   switch (j->k) {
-  case 1: direct_fwd_k(j->out, j->x, j->w, j->b, j->s, j->relu, p0, p1, 1); break;
-  case 2: direct_fwd_k(j->out, j->x, j->w, j->b, j->s, j->relu, p0, p1, 2); break;
-  case 3: direct_fwd_k(j->out, j->x, j->w, j->b, j->s, j->relu, p0, p1, 3); break;
-  default: direct_fwd_k(j->out, j->x, j->w, j->b, j->s, j->relu, p0, p1, 4); break;
+  case 1: direct_fwd_k(j->out, j->x, j->w, j->b, j->s, j->relu, j->add, p0, p1, 1); break;
+  case 2: direct_fwd_k(j->out, j->x, j->w, j->b, j->s, j->relu, j->add, p0, p1, 2); break;
+  case 3: direct_fwd_k(j->out, j->x, j->w, j->b, j->s, j->relu, j->add, p0, p1, 3); break;
+  default: direct_fwd_k(j->out, j->x, j->w, j->b, j->s, j->relu, j->add, p0, p1, 4); break;
   }
   return KY_OK;
 }
@@ -644,10 +655,12 @@ static ky_status direct_wgrad_chunk(void *a, size_t ch, int slot) {
 /* Kernels return void: the chunks never fail, so the pool's status is always KY_OK. */
 static void run(ky_pool *pool, size_t nchunks, ky_pool_fn fn, conv_job *j) { (void)ky_pool_run(pool, nchunks, fn, j); }
 
-void ky_cpu_conv2d_fwd(ky_pool *pool, float *y, const float *x, const float *w, const float *b,
-                       const ky_conv_shape *s, int relu, float *work) {
+/* y = conv(x) (+ b, ReLU), or y += conv(x) with add (no bias, no ReLU). prepacked: the GEMM path's
+ * W^T panels are already at the start of work (the dgrad packs them from W directly). */
+static void conv_fwd(ky_pool *pool, float *y, const float *x, const float *w, const float *b, const ky_conv_shape *s,
+                     int relu, int add, int prepacked, float *work) {
   int threads = ky_pool_threads(pool);
-  conv_job j = {.s = s, .out = y, .x = x, .w = w, .b = b, .relu = relu, .pointwise = is_pointwise(s),
+  conv_job j = {.s = s, .out = y, .x = x, .w = w, .b = b, .relu = relu, .add = add, .pointwise = is_pointwise(s),
                 .r = s->kh * s->kw * s->c, .k = s->k, .npix = (size_t)s->n * s->oh * s->ow, .work = work};
   size_t tiles = n_tiles(s);
   if (conv_direct(s)) {
@@ -663,10 +676,89 @@ void ky_cpu_conv2d_fwd(ky_pool *pool, float *y, const float *x, const float *w, 
   }
   j.wp = work;                                          /* [ceil(K/NR)][R][NR]  W^T */
   j.buf = work + round_up((size_t)j.k, NR) * j.r;       /* per slot: [TILE][R] im2col rows */
-  col_blocks(&j, j.k, 1, threads);
-  run(pool, (size_t)j.nb, pack_wt_chunk, &j);
+  if (!prepacked) {
+    col_blocks(&j, j.k, 1, threads);
+    run(pool, (size_t)j.nb, pack_wt_chunk, &j);
+  }
   col_blocks(&j, j.k, tiles, threads);
   run(pool, tiles * j.nb, fwd_chunk, &j);
+}
+
+void ky_cpu_conv2d_fwd(ky_pool *pool, float *y, const float *x, const float *w, const float *b,
+                       const ky_conv_shape *s, int relu, float *work) {
+  conv_fwd(pool, y, x, w, b, s, relu, 0, 0, work);
+}
+
+/* dgrad of a stride-1 conv as a forward conv: dx += conv(dy, W'), W' = W with K and C swapped and
+ * the window flipped, padding dil*(k-1) - pad. No dcol buffer and no col2im, whose adds into dx
+ * were bound by memory bandwidth and so gained little from a second thread; the forward's GEMM
+ * path scales. Square windows with pad <= dil*(k-1) (every stride-1 conv of the models), on
+ * images large enough for col2im to matter (measured on the benchmark model: at 16 x 16 and 32 x
+ * 32 the col2im path is as fast or faster; with K <= 4 the direct dgrad beats a GEMM of depth 9K). */
+enum { DGRAD_FWD_TILES = 16 };
+static int dgrad_as_fwd(const ky_conv_shape *s) {
+  return s->stride == 1 && !is_pointwise(s) && s->kh == s->kw && s->pad <= s->dil * (s->kh - 1) && !conv_direct(s) &&
+         n_tiles(s) >= DGRAD_FWD_TILES;
+}
+static void dgrad_shape(ky_conv_shape *t, const ky_conv_shape *s) {
+  *t = (ky_conv_shape){.n = s->n, .h = s->oh, .w = s->ow, .c = s->k, .k = s->c, .kh = s->kh, .kw = s->kw,
+                       .stride = 1, .pad = s->dil * (s->kh - 1) - s->pad, .dil = s->dil};
+  t->oh = t->h + 2 * t->pad - t->dil * (t->kh - 1);
+  t->ow = t->w + 2 * t->pad - t->dil * (t->kw - 1);
+}
+/* W' floats, rounded to whole 64-byte lines so the forward's scratch after it stays aligned. */
+static size_t dgrad_wt_floats(const ky_conv_shape *s) { return round_up((size_t)s->k * s->kh * s->kw * s->c, 16); }
+
+typedef struct {
+  float *wt;        /* flip_range: W' [C][kh][kw][K]; pack_flip_range: W'^T panels [ceil(C/NR)][R'][NR] */
+  const float *w;   /* [K][kh][kw][C] */
+  const ky_conv_shape *s;
+} flip_job;
+static void flip_range(void *a, size_t lo, size_t hi) { /* rows (c, i, j) of W' */
+  const flip_job *f = a;
+  const ky_conv_shape *s = f->s;
+  size_t kh = (size_t)s->kh, kw = (size_t)s->kw, c = (size_t)s->c, k = (size_t)s->k;
+  for (size_t row = lo; row < hi; row++) {
+    size_t q = row / (kh * kw), i = row / kw % kh, jj = row % kw;
+    float *d = f->wt + row * k;
+    const float *src = f->w + ((kh - 1 - i) * kw + (kw - 1 - jj)) * c + q;
+    for (size_t o = 0; o < k; o++) d[o] = src[o * kh * kw * c];
+  }
+}
+/* The forward's B panels of W' straight from W: panel element (row (i, j, k) of R', column c) is
+ * W[k][kh-1-i][kw-1-j][c], so each row of a panel is NR consecutive floats of W. */
+static void pack_flip_range(void *a, size_t lo, size_t hi) { /* panels [lo, hi) */
+  const flip_job *f = a;
+  const ky_conv_shape *s = f->s;
+  size_t kh = (size_t)s->kh, kw = (size_t)s->kw, c = (size_t)s->c, k = (size_t)s->k, r2 = kh * kw * k;
+  for (size_t pn = lo; pn < hi; pn++) {
+    size_t c0 = pn * NR, nr = c - c0 < NR ? c - c0 : NR;
+    float *panel = f->wt + pn * r2 * NR;
+    for (size_t i = 0; i < kh; i++)
+      for (size_t jj = 0; jj < kw; jj++)
+        for (size_t o = 0; o < k; o++) {
+          float *d = panel + ((i * kw + jj) * k + o) * NR;
+          const float *src = f->w + ((o * kh + (kh - 1 - i)) * kw + (kw - 1 - jj)) * c + c0;
+          size_t q = 0;
+          for (; q < nr; q++) d[q] = src[q];
+          for (; q < NR; q++) d[q] = 0.0f;
+        }
+  }
+}
+
+static void dgrad_fwd(ky_pool *pool, float *dx, const float *dy, const float *w, const ky_conv_shape *s,
+                      float *work) {
+  ky_conv_shape t;
+  dgrad_shape(&t, s);
+  if (!conv_direct(&t) && !fwd_transposed(&t)) { /* the GEMM path: pack W'^T panels from W */
+    flip_job f = {work, w, s};
+    ky_pool_for(pool, ((size_t)s->c + NR - 1) / NR, 1, pack_flip_range, &f);
+    conv_fwd(pool, dx, dy, NULL, NULL, &t, 0, 1, 1, work);
+    return;
+  }
+  flip_job f = {work, w, s}; /* the small-K paths read W' itself */
+  ky_pool_for(pool, (size_t)s->c * s->kh * s->kw, 64, flip_range, &f);
+  conv_fwd(pool, dx, dy, work, NULL, &t, 0, 1, 0, work + dgrad_wt_floats(s));
 }
 
 /* dgrad, pointwise: input pixel == output pixel, so the GEMM accumulates straight into dx. */
@@ -724,6 +816,10 @@ void ky_cpu_conv2d_dgrad(ky_pool *pool, float *dx, const float *dy, const float 
   int threads = ky_pool_threads(pool);
   conv_job j = {.s = s, .out = dx, .dy = dy, .w = w, .pointwise = is_pointwise(s), .r = s->kh * s->kw * s->c,
                 .k = s->k, .npix = (size_t)s->n * s->oh * s->ow, .work = work};
+  if (dgrad_as_fwd(s)) {
+    dgrad_fwd(pool, dx, dy, w, s, work);
+    return;
+  }
   if (conv_direct(s)) {
     j.crun = chan_width(s, pool);
     run(pool, chan_chunks(s, j.crun), direct_dgrad_chunk, &j);

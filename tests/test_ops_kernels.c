@@ -71,6 +71,10 @@ static const conv_case conv_cases[] = {
     {1, 6, 7, 40, 3, 3, 3, 1, 1, 1},     /* K = 3 direct path with 16-wide chunks and a tail */
     {2, 9, 8, 64, 1, 3, 3, 2, 2, 2},     /* K = 1, stride 2, dilation 2 */
     {1, 7, 6, 24, 6, 3, 3, 1, 1, 1},     /* K = 6: the transposed (y^T) forward */
+    /* >= 16 pixel tiles: the stride-1 dgrad runs as a forward conv (ops/conv2d_cpu.c) */
+    {1, 64, 63, 19, 17, 3, 3, 1, 2, 2},  /* dilation 2: W' packed from W, C = 19 (panel edge) */
+    {1, 61, 67, 6, 9, 3, 3, 1, 1, 1},    /* C = 6: the flipped W' through the transposed forward */
+    {2, 47, 45, 3, 5, 3, 3, 1, 0, 1},    /* C = 3, padding 0: the flipped W' through the direct forward */
 };
 
 static ky_conv_shape conv_shape_of(const conv_case *cc) {
@@ -239,16 +243,20 @@ static void test_conv_shape_finish(void **st) {
   assert_int_equal(ky_conv_shape_finish(NULL), 0);
 }
 
-/* The scratch does not grow with the batch or the image: it is sized by the pixel tile. */
+/* The scratch does not grow with the batch or the image: it is sized by the pixel tile (small
+ * images take the col2im dgrad, larger ones the dgrad-as-forward: each size is fixed). */
 static void test_conv_work_bounded(void **st) {
-  ky_conv_shape a = {.n = 1, .h = 8, .w = 8, .c = 64, .k = 64, .kh = 3, .kw = 3, .stride = 1, .pad = 1, .dil = 1};
-  ky_conv_shape b = a;
+  ky_conv_shape a = {.n = 1, .h = 64, .w = 64, .c = 64, .k = 64, .kh = 3, .kw = 3, .stride = 1, .pad = 1, .dil = 1};
+  ky_conv_shape b = a, c = a;
   b.n = 16;
   b.h = b.w = 256;
+  c.h = c.w = 8;
   assert_int_equal(ky_conv_shape_finish(&a), 1);
   assert_int_equal(ky_conv_shape_finish(&b), 1);
+  assert_int_equal(ky_conv_shape_finish(&c), 1);
   assert_true(ky_cpu_conv2d_work_floats(&a, 1) == ky_cpu_conv2d_work_floats(&b, 1));
   assert_true(ky_cpu_conv2d_work_floats(&b, 1) < (size_t)2 << 20); /* < 8 MB for a 64-channel 3x3 */
+  assert_true(ky_cpu_conv2d_work_floats(&c, 1) < (size_t)2 << 20);
 }
 
 /* ---- finite differences ------------------------------------------------------------------- */
