@@ -305,6 +305,134 @@ ky_status apply(ky_cuda *cu, float *y, const float *x, const float *coef, size_t
   return KY_OK;
 }
 
+
+/* ---- synchronised batch norm (ops/batchnorm_sync.c) -------------------------------------------
+ * The ranks add their per-channel sums on the host between kernels, so each sum is computed here
+ * in double from the float inputs with the CPU path's formulas (two passes: sum x, then the
+ * squares of x - mean with the global mean in double), which keeps one GPU within float rounding
+ * of the CPU sync path and of the fused kernels above. Same (chunk, channel) partition as
+ * bn_partial; part[(chunk * c + ch) * 3 + {0,1}]:
+ * MODE 0: sum x;  MODE 1: sum (x - mean[ch])^2;  MODE 2: sum dy, sum dy * (x - m[ch]) * is[ch]. */
+template <int MODE>
+__global__ void sync_partial(double *part, const float *x, const float *dy, const double *mean, const float *m,
+                             const float *is, size_t npix, int c, size_t rows) {
+  __shared__ double sh[2][TY][TX + 1];
+  int tx = threadIdx.x, ty = threadIdx.y;
+  int ch = blockIdx.x * TX + tx;
+  size_t p0 = (size_t)blockIdx.y * rows, p1 = p0 + rows < npix ? p0 + rows : npix;
+  double s0 = 0.0, s1 = 0.0;
+  if (ch < c) {
+    if (MODE == 0) {
+      for (size_t p = p0 + ty; p < p1; p += TY) s0 += x[p * c + ch];
+    } else if (MODE == 1) {
+      double mu = mean[ch];
+      for (size_t p = p0 + ty; p < p1; p += TY) {
+        double d = x[p * c + ch] - mu;
+        s0 += d * d;
+      }
+    } else {
+      double mu = m[ch], iv = is[ch];
+      for (size_t p = p0 + ty; p < p1; p += TY) {
+        double g = dy[p * c + ch];
+        s0 += g;
+        s1 += g * ((x[p * c + ch] - mu) * iv);
+      }
+    }
+  }
+  sh[0][ty][tx] = s0;
+  sh[1][ty][tx] = s1;
+  __syncthreads();
+  if (ty == 0 && ch < c) {
+    double a = 0.0, b = 0.0;
+    for (int r = 0; r < TY; r++) {
+      a += sh[0][r][tx];
+      b += sh[1][r][tx];
+    }
+    size_t o = ((size_t)blockIdx.y * c + ch) * 3;
+    part[o] = a;
+    part[o + 1] = b;
+    part[o + 2] = 0.0;
+  }
+}
+
+/* One warp per channel (chunk_sums): out[ch], out[c + ch] = this rank's two sums; dgamma / dbeta
+ * (MODE 2) += them rounded to float before any all-reduce, as the CPU path does (the gradient
+ * all-reduce adds the ranks' parameter gradients later). */
+__global__ void sync_final(double *out, float *dgamma, float *dbeta, const double *part, size_t nchunks, int c) {
+  int ch = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5);
+  if (ch >= c) return;  /* whole warps leave together */
+  double a, b;
+  chunk_sums(&a, &b, part, nchunks, c, ch);
+  if ((threadIdx.x & 31) != 0) return;
+  out[ch] = a;
+  out[c + ch] = b;
+  if (dgamma) dgamma[ch] += (float)b;
+  if (dbeta) dbeta[ch] += (float)a;
+}
+
+/* Global statistics (st[0..c) mean, st[c..2c) sum of centred squares, n pixels) -> saved
+ * statistics, running statistics and bn_apply's coefficients, with the CPU path's formulas. */
+__global__ void sync_fwd_coef(float *coef, float *save_mean, float *save_invstd, float *run_mean, float *run_var,
+                              const double *st, double n, const float *gamma, const float *beta, int c, float eps,
+                              float momentum) {
+  int ch = blockIdx.x * blockDim.x + threadIdx.x;
+  if (ch >= c) return;
+  double mean = st[ch], sq = st[c + ch];
+  double v = sq / n, invstd = 1.0 / sqrt(v + (double)eps);
+  double unbiased = n > 1 ? sq / (n - 1) : v;
+  save_mean[ch] = (float)mean;
+  save_invstd[ch] = (float)invstd;
+  if (run_mean) run_mean[ch] = (float)((1.0 - momentum) * run_mean[ch] + momentum * mean);
+  if (run_var) run_var[ch] = (float)((1.0 - momentum) * run_var[ch] + momentum * unbiased);
+  coef[ch] = (float)mean;
+  coef[c + ch] = (float)((gamma ? gamma[ch] : 1.0) * invstd);
+  coef[2 * c + ch] = beta ? beta[ch] : 0.f;
+}
+
+/* Global sums (sd[0..c) sum dy, sd[c..2c) sum dy * xhat) -> bn_dx's coefficients over count
+ * pixels: dx += g*is*dy - g*is*S(dy xhat)/n * xhat - g*is*S(dy)/n, bn_bwd_final's formula. */
+__global__ void sync_bwd_coef(float *coef, const float *gamma, const float *mean, const float *invstd,
+                              const double *sd, double count, int c) {
+  int ch = blockIdx.x * blockDim.x + threadIdx.x;
+  if (ch >= c) return;
+  double g = gamma ? gamma[ch] : 1.0, is = invstd[ch];
+  coef[ch] = mean[ch];
+  coef[c + ch] = invstd[ch];
+  coef[2 * c + ch] = (float)(g * is);
+  coef[3 * c + ch] = (float)(-g * is * sd[c + ch] / count);
+  coef[4 * c + ch] = (float)(-g * is * sd[ch] / count);
+}
+
+/* sync_partial + sync_final into `out` (device, [2c]), then out -> host sums[nout]. The workspace
+ * holds the partials, `up` (host doubles uploaded first, [nup]) and out. */
+template <int MODE>
+ky_status sync_sums(ky_cuda *cu, double *sums, size_t nout, float *dgamma, float *dbeta, const float *x,
+                    const float *dy, const double *up, size_t nup, const float *m, const float *is, size_t npix,
+                    int c) {
+  size_t rows = bn_chunk(npix), nchunks = (npix + rows - 1) / rows;
+  size_t npart = nchunks * (size_t)c * 3;
+  void *ws;
+  KY_TRY(ky_cuda_workspace(cu, &ws, (npart + nup + 2 * (size_t)c) * sizeof(double)));
+  double *part = (double *)ws, *dup = part + npart, *out = dup + nup;
+  if (nup) KY_TRY(ky_cuda_h2d(cu, dup, up, nup * sizeof(double)));
+  dim3 grid((unsigned)((c + TX - 1) / TX), (unsigned)nchunks), block(TX, TY);
+  sync_partial<MODE><<<grid, block, 0, cu->stream>>>(part, x, dy, dup, m, is, npix, c, rows);
+  KY_CUDA_LAUNCH_CHECK(cu);
+  sync_final<<<(c + 7) / 8, 256, 0, cu->stream>>>(out, dgamma, dbeta, part, nchunks, c);
+  KY_CUDA_LAUNCH_CHECK(cu);
+  return ky_cuda_d2h(cu, sums, out, nout * sizeof(double));
+}
+
+/* Uploads the host doubles st[2c] after `coef_floats` floats of coefficient space. */
+ky_status sync_upload(ky_cuda *cu, float **coef, double **dst, size_t coef_floats, const double *st, int c) {
+  size_t coef_bytes = (coef_floats * sizeof(float) + 255) / 256 * 256;
+  void *ws;
+  KY_TRY(ky_cuda_workspace(cu, &ws, coef_bytes + 2 * (size_t)c * sizeof(double)));
+  *coef = (float *)ws;
+  *dst = (double *)((char *)ws + coef_bytes);
+  return ky_cuda_h2d(cu, *dst, st, 2 * (size_t)c * sizeof(double));
+}
+
 }  // namespace
 
 extern "C" ky_status ky_cuda_bn_fwd_train(ky_cuda *cu, float *y, float *save_mean, float *save_invstd,
@@ -384,5 +512,56 @@ extern "C" ky_status ky_cuda_bn_bwd_eval(ky_cuda *cu, float *dx, float *dgamma, 
     launch_dx(cu, dx, dy, x, coef, npix, c);
     KY_CUDA_LAUNCH_CHECK(cu);
   }
+  return KY_OK;
+}
+
+extern "C" ky_status ky_cuda_bn_sync_stats(ky_cuda *cu, double *sums, const float *x, const double *mean, size_t npix,
+                                           int c) {
+  KY_TRY(check_common(cu, sums, x, npix, c, __func__));
+  if (mean) return sync_sums<1>(cu, sums, (size_t)c, NULL, NULL, x, NULL, mean, (size_t)c, NULL, NULL, npix, c);
+  return sync_sums<0>(cu, sums, (size_t)c, NULL, NULL, x, NULL, NULL, 0, NULL, NULL, npix, c);
+}
+
+extern "C" ky_status ky_cuda_bn_sync_grad_sums(ky_cuda *cu, double *sums, float *dgamma, float *dbeta, const float *dy,
+                                               const float *x, const float *save_mean, const float *save_invstd,
+                                               size_t npix, int c) {
+  KY_TRY(check_common(cu, sums, x, npix, c, __func__));
+  KY_CHECK(dy != NULL && save_mean != NULL && save_invstd != NULL, KY_ERR_ARG, "%s: %s is NULL", __func__,
+           !dy ? "dy" : "a saved statistic");
+  return sync_sums<2>(cu, sums, 2 * (size_t)c, dgamma, dbeta, x, dy, NULL, 0, save_mean, save_invstd, npix, c);
+}
+
+extern "C" ky_status ky_cuda_bn_sync_fwd_apply(ky_cuda *cu, float *y, float *save_mean, float *save_invstd,
+                                               float *run_mean, float *run_var, const float *x, const float *gamma,
+                                               const float *beta, const double *stats, double n, size_t npix, int c,
+                                               float eps, float momentum) {
+  KY_TRY(check_common(cu, y, x, npix, c, __func__));
+  KY_CHECK(stats != NULL && save_mean != NULL && save_invstd != NULL, KY_ERR_ARG, "%s: statistics are NULL", __func__);
+  KY_CHECK(n >= 1, KY_ERR_ARG, "%s: global pixel count must be >= 1, got %g", __func__, n);
+  float *coef;
+  double *st;
+  KY_TRY(sync_upload(cu, &coef, &st, 3 * (size_t)c, stats, c));
+  sync_fwd_coef<<<(c + 255) / 256, 256, 0, cu->stream>>>(coef, save_mean, save_invstd, run_mean, run_var, st, n,
+                                                          gamma, beta, c, eps, momentum);
+  KY_CUDA_LAUNCH_CHECK(cu);
+  apply(cu, y, x, coef, npix, c);
+  KY_CUDA_LAUNCH_CHECK(cu);
+  return KY_OK;
+}
+
+extern "C" ky_status ky_cuda_bn_sync_bwd_apply(ky_cuda *cu, float *dx, const float *dy, const float *x,
+                                               const float *gamma, const float *save_mean, const float *save_invstd,
+                                               const double *sums, double count, size_t npix, int c) {
+  KY_TRY(check_common(cu, dx, x, npix, c, __func__));
+  KY_CHECK(dy != NULL && sums != NULL && save_mean != NULL && save_invstd != NULL, KY_ERR_ARG,
+           "%s: dy, sums or a saved statistic is NULL", __func__);
+  KY_CHECK(count >= 1, KY_ERR_ARG, "%s: global pixel count must be >= 1, got %g", __func__, count);
+  float *coef;
+  double *sd;
+  KY_TRY(sync_upload(cu, &coef, &sd, 5 * (size_t)c, sums, c));
+  sync_bwd_coef<<<(c + 255) / 256, 256, 0, cu->stream>>>(coef, gamma, save_mean, save_invstd, sd, count, c);
+  KY_CUDA_LAUNCH_CHECK(cu);
+  launch_dx(cu, dx, dy, x, coef, npix, c);
+  KY_CUDA_LAUNCH_CHECK(cu);
   return KY_OK;
 }
