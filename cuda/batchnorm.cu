@@ -1,6 +1,8 @@
 /* CUDA batch normalisation over NHWC (per-channel statistics over npix = N*H*W): training and
- * evaluation forward, both backwards. Tested by tests/test_cuda_ops.c against the CPU reference
- * (skips without a GPU).
+ * evaluation forward, both backwards, and the passes of synchronised batch norm (double sums for
+ * ops/batchnorm_sync.c, which adds them over the ranks). Tested by tests/test_cuda_ops.c and
+ * tests/test_cuda_bn_sync.c against the CPU reference (skip without a GPU; both also run on the
+ * emulation of tests/cuda_emu/run_ops.sh).
  * Determinism: reductions are two-stage with a partition that depends only on (npix, c): stage 1
  * gives one partial per (pixel chunk, channel), each thread going through its pixels in a fixed
  * order in float, the 8 rows of a block combined in double; stage 2 (one warp per channel)
