@@ -127,16 +127,12 @@ __device__ void chunk_welford(double *n, double *m, double *M, const double *par
   *M = cM;
 }
 
-/* Training statistics -> save_mean/invstd, running stats, and the normalisation coefficients
+/* One channel's training statistics (n values, their mean, M2 = sum of squared deviations) ->
+ * save_mean/invstd, the running statistics (unbiased variance) and the normalisation coefficients
  * coef[0..c) = mean, coef[c..2c) = gamma * invstd, coef[2c..3c) = beta. */
-__global__ void bn_stats_final(float *coef, float *save_mean, float *save_invstd, float *run_mean,
-                               float *run_var, const double *part, size_t nchunks, const float *gamma, const float *beta, size_t npix, int c, float eps,
-                               float momentum) {
-  int ch = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5);
-  if (ch >= c) return;  /* whole warps leave together */
-  double n, mean, m2;
-  chunk_welford(&n, &mean, &m2, part, nchunks, c, ch);
-  if ((threadIdx.x & 31) != 0) return;
+__device__ void stats_out(float *coef, float *save_mean, float *save_invstd, float *run_mean, float *run_var,
+                          const float *gamma, const float *beta, double n, double mean, double m2, int c, int ch,
+                          float eps, float momentum) {
   double var = m2 / n;
   if (var < 0.0) var = 0.0;
   double invstd = 1.0 / sqrt(var + (double)eps);
@@ -144,12 +140,25 @@ __global__ void bn_stats_final(float *coef, float *save_mean, float *save_invstd
   if (save_invstd) save_invstd[ch] = (float)invstd;
   if (run_mean) run_mean[ch] = (float)((1.0 - momentum) * run_mean[ch] + momentum * mean);
   if (run_var) {
-    double unbiased = npix > 1 ? m2 / (n - 1.0) : var;
+    double unbiased = n > 1 ? m2 / (n - 1.0) : var;
     run_var[ch] = (float)((1.0 - momentum) * run_var[ch] + momentum * unbiased);
   }
   coef[ch] = (float)mean;
   coef[c + ch] = (float)((gamma ? gamma[ch] : 1.0f) * invstd);
   coef[2 * c + ch] = beta ? beta[ch] : 0.f;
+}
+
+/* Training statistics -> save_mean/invstd, running stats, and the normalisation coefficients
+ * coef[0..c) = mean, coef[c..2c) = gamma * invstd, coef[2c..3c) = beta. */
+__global__ void bn_stats_final(float *coef, float *save_mean, float *save_invstd, float *run_mean,
+                               float *run_var, const double *part, size_t nchunks, const float *gamma, const float *beta, int c, float eps,
+                               float momentum) {
+  int ch = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5);
+  if (ch >= c) return;  /* whole warps leave together */
+  double n, mean, m2;
+  chunk_welford(&n, &mean, &m2, part, nchunks, c, ch);
+  if ((threadIdx.x & 31) != 0) return;
+  stats_out(coef, save_mean, save_invstd, run_mean, run_var, gamma, beta, n, mean, m2, c, ch, eps, momentum);
 }
 
 /* Evaluation coefficients: mean = run_mean, scale = gamma / sqrt(run_var + eps), shift = beta. */
@@ -373,22 +382,13 @@ __global__ void sync_final(double *out, float *dgamma, float *dbeta, const doubl
 }
 
 /* Global statistics (st[0..c) mean, st[c..2c) sum of centred squares, n pixels) -> saved
- * statistics, running statistics and bn_apply's coefficients, with the CPU path's formulas. */
+ * statistics, running statistics and bn_apply's coefficients (the CPU path's formulas). */
 __global__ void sync_fwd_coef(float *coef, float *save_mean, float *save_invstd, float *run_mean, float *run_var,
                               const double *st, double n, const float *gamma, const float *beta, int c, float eps,
                               float momentum) {
   int ch = blockIdx.x * blockDim.x + threadIdx.x;
   if (ch >= c) return;
-  double mean = st[ch], sq = st[c + ch];
-  double v = sq / n, invstd = 1.0 / sqrt(v + (double)eps);
-  double unbiased = n > 1 ? sq / (n - 1) : v;
-  save_mean[ch] = (float)mean;
-  save_invstd[ch] = (float)invstd;
-  if (run_mean) run_mean[ch] = (float)((1.0 - momentum) * run_mean[ch] + momentum * mean);
-  if (run_var) run_var[ch] = (float)((1.0 - momentum) * run_var[ch] + momentum * unbiased);
-  coef[ch] = (float)mean;
-  coef[c + ch] = (float)((gamma ? gamma[ch] : 1.0) * invstd);
-  coef[2 * c + ch] = beta ? beta[ch] : 0.f;
+  stats_out(coef, save_mean, save_invstd, run_mean, run_var, gamma, beta, n, st[ch], st[c + ch], c, ch, eps, momentum);
 }
 
 /* Global sums (sd[0..c) sum dy, sd[c..2c) sum dy * xhat) -> bn_dx's coefficients over count
@@ -448,7 +448,7 @@ extern "C" ky_status ky_cuda_bn_fwd_train(ky_cuda *cu, float *y, float *save_mea
   KY_TRY(partials<0>(cu, &part, &nchunks, &coef, 3 * (size_t)c, x, NULL, npix, c, NULL, NULL));
   KY_CUDA_LAUNCH_CHECK(cu);
   bn_stats_final<<<(c + 7) / 8, 256, 0, cu->stream>>>(coef, save_mean, save_invstd, run_mean, run_var, part,
-                                                      nchunks, gamma, beta, npix, c, eps, momentum);
+                                                      nchunks, gamma, beta, c, eps, momentum);
   KY_CUDA_LAUNCH_CHECK(cu);
   apply(cu, y, x, coef, npix, c);
   KY_CUDA_LAUNCH_CHECK(cu);
