@@ -13,6 +13,8 @@
  * against the spread. */
 #include <math.h>
 
+#include <type_traits>
+
 #include "cuda/check.cuh"
 #include "cuda/reduce.cuh"
 
@@ -45,18 +47,23 @@ __device__ __forceinline__ void chan_merge(double &n, double &m, double &M, doub
 
 /* part[(chunk * c + ch) * 3 + {0,1,2}]:
  * MODE 0: (count, mean, sum of squared deviations) of x;
- * MODE 1: (sum dy, sum dy * xhat, 0) with xhat = (x - mean[c]) * invstd[c]. */
+ * MODE 1: (sum dy, sum dy * xhat, 0) with xhat = (x - mean[c]) * invstd[c].
+ * Synchronised batch norm (ops/batchnorm_sync.c adds these over the ranks): each thread sums in
+ * double from the float inputs, with the CPU path's formulas, so one GPU stays within float
+ * rounding of the CPU sync path: MODE 2: (sum x, 0, 0); MODE 3: (sum (x - dmean[c])^2, 0, 0),
+ * dmean the global mean in double; MODE 4: MODE 1 in double. */
 template <int MODE>
 __global__ void bn_partial(double *part, const float *x, const float *dy, const float *mean,
-                           const float *invstd, size_t npix, int c, size_t rows) {
+                           const float *invstd, const double *dmean, size_t npix, int c, size_t rows) {
+  typedef typename std::conditional<(MODE >= 2), double, float>::type acc;
   __shared__ double sh[3][TY][TX + 1];
   int tx = threadIdx.x, ty = threadIdx.y;
   int ch = blockIdx.x * TX + tx;
   size_t p0 = (size_t)blockIdx.y * rows, p1 = p0 + rows < npix ? p0 + rows : npix;
-  float s0 = 0.f, s1 = 0.f;
+  acc s0 = 0, s1 = 0;
   int cnt = 0;
   if (ch < c) {
-    if (MODE == 0) {
+    if constexpr (MODE == 0) {
 #pragma unroll 4
       for (size_t p = p0 + ty; p < p1; p += TY) {
         float v = x[p * c + ch];
@@ -65,11 +72,19 @@ __global__ void bn_partial(double *part, const float *x, const float *dy, const 
         s0 += d / (float)cnt;   /* running mean */
         s1 += d * (v - s0);     /* running sum of squared deviations */
       }
+    } else if constexpr (MODE == 2) {
+      for (size_t p = p0 + ty; p < p1; p += TY) s0 += x[p * c + ch];
+    } else if constexpr (MODE == 3) {
+      double mu = dmean[ch];
+      for (size_t p = p0 + ty; p < p1; p += TY) {
+        double d = x[p * c + ch] - mu;
+        s0 += d * d;
+      }
     } else {
-      float m = mean[ch], is = invstd[ch];
+      acc m = mean[ch], is = invstd[ch];
 #pragma unroll 4
       for (size_t p = p0 + ty; p < p1; p += TY) {
-        float g = dy[p * c + ch];
+        acc g = dy[p * c + ch];
         s0 += g;
         s1 += g * ((x[p * c + ch] - m) * is);
       }
@@ -303,7 +318,7 @@ ky_status partials(ky_cuda *cu, double **part, size_t *nchunks, float **coef, si
   *coef = (float *)ws;
   *part = (double *)((char *)ws + coef_bytes);
   dim3 grid((unsigned)((c + TX - 1) / TX), (unsigned)*nchunks), block(TX, TY);
-  bn_partial<MODE><<<grid, block, 0, cu->stream>>>(*part, x, dy, mean, invstd, npix, c, rows);
+  bn_partial<MODE><<<grid, block, 0, cu->stream>>>(*part, x, dy, mean, invstd, NULL, npix, c, rows);
   return KY_OK;
 }
 
@@ -317,57 +332,10 @@ ky_status apply(ky_cuda *cu, float *y, const float *x, const float *coef, size_t
 }
 
 
-/* ---- synchronised batch norm (ops/batchnorm_sync.c) -------------------------------------------
- * The ranks add their per-channel sums on the host between kernels, so each sum is computed here
- * in double from the float inputs with the CPU path's formulas (two passes: sum x, then the
- * squares of x - mean with the global mean in double), which keeps one GPU within float rounding
- * of the CPU sync path and of the fused kernels above. Same (chunk, channel) partition as
- * bn_partial; part[(chunk * c + ch) * 3 + {0,1}]:
- * MODE 0: sum x;  MODE 1: sum (x - mean[ch])^2;  MODE 2: sum dy, sum dy * (x - m[ch]) * is[ch]. */
-template <int MODE>
-__global__ void sync_partial(double *part, const float *x, const float *dy, const double *mean, const float *m,
-                             const float *is, size_t npix, int c, size_t rows) {
-  __shared__ double sh[2][TY][TX + 1];
-  int tx = threadIdx.x, ty = threadIdx.y;
-  int ch = blockIdx.x * TX + tx;
-  size_t p0 = (size_t)blockIdx.y * rows, p1 = p0 + rows < npix ? p0 + rows : npix;
-  double s0 = 0.0, s1 = 0.0;
-  if (ch < c) {
-    if (MODE == 0) {
-      for (size_t p = p0 + ty; p < p1; p += TY) s0 += x[p * c + ch];
-    } else if (MODE == 1) {
-      double mu = mean[ch];
-      for (size_t p = p0 + ty; p < p1; p += TY) {
-        double d = x[p * c + ch] - mu;
-        s0 += d * d;
-      }
-    } else {
-      double mu = m[ch], iv = is[ch];
-      for (size_t p = p0 + ty; p < p1; p += TY) {
-        double g = dy[p * c + ch];
-        s0 += g;
-        s1 += g * ((x[p * c + ch] - mu) * iv);
-      }
-    }
-  }
-  sh[0][ty][tx] = s0;
-  sh[1][ty][tx] = s1;
-  __syncthreads();
-  if (ty == 0 && ch < c) {
-    double a = 0.0, b = 0.0;
-    for (int r = 0; r < TY; r++) {
-      a += sh[0][r][tx];
-      b += sh[1][r][tx];
-    }
-    size_t o = ((size_t)blockIdx.y * c + ch) * 3;
-    part[o] = a;
-    part[o + 1] = b;
-    part[o + 2] = 0.0;
-  }
-}
+/* ---- synchronised batch norm (ops/batchnorm_sync.c): bn_partial's MODEs 2-4, then these --- */
 
 /* One warp per channel (chunk_sums): out[ch], out[c + ch] = this rank's two sums; dgamma / dbeta
- * (MODE 2) += them rounded to float before any all-reduce, as the CPU path does (the gradient
+ * (MODE 4) += them rounded to float before any all-reduce, as the CPU path does (the gradient
  * all-reduce adds the ranks' parameter gradients later). */
 __global__ void sync_final(double *out, float *dgamma, float *dbeta, const double *part, size_t nchunks, int c) {
   int ch = blockIdx.x * (blockDim.x / 32) + (threadIdx.x >> 5);
@@ -405,7 +373,7 @@ __global__ void sync_bwd_coef(float *coef, const float *gamma, const float *mean
   coef[4 * c + ch] = (float)(-g * is * sd[ch] / count);
 }
 
-/* sync_partial + sync_final into `out` (device, [2c]), then out -> host sums[nout]. The workspace
+/* bn_partial<MODE> + sync_final into `out` (device, [2c]), then out -> host sums[nout]. The workspace
  * holds the partials, `up` (host doubles uploaded first, [nup]) and out. */
 template <int MODE>
 ky_status sync_sums(ky_cuda *cu, double *sums, size_t nout, float *dgamma, float *dbeta, const float *x,
@@ -418,7 +386,7 @@ ky_status sync_sums(ky_cuda *cu, double *sums, size_t nout, float *dgamma, float
   double *part = (double *)ws, *dup = part + npart, *out = dup + nup;
   if (nup) KY_TRY(ky_cuda_h2d(cu, dup, up, nup * sizeof(double)));
   dim3 grid((unsigned)((c + TX - 1) / TX), (unsigned)nchunks), block(TX, TY);
-  sync_partial<MODE><<<grid, block, 0, cu->stream>>>(part, x, dy, dup, m, is, npix, c, rows);
+  bn_partial<MODE><<<grid, block, 0, cu->stream>>>(part, x, dy, m, is, dup, npix, c, rows);
   KY_CUDA_LAUNCH_CHECK(cu);
   sync_final<<<(c + 7) / 8, 256, 0, cu->stream>>>(out, dgamma, dbeta, part, nchunks, c);
   KY_CUDA_LAUNCH_CHECK(cu);
@@ -506,7 +474,7 @@ extern "C" ky_status ky_cuda_bn_bwd_eval(ky_cuda *cu, float *dx, float *dgamma, 
   bn_eval_stats<<<(c + 255) / 256, 256, 0, cu->stream>>>(coef, run_mean, run_var, c, eps);
   KY_CUDA_LAUNCH_CHECK(cu);
   dim3 grid((unsigned)((c + TX - 1) / TX), (unsigned)nchunks), block(TX, TY);
-  bn_partial<1><<<grid, block, 0, cu->stream>>>(part, x, dy, coef, coef + c, npix, c, rows);
+  bn_partial<1><<<grid, block, 0, cu->stream>>>(part, x, dy, coef, coef + c, NULL, npix, c, rows);
   KY_CUDA_LAUNCH_CHECK(cu);
   bn_bwd_final<<<(c + 7) / 8, 256, 0, cu->stream>>>(coef, dgamma, dbeta, part, nchunks, gamma, npix, c, 0);
   KY_CUDA_LAUNCH_CHECK(cu);
@@ -520,8 +488,8 @@ extern "C" ky_status ky_cuda_bn_bwd_eval(ky_cuda *cu, float *dx, float *dgamma, 
 extern "C" ky_status ky_cuda_bn_sync_stats(ky_cuda *cu, double *sums, const float *x, const double *mean, size_t npix,
                                            int c) {
   KY_TRY(check_common(cu, sums, x, npix, c, __func__));
-  if (mean) return sync_sums<1>(cu, sums, (size_t)c, NULL, NULL, x, NULL, mean, (size_t)c, NULL, NULL, npix, c);
-  return sync_sums<0>(cu, sums, (size_t)c, NULL, NULL, x, NULL, NULL, 0, NULL, NULL, npix, c);
+  if (mean) return sync_sums<3>(cu, sums, (size_t)c, NULL, NULL, x, NULL, mean, (size_t)c, NULL, NULL, npix, c);
+  return sync_sums<2>(cu, sums, (size_t)c, NULL, NULL, x, NULL, NULL, 0, NULL, NULL, npix, c);
 }
 
 extern "C" ky_status ky_cuda_bn_sync_grad_sums(ky_cuda *cu, double *sums, float *dgamma, float *dbeta, const float *dy,
@@ -530,7 +498,7 @@ extern "C" ky_status ky_cuda_bn_sync_grad_sums(ky_cuda *cu, double *sums, float 
   KY_TRY(check_common(cu, sums, x, npix, c, __func__));
   KY_CHECK(dy != NULL && save_mean != NULL && save_invstd != NULL, KY_ERR_ARG, "%s: %s is NULL", __func__,
            !dy ? "dy" : "a saved statistic");
-  return sync_sums<2>(cu, sums, 2 * (size_t)c, dgamma, dbeta, x, dy, NULL, 0, save_mean, save_invstd, npix, c);
+  return sync_sums<4>(cu, sums, 2 * (size_t)c, dgamma, dbeta, x, dy, NULL, 0, save_mean, save_invstd, npix, c);
 }
 
 extern "C" ky_status ky_cuda_bn_sync_fwd_apply(ky_cuda *cu, float *y, float *save_mean, float *save_invstd,
