@@ -57,7 +57,8 @@ int ky_cmd_train(int argc, char **argv) {
            "  crops [r*B/N, (r+1)*B/N) of every batch (when N does not divide B the first B %% N ranks take one\n"
            "  more, and each rank's loss counts for its share, so the step is the global batch's); gradients are\n"
            "  summed in buckets (bucket_mb) during the backward pass. Batch norm uses each rank's statistics\n"
-           "  unless sync_bn = 1. Rank 0 alone writes OUT; every rank reads it on --resume, with any N.\n\nkeys:\n");
+           "  unless sync_bn = 1 (global-batch statistics, CPU or GPU ranks). Rank 0 alone writes OUT; every\n"
+           "  rank reads it on --resume, with any N.\n\nkeys:\n");
     ky_train_config_help(stdout);
     return 0;
   }

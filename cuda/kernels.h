@@ -39,6 +39,22 @@ ky_status ky_cuda_bn_bwd_train(ky_cuda *cu, float *dx, float *dgamma, float *dbe
 ky_status ky_cuda_bn_bwd_eval(ky_cuda *cu, float *dx, float *dgamma, float *dbeta, const float *dy,
                               const float *x, const float *gamma, const float *run_mean,
                               const float *run_var, size_t npix, int c, float eps);
+/* Synchronised batch norm (ops/batchnorm_sync.c): the per-channel sums of one rank, in double,
+ * copied to host buffers for the all-reduce, and the apply steps fed with the global sums.
+ * stats: sums[c] = sum x (mean NULL), or sum (x - mean)^2 (mean: host [c] doubles). */
+ky_status ky_cuda_bn_sync_stats(ky_cuda *cu, double *sums, const float *x, const double *mean, size_t npix, int c);
+/* sums: host [2c] = sum dy, sum dy * xhat; dgamma / dbeta (may be NULL) += this rank's sums. */
+ky_status ky_cuda_bn_sync_grad_sums(ky_cuda *cu, double *sums, float *dgamma, float *dbeta, const float *dy,
+                                    const float *x, const float *save_mean, const float *save_invstd, size_t npix,
+                                    int c);
+/* stats: host [2c] = global mean, global sum of centred squares; n: global N*H*W. */
+ky_status ky_cuda_bn_sync_fwd_apply(ky_cuda *cu, float *y, float *save_mean, float *save_invstd, float *run_mean,
+                                    float *run_var, const float *x, const float *gamma, const float *beta,
+                                    const double *stats, double n, size_t npix, int c, float eps, float momentum);
+/* sums: host [2c] = global sum dy, sum dy * xhat; dx += with count = global N*H*W. */
+ky_status ky_cuda_bn_sync_bwd_apply(ky_cuda *cu, float *dx, const float *dy, const float *x, const float *gamma,
+                                    const float *save_mean, const float *save_invstd, const double *sums,
+                                    double count, size_t npix, int c);
 
 /* ---- elementwise -------------------------------------------------------------------------- */
 ky_status ky_cuda_relu_fwd(ky_cuda *cu, float *y, const float *x, size_t n);

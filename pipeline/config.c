@@ -63,7 +63,7 @@ static const opt opts[] = {
     {"loader_threads", T_INT, S(loader_threads), "0", "data loader threads (0: 1 on the CPU, beside the kernel threads at low priority; 2 on a GPU)"},
     {"val_images", T_INT, S(val_images), "0", "at most this many validation images per epoch (0 = all)"},
     {"quiet", T_BOOL, S(quiet), "0", "no progress line"},
-    {"sync_bn", T_BOOL, S(sync_bn), "0", "under mpirun: batch-norm statistics over the global batch (SyncBatchNorm; CPU ranks) instead of per rank"},
+    {"sync_bn", T_BOOL, S(sync_bn), "0", "under mpirun: batch-norm statistics over the global batch (SyncBatchNorm; CPU or GPU ranks) instead of per rank"},
     {"bucket_mb", T_FLOAT, S(bucket_mb), "4", "under mpirun: gradient all-reduce bucket size in MB (buckets start during the backward pass; 0: one per tensor)"},
 };
 #undef S
