@@ -3,9 +3,10 @@
  * (thread CPU time, and wall clock), GFLOP/s (conv) or GB/s (read + write), then the model-weighted
  * conv GFLOP/s.
  * Each conv is spot-checked against a direct dot product before it is timed.
- * Usage: bench_cpu_ops [reps] [--threads N]   (default 3 reps, 1 thread; under a minute on 1 core).
- * With --threads N the kernels run on a pool of N threads: compare the wall-clock column of two
- * runs to see which op scales (the CPU-time column then counts the calling thread only). */
+ * Usage: bench_cpu_ops [reps] [--threads N | --threads A,B]   (default 3 reps, 1 thread; under a
+ * minute on 1 core). With N the kernels run on a pool of N threads (the CPU-time column then
+ * counts the calling thread only); with A,B each op is timed at both counts, interleaved, and the
+ * row adds the wall-clock median at B and the speed-up of B over A. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -44,30 +45,49 @@ static float *buf(size_t n, uint32_t seed) {
 }
 
 static int g_reps = 3;
-static ky_pool *g_pool;  /* --threads N: the kernels' pool (NULL: the caller alone) */
-static int g_threads = 1;
-static double g_wall_ms; /* wall-clock median of the last TIME_MS, printed beside the CPU time */
+static ky_pool *g_pool;  /* the pool the timed statement runs on (NULL: the caller alone) */
+static int g_threads = 1; /* --threads N, or the first of --threads A,B */
+/* --threads A,B: every statement is timed at A and at B threads, the two interleaved run by run,
+ * so that a slow moment of a shared host hits both alike; the row then adds B's wall-clock median
+ * and the speed-up A / B. */
+static int g_ncfg = 1;
+static ky_pool *g_pools[2];
+static int g_counts[2] = {1, 1};
+static double g_wall_ms;     /* wall-clock median of the last TIME_MS at the first count */
+static double g_wall2_ms;    /* ... at the second count (--threads A,B) */
 
 /* Median milliseconds of g_reps runs of the statement, in this thread's CPU time (the machine is
- * shared: CPU time does not count the slices other processes take), and the wall-clock median. */
+ * shared: CPU time does not count the slices other processes take), and the wall-clock medians. */
 #define TIME_MS(out, stmt)                                                                           \
   do {                                                                                               \
-    double t_[32] = {0}, w_[32] = {0};                                                               \
+    double t_[32] = {0}, w_[2][32] = {{0}};                                                          \
     int r_ = g_reps < 32 ? g_reps : 32;                                                              \
-    for (int i_ = 0; i_ < r_; i_++) {                                                                \
-      double t0_ = cpu_now(), w0_ = now();                                                           \
-      stmt;                                                                                          \
-      t_[i_] = (cpu_now() - t0_) * 1e3;                                                              \
-      w_[i_] = (now() - w0_) * 1e3;                                                                  \
-    }                                                                                                \
+    for (int i_ = 0; i_ < r_; i_++)                                                                  \
+      for (int k_ = 0; k_ < g_ncfg; k_++) {                                                          \
+        g_pool = g_pools[k_];                                                                        \
+        double t0_ = cpu_now(), w0_ = now();                                                         \
+        stmt;                                                                                        \
+        if (k_ == 0) t_[i_] = (cpu_now() - t0_) * 1e3;                                               \
+        w_[k_][i_] = (now() - w0_) * 1e3;                                                            \
+      }                                                                                              \
+    g_pool = g_pools[0];                                                                             \
     qsort(t_, r_, sizeof *t_, cmp_double);                                                           \
-    qsort(w_, r_, sizeof *w_, cmp_double);                                                           \
+    qsort(w_[0], r_, sizeof *w_[0], cmp_double);                                                     \
+    qsort(w_[1], r_, sizeof *w_[1], cmp_double);                                                     \
     (out) = t_[r_ / 2];                                                                              \
-    g_wall_ms = w_[r_ / 2];                                                                          \
+    g_wall_ms = w_[0][r_ / 2];                                                                       \
+    g_wall2_ms = w_[1][r_ / 2];                                                                      \
   } while (0)
 
+/* The second count's columns of a row (nothing with one count). */
+static void tail2(double wall1, double wall2) {
+  if (g_ncfg == 2) printf(" %9.2f %7.2fx", wall2, wall1 / wall2);
+  printf("\n");
+}
+
 static void row_rate(const char *op, const char *shape, double ms, double gbytes) {
-  printf("%-26s %-22s %9.2f %9.2f %9.1f GB/s\n", op, shape, ms, g_wall_ms, gbytes / (ms * 1e-3));
+  printf("%-26s %-22s %9.2f %9.2f %9.1f GB/s", op, shape, ms, g_wall_ms, gbytes / (ms * 1e-3));
+  tail2(g_wall_ms, g_wall2_ms);
 }
 
 /* ---- convolutions ------------------------------------------------------------------------- */
@@ -185,7 +205,7 @@ static int bench_convs(int batch) {
     size_t nw = (size_t)s.k * s.kh * s.kw * s.c;
     float *x = buf(nx, 1), *w = buf(nw, 2), *b = buf(s.k, 3), *dy = buf(ny, 4), *y = buf(ny, 5);
     float *dx = calloc(nx, sizeof *dx), *dw = calloc(nw, sizeof *dw), *db = calloc(s.k, sizeof *db);
-    float *work = malloc(ky_cpu_conv2d_work_floats(&s, g_threads) * sizeof *work);
+    float *work = malloc(ky_cpu_conv2d_work_floats(&s, g_counts[0] > g_counts[1] ? g_counts[0] : g_counts[1]) * sizeof *work);
     /* correctness first: one untimed run of each pass, spot-checked */
     ky_cpu_conv2d_fwd(g_pool, y, x, w, NULL, &s, 0, work);
     ky_cpu_conv2d_dgrad(g_pool, dx, dy, w, &s, work);
@@ -196,20 +216,21 @@ static int bench_convs(int batch) {
       bad = 1;
     }
     double flop = 2.0 * ny * s.kh * s.kw * s.c, ms[3];
-    double wall[3];
+    double wall[3], wall2[3];
     TIME_MS(ms[0], ky_cpu_conv2d_fwd(g_pool, y, x, w, b, &s, 1, work));
-    wall[0] = g_wall_ms;
+    wall[0] = g_wall_ms, wall2[0] = g_wall2_ms;
     TIME_MS(ms[1], ky_cpu_conv2d_dgrad(g_pool, dx, dy, w, &s, work));
-    wall[1] = g_wall_ms;
+    wall[1] = g_wall_ms, wall2[1] = g_wall2_ms;
     TIME_MS(ms[2], ky_cpu_conv2d_wgrad(g_pool, dw, db, dy, x, &s, work));
-    wall[2] = g_wall_ms;
+    wall[2] = g_wall_ms, wall2[2] = g_wall2_ms;
     char shape[64];
     snprintf(shape, sizeof shape, "%dx%d^2x%d->%d x%d", batch, cr->hin, cr->c, cr->k, cr->count);
     const char *pass[3] = {"fwd", "dgrad", "wgrad"};
     for (int p = 0; p < 3; p++) {
       char op[48];
       snprintf(op, sizeof op, "conv %s %s", cr->name, pass[p]);
-      printf("%-26s %-22s %9.2f %9.2f %9.1f GFLOP/s\n", op, shape, ms[p], wall[p], flop / (ms[p] * 1e6));
+      printf("%-26s %-22s %9.2f %9.2f %9.1f GFLOP/s", op, shape, ms[p], wall[p], flop / (ms[p] * 1e6));
+      tail2(wall[p], wall2[p]);
       pass_flop[p] += flop * cr->count;
       pass_ms[p] += ms[p] * cr->count;
       tot_flop += flop * cr->count;
@@ -344,31 +365,41 @@ static void bench_others(int batch) {
 int main(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
-      g_threads = atoi(argv[++i]);
-      if (g_threads < 1 || g_threads > KY_POOL_MAX_THREADS) {
-        fprintf(stderr, "bench_cpu_ops: --threads '%s': expected 1..%d\n", argv[i], KY_POOL_MAX_THREADS);
+      char *end;
+      const char *arg = argv[++i];
+      long a = strtol(arg, &end, 10), b = a;
+      if (*end == ',') b = strtol(end + 1, &end, 10), g_ncfg = 2;
+      if (*end || a < 1 || b < 1 || a > KY_POOL_MAX_THREADS || b > KY_POOL_MAX_THREADS) {
+        fprintf(stderr, "bench_cpu_ops: --threads '%s': expected N or A,B (each 1..%d)\n", arg, KY_POOL_MAX_THREADS);
         return 2;
       }
+      g_counts[0] = (int)a, g_counts[1] = (int)b;
     } else if (atoi(argv[i]) > 0) {
       g_reps = atoi(argv[i]);
     } else {
-      fprintf(stderr, "usage: bench_cpu_ops [reps] [--threads N]\n");
+      fprintf(stderr, "usage: bench_cpu_ops [reps] [--threads N | --threads A,B]\n");
       return 2;
     }
   }
-  if (g_threads > 1 && ky_pool_create(&g_pool, g_threads) != KY_OK) {
-    fprintf(stderr, "bench_cpu_ops: %s\n", ky_last_error());
-    return 1;
-  }
+  for (int k = 0; k < g_ncfg; k++)
+    if (g_counts[k] > 1 && ky_pool_create(&g_pools[k], g_counts[k]) != KY_OK) {
+      fprintf(stderr, "bench_cpu_ops: %s\n", ky_last_error());
+      return 1;
+    }
+  g_pool = g_pools[0];
+  g_threads = g_counts[0];
   int batch = 2;
   printf("karyon CPU reference kernels, %d thread(s), batch %d, 256 x 256 (ResNet34 U-Net shapes), median of %d\n",
          g_threads, batch, g_reps);
   printf("rates use the CPU-time median (ms cpu); the wall-clock median is shown beside it\n");
-  printf("%-26s %-22s %9s %9s %14s\n", "op", "shape", "ms cpu", "ms wall", "rate");
+  printf("%-26s %-22s %9s %9s %14s", "op", "shape", "ms cpu", "ms wall", "rate");
+  if (g_ncfg == 2) printf(" %6s%-3d %8s", "wall@", g_counts[1], "speed-up");
+  printf("\n");
   double t0 = now();
   int bad = bench_convs(batch);
   bench_others(batch);
   printf("\ntotal bench time %.1f s\n", now() - t0);
-  ky_pool_free(g_pool);
+  ky_pool_free(g_pools[0]);
+  ky_pool_free(g_pools[1]);
   return bad;
 }
