@@ -3,7 +3,9 @@
  * (thread CPU time, and wall clock), GFLOP/s (conv) or GB/s (read + write), then the model-weighted
  * conv GFLOP/s.
  * Each conv is spot-checked against a direct dot product before it is timed.
- * Usage: bench_cpu_ops [reps]   (default 3; the whole run stays under a minute on 1 core) */
+ * Usage: bench_cpu_ops [reps] [--threads N]   (default 3 reps, 1 thread; under a minute on 1 core).
+ * With --threads N the kernels run on a pool of N threads: compare the wall-clock column of two
+ * runs to see which op scales (the CPU-time column then counts the calling thread only). */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/pool.h"
 #include "ops/kernels.h"
 
 static double clock_s(clockid_t id) {
@@ -41,6 +44,8 @@ static float *buf(size_t n, uint32_t seed) {
 }
 
 static int g_reps = 3;
+static ky_pool *g_pool;  /* --threads N: the kernels' pool (NULL: the caller alone) */
+static int g_threads = 1;
 static double g_wall_ms; /* wall-clock median of the last TIME_MS, printed beside the CPU time */
 
 /* Median milliseconds of g_reps runs of the statement, in this thread's CPU time (the machine is
@@ -183,11 +188,11 @@ static int bench_convs(int batch) {
     size_t nw = (size_t)s.k * s.kh * s.kw * s.c;
     float *x = buf(nx, 1), *w = buf(nw, 2), *b = buf(s.k, 3), *dy = buf(ny, 4), *y = buf(ny, 5);
     float *dx = calloc(nx, sizeof *dx), *dw = calloc(nw, sizeof *dw), *db = calloc(s.k, sizeof *db);
-    float *work = malloc(ky_cpu_conv2d_work_floats(&s, 1) * sizeof *work);
+    float *work = malloc(ky_cpu_conv2d_work_floats(&s, g_threads) * sizeof *work);
     /* correctness first: one untimed run of each pass, spot-checked */
-    ky_cpu_conv2d_fwd(NULL, y, x, w, NULL, &s, 0, work);
-    ky_cpu_conv2d_dgrad(NULL, dx, dy, w, &s, work);
-    ky_cpu_conv2d_wgrad(NULL, dw, db, dy, x, &s, work);
+    ky_cpu_conv2d_fwd(g_pool, y, x, w, NULL, &s, 0, work);
+    ky_cpu_conv2d_dgrad(g_pool, dx, dy, w, &s, work);
+    ky_cpu_conv2d_wgrad(g_pool, dw, db, dy, x, &s, work);
     double err = conv_spot_check(&s, x, w, y, dy, dx, dw);
     if (err > 1e-4) {
       printf("%-26s spot check FAILED (relative error %.2g)\n", cr->name, err);
@@ -195,11 +200,11 @@ static int bench_convs(int batch) {
     }
     double flop = 2.0 * ny * s.kh * s.kw * s.c, ms[3];
     double wall[3];
-    TIME_MS(ms[0], ky_cpu_conv2d_fwd(NULL, y, x, w, b, &s, 1, work));
+    TIME_MS(ms[0], ky_cpu_conv2d_fwd(g_pool, y, x, w, b, &s, 1, work));
     wall[0] = g_wall_ms;
-    TIME_MS(ms[1], ky_cpu_conv2d_dgrad(NULL, dx, dy, w, &s, work));
+    TIME_MS(ms[1], ky_cpu_conv2d_dgrad(g_pool, dx, dy, w, &s, work));
     wall[1] = g_wall_ms;
-    TIME_MS(ms[2], ky_cpu_conv2d_wgrad(NULL, dw, db, dy, x, &s, work));
+    TIME_MS(ms[2], ky_cpu_conv2d_wgrad(g_pool, dw, db, dy, x, &s, work));
     wall[2] = g_wall_ms;
     char shape[64];
     snprintf(shape, sizeof shape, "%dx%d^2x%d->%d x%d", batch, cr->hin, cr->c, cr->k, cr->count);
@@ -236,21 +241,21 @@ static void bench_others(int batch) {
     float *g = buf(c, 4), *b = buf(c, 5), sm[64], si[64], rm[64] = {0}, rv[64], dg[64] = {0}, dbt[64] = {0};
     for (int i = 0; i < c; i++) rv[i] = 1;
     snprintf(shape, sizeof shape, "%dx128^2x64", batch);
-    TIME_MS(ms, ky_cpu_bn_fwd_train(NULL, y, sm, si, rm, rv, x, g, b, npix, c, 1e-5f, 0.1f));
+    TIME_MS(ms, ky_cpu_bn_fwd_train(g_pool, y, sm, si, rm, rv, x, g, b, npix, c, 1e-5f, 0.1f));
     row_rate("bn fwd train", shape, ms, 4.0 * 3 * n * 1e-9); /* two reads for stats, one read + write */
-    TIME_MS(ms, ky_cpu_bn_bwd_train(NULL, dx, dg, dbt, dy, x, g, sm, si, npix, c));
+    TIME_MS(ms, ky_cpu_bn_bwd_train(g_pool, dx, dg, dbt, dy, x, g, sm, si, npix, c));
     row_rate("bn bwd train", shape, ms, 4.0 * 5 * n * 1e-9);
-    TIME_MS(ms, ky_cpu_bn_fwd_eval(NULL, y, x, g, b, rm, rv, npix, c, 1e-5f));
+    TIME_MS(ms, ky_cpu_bn_fwd_eval(g_pool, y, x, g, b, rm, rv, npix, c, 1e-5f));
     row_rate("bn fwd eval", shape, ms, 4.0 * 2 * n * 1e-9);
-    TIME_MS(ms, ky_cpu_relu_fwd(NULL, y, x, n));
+    TIME_MS(ms, ky_cpu_relu_fwd(g_pool, y, x, n));
     row_rate("relu fwd", shape, ms, 4.0 * 2 * n * 1e-9);
-    TIME_MS(ms, ky_cpu_relu_bwd(NULL, dx, dy, y, n));
+    TIME_MS(ms, ky_cpu_relu_bwd(g_pool, dx, dy, y, n));
     row_rate("relu bwd", shape, ms, 4.0 * 4 * n * 1e-9);
-    TIME_MS(ms, ky_cpu_add_fwd(NULL, dx, x, y, n));
+    TIME_MS(ms, ky_cpu_add_fwd(g_pool, dx, x, y, n));
     row_rate("add fwd", shape, ms, 4.0 * 3 * n * 1e-9);
-    TIME_MS(ms, ky_cpu_axpy(NULL, dx, x, 0.5f, n));
+    TIME_MS(ms, ky_cpu_axpy(g_pool, dx, x, 0.5f, n));
     row_rate("axpy", shape, ms, 4.0 * 3 * n * 1e-9);
-    TIME_MS(ms, ky_cpu_sigmoid_fwd(NULL, y, x, n));
+    TIME_MS(ms, ky_cpu_sigmoid_fwd(g_pool, y, x, n));
     row_rate("sigmoid fwd", shape, ms, 4.0 * 2 * n * 1e-9);
 
     /* maxpool 3/2/1 */
@@ -258,9 +263,9 @@ static void bench_others(int batch) {
     ky_pool_shape_finish(&ps);
     size_t no = (size_t)batch * ps.oh * ps.ow * c;
     int32_t *am = malloc(no * sizeof *am);
-    TIME_MS(ms, ky_cpu_maxpool_fwd(NULL, y, am, x, &ps));
+    TIME_MS(ms, ky_cpu_maxpool_fwd(g_pool, y, am, x, &ps));
     row_rate("maxpool 3/2/1 fwd", shape, ms, (4.0 * n + 8.0 * no) * 1e-9);
-    TIME_MS(ms, ky_cpu_maxpool_bwd(NULL, dx, dy, am, &ps));
+    TIME_MS(ms, ky_cpu_maxpool_bwd(g_pool, dx, dy, am, &ps));
     row_rate("maxpool 3/2/1 bwd", shape, ms, (8.0 * no + 8.0 * no) * 1e-9);
     free(am);
 
@@ -269,20 +274,20 @@ static void bench_others(int batch) {
     const float *xs[2] = {x, y};
     float *dxs[2] = {dx, dy};
     const int cs[2] = {64, 64};
-    TIME_MS(ms, ky_cpu_concat_fwd(NULL, cat, xs, cs, 2, npix));
+    TIME_MS(ms, ky_cpu_concat_fwd(g_pool, cat, xs, cs, 2, npix));
     row_rate("concat 64+64 fwd", shape, ms, 4.0 * 4 * n * 1e-9);
-    TIME_MS(ms, ky_cpu_concat_bwd(NULL, dxs, cat, cs, 2, npix));
+    TIME_MS(ms, ky_cpu_concat_bwd(g_pool, dxs, cat, cs, 2, npix));
     row_rate("concat 64+64 bwd", shape, ms, 4.0 * 6 * n * 1e-9);
 
     /* upsampling 128^2 -> 256^2, 64 channels (the final decoder stage) */
     float *up = malloc(4 * n * sizeof *up);
-    TIME_MS(ms, ky_cpu_upsample_nearest_fwd(NULL, up, x, batch, 128, 128, c, 2));
+    TIME_MS(ms, ky_cpu_upsample_nearest_fwd(g_pool, up, x, batch, 128, 128, c, 2));
     row_rate("upsample nearest x2 fwd", shape, ms, 4.0 * 5 * n * 1e-9);
-    TIME_MS(ms, ky_cpu_upsample_nearest_bwd(NULL, dx, up, batch, 128, 128, c, 2));
+    TIME_MS(ms, ky_cpu_upsample_nearest_bwd(g_pool, dx, up, batch, 128, 128, c, 2));
     row_rate("upsample nearest x2 bwd", shape, ms, 4.0 * 6 * n * 1e-9);
-    TIME_MS(ms, ky_cpu_upsample_bilinear2_fwd(NULL, up, x, batch, 128, 128, c));
+    TIME_MS(ms, ky_cpu_upsample_bilinear2_fwd(g_pool, up, x, batch, 128, 128, c));
     row_rate("upsample bilinear x2 fwd", shape, ms, 4.0 * 5 * n * 1e-9);
-    TIME_MS(ms, ky_cpu_upsample_bilinear2_bwd(NULL, dx, up, batch, 128, 128, c));
+    TIME_MS(ms, ky_cpu_upsample_bilinear2_bwd(g_pool, dx, up, batch, 128, 128, c));
     row_rate("upsample bilinear x2 bwd", shape, ms, 4.0 * 6 * n * 1e-9);
     free(up);
     free(cat);
@@ -296,27 +301,27 @@ static void bench_others(int batch) {
     float *x = buf(n, 7), *y = buf(n, 8), *dy = buf(n, 9), *dx = calloc(n, sizeof *dx), *t = malloc(n * sizeof *t);
     uint8_t *cls = malloc(npix);
     for (size_t i = 0; i < npix; i++) cls[i] = (uint8_t)(i * 7 % 3);
-    ky_cpu_onehot(NULL, t, cls, npix, c);
+    ky_cpu_onehot(g_pool, t, cls, npix, c);
     snprintf(shape, sizeof shape, "%dx256^2x3", batch);
-    TIME_MS(ms, ky_cpu_softmax_fwd(NULL, y, x, npix, c));
+    TIME_MS(ms, ky_cpu_softmax_fwd(g_pool, y, x, npix, c));
     row_rate("softmax fwd", shape, ms, 4.0 * 2 * n * 1e-9);
-    TIME_MS(ms, ky_cpu_softmax_bwd(NULL, dx, dy, y, npix, c));
+    TIME_MS(ms, ky_cpu_softmax_bwd(g_pool, dx, dy, y, npix, c));
     row_rate("softmax bwd", shape, ms, 4.0 * 4 * n * 1e-9);
     float loss, dice[2], dd[2] = {1, 1};
     double sums[6];
     TIME_MS(ms, ky_cpu_softmax_ce_fwd(&loss, x, cls, NULL, npix, c));
     row_rate("softmax CE fwd", shape, ms, (4.0 * n + npix) * 1e-9);
-    TIME_MS(ms, ky_cpu_softmax_ce_bwd(NULL, dx, x, cls, NULL, 1.0f, npix, c));
+    TIME_MS(ms, ky_cpu_softmax_ce_bwd(g_pool, dx, x, cls, NULL, 1.0f, npix, c));
     row_rate("softmax CE bwd", shape, ms, (4.0 * 3 * n + npix) * 1e-9);
     TIME_MS(ms, ky_cpu_bce_logits_fwd(&loss, x, t, npix, c, 1));
     row_rate("BCE logits fwd (1 ch)", shape, ms, 4.0 * 2 * npix * 1e-9);
-    TIME_MS(ms, ky_cpu_bce_logits_bwd(NULL, dx, x, t, 1.0f, npix, c, 1));
+    TIME_MS(ms, ky_cpu_bce_logits_bwd(g_pool, dx, x, t, 1.0f, npix, c, 1));
     row_rate("BCE logits bwd (1 ch)", shape, ms, 4.0 * 4 * npix * 1e-9);
     TIME_MS(ms, ky_cpu_dice_fwd(dice, sums, y, c, 2, t, c, 2, batch, 256 * 256, 1e-3f, 1));
     row_rate("dice fwd per image (1 ch)", shape, ms, 4.0 * 2 * npix * 1e-9);
-    TIME_MS(ms, ky_cpu_dice_bwd(NULL, dx, dd, sums, y, c, 2, t, c, 2, batch, 256 * 256, 1e-3f, 1));
+    TIME_MS(ms, ky_cpu_dice_bwd(g_pool, dx, dd, sums, y, c, 2, t, c, 2, batch, 256 * 256, 1e-3f, 1));
     row_rate("dice bwd per image (1 ch)", shape, ms, 4.0 * 3 * npix * 1e-9);
-    TIME_MS(ms, ky_cpu_onehot(NULL, t, cls, npix, c));
+    TIME_MS(ms, ky_cpu_onehot(g_pool, t, cls, npix, c));
     row_rate("onehot", shape, ms, (4.0 * n + npix) * 1e-9);
     free(x); free(y); free(dy); free(dx); free(t); free(cls);
   }
@@ -326,10 +331,10 @@ static void bench_others(int batch) {
     float *p = buf(n, 10), *g = buf(n, 11), *m = calloc(n, sizeof *m), *v = calloc(n, sizeof *v);
     ky_adam_args a = {.lr = 1e-4f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .step = 1};
     snprintf(shape, sizeof shape, "24.5M params");
-    TIME_MS(ms, (ky_cpu_adam(NULL, p, m, v, NULL, g, n, &a), a.step++));
+    TIME_MS(ms, (ky_cpu_adam(g_pool, p, m, v, NULL, g, n, &a), a.step++));
     row_rate("adam", shape, ms, 4.0 * 7 * n * 1e-9);
     ky_sgd_args sa = {.lr = 1e-2f, .momentum = 0.9f, .step = 1};
-    TIME_MS(ms, (ky_cpu_sgd(NULL, p, m, g, n, &sa), sa.step++));
+    TIME_MS(ms, (ky_cpu_sgd(g_pool, p, m, g, n, &sa), sa.step++));
     row_rate("sgd momentum", shape, ms, 4.0 * 5 * n * 1e-9);
     volatile double sink = 0;
     TIME_MS(ms, sink += ky_cpu_sumsq(g, n));
@@ -340,15 +345,33 @@ static void bench_others(int batch) {
 }
 
 int main(int argc, char **argv) {
-  if (argc > 1) g_reps = atoi(argv[1]) > 0 ? atoi(argv[1]) : 3;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
+      g_threads = atoi(argv[++i]);
+      if (g_threads < 1 || g_threads > KY_POOL_MAX_THREADS) {
+        fprintf(stderr, "bench_cpu_ops: --threads '%s': expected 1..%d\n", argv[i], KY_POOL_MAX_THREADS);
+        return 2;
+      }
+    } else if (atoi(argv[i]) > 0) {
+      g_reps = atoi(argv[i]);
+    } else {
+      fprintf(stderr, "usage: bench_cpu_ops [reps] [--threads N]\n");
+      return 2;
+    }
+  }
+  if (g_threads > 1 && ky_pool_create(&g_pool, g_threads) != KY_OK) {
+    fprintf(stderr, "bench_cpu_ops: %s\n", ky_last_error());
+    return 1;
+  }
   int batch = 2;
-  printf("karyon CPU reference kernels, 1 thread, batch %d, 256 x 256 (ResNet34 U-Net shapes), median of %d\n",
-         batch, g_reps);
+  printf("karyon CPU reference kernels, %d thread(s), batch %d, 256 x 256 (ResNet34 U-Net shapes), median of %d\n",
+         g_threads, batch, g_reps);
   printf("rates use the CPU-time median (ms cpu); the wall-clock median is shown beside it\n");
   printf("%-26s %-22s %9s %9s %14s\n", "op", "shape", "ms cpu", "ms wall", "rate");
   double t0 = now();
   int bad = bench_convs(batch);
   bench_others(batch);
   printf("\ntotal bench time %.1f s\n", now() - t0);
+  ky_pool_free(g_pool);
   return bad;
 }

@@ -115,7 +115,8 @@ static void print_row(const char *fig, const char *dev, int n, int hw, double ms
   fflush(stdout);
 }
 
-/* Times `steps` training steps (after one warm-up) and one-image 512x512 inference. */
+/* Times `steps` training steps (after one warm-up) and one-image 512x512 inference, at each of
+ * --threads' counts on the CPU. */
 static void run_device(opts *o, ky_device dev, int n, int steps) {
   const int H = 256;
   ky_ctx ctx;
@@ -145,7 +146,6 @@ static void run_device(opts *o, ky_device dev, int n, int steps) {
   free(xh);
   free(ch);
 
-  double *ms = calloc((size_t)steps, sizeof *ms);
   float loss0 = 0, loss1 = 0;
   const int HI = 512;
   float *xi = malloc((size_t)HI * HI * 3 * sizeof *xi);
@@ -153,58 +153,75 @@ static void run_device(opts *o, ky_device dev, int n, int steps) {
   void *xid = dev_copy(&ctx, xi, (size_t)HI * HI * 3 * sizeof *xi);
   free(xi);
   ky_tensor xin = make_tensor(&ctx, KY_F32, 4, (int[]){1, HI, HI, 3}, xid);
+  /* With several thread counts the steps are interleaved (step i at every count, then step i + 1),
+   * so that a slow minute on a shared host slows every count alike and the speed-ups stay fair. */
   int passes = dev == KY_DEV_CPU && o->n_counts ? o->n_counts : 1;
-  for (int pass = 0; pass < passes; pass++) {
-  if (dev == KY_DEV_CPU && o->n_counts) die_on(ky_ctx_set_threads(&ctx, o->counts[pass]), "threads");
-  for (int i = -1; i < steps; i++) {
-    sync_dev(&ctx);
-    double t0 = ky_test_now_ms();
-    ky_ctx_reset(&ctx);
-    ctx.training = 1;
-    ky_ctx_set_grad(&ctx, 1);
-    die_on(ky_params_zero_grad(ps), "zero grad");
-    ky_tensor *y, *loss;
-    die_on(ky_model_forward(&ctx, m, &x, &y), "forward");
-    die_on(ky_loss_softmax_dice(&ctx, &loss, NULL, y, &c), "loss");
-    die_on(ky_backward(&ctx, loss), "backward");
-    size_t first, end;
-    ky_model_trainable_range(m, &first, &end);
-    die_on(ky_optim_step(&opt, ps, opt.lr, first, end), "adam");
-    sync_dev(&ctx);
-    if (i >= 0) ms[i] = ky_test_now_ms() - t0;
-    die_on(ky_tensor_item(&ctx, i < 0 ? &loss0 : &loss1, loss), "loss value");
-  }
-  qsort(ms, (size_t)steps, sizeof *ms, cmp_double);
+  double *ms = calloc((size_t)steps * passes, sizeof *ms);       /* [pass][step] */
+  double *peak_host = calloc((size_t)passes, sizeof *peak_host); /* per pass: the largest step */
+  for (int i = -1; i < steps; i++)
+    for (int pass = 0; pass < passes; pass++) {
+      if (dev == KY_DEV_CPU && o->n_counts) die_on(ky_ctx_set_threads(&ctx, o->counts[pass]), "threads");
+      ctx.host.peak = ctx.devmem.peak = 0;
+      sync_dev(&ctx);
+      double t0 = ky_test_now_ms();
+      ky_ctx_reset(&ctx);
+      ctx.training = 1;
+      ky_ctx_set_grad(&ctx, 1);
+      die_on(ky_params_zero_grad(ps), "zero grad");
+      ky_tensor *y, *loss;
+      die_on(ky_model_forward(&ctx, m, &x, &y), "forward");
+      die_on(ky_loss_softmax_dice(&ctx, &loss, NULL, y, &c), "loss");
+      die_on(ky_backward(&ctx, loss), "backward");
+      size_t first, end;
+      ky_model_trainable_range(m, &first, &end);
+      die_on(ky_optim_step(&opt, ps, opt.lr, first, end), "adam");
+      sync_dev(&ctx);
+      if (i >= 0) ms[(size_t)pass * steps + i] = ky_test_now_ms() - t0;
+      double pk = (double)(ctx.host.peak + ctx.devmem.peak);
+      if (pk > peak_host[pass]) peak_host[pass] = pk;
+      die_on(ky_tensor_item(&ctx, i < 0 && pass == 0 ? &loss0 : &loss1, loss), "loss value");
+    }
   double flat = (double)ps->total * sizeof(float) * (2 + (ps->m ? 1 : 0) + (ps->v ? 1 : 0)) +
                 (double)ky_model_buffers(m)->total * sizeof(float);
-  double peak = (double)(ctx.host.peak + ctx.devmem.peak) + flat;
   const char *dn = dev == KY_DEV_CPU ? "cpu" : "cuda";
   char fig[64], key[64];
-  snprintf(fig, sizeof fig, "train step fp32 (%dt)", ky_ctx_threads(&ctx));
   snprintf(key, sizeof key, "unet_train_b%d_256_fp32", n);
   int same_dev = o->anchor_json && (dev == KY_DEV_CPU) == (strstr(o->anchor_json, "\"device\": \"cpu\"") != NULL);
-  print_row(fig, dn, n, H, ms[steps / 2], peak / 1048576.0, same_dev ? anchor(o, key) : -1);
-  if (dev == KY_DEV_CPU) o->train_ms[pass] = ms[steps / 2];
+  for (int pass = 0; pass < passes; pass++) {
+    double *mp = ms + (size_t)pass * steps;
+    qsort(mp, (size_t)steps, sizeof *mp, cmp_double);
+    snprintf(fig, sizeof fig, "train step fp32 (%dt)", dev == KY_DEV_CPU && o->n_counts ? o->counts[pass] : ky_ctx_threads(&ctx));
+    print_row(fig, dn, n, H, mp[steps / 2], (peak_host[pass] + flat) / 1048576.0, same_dev ? anchor(o, key) : -1);
+    if (dev == KY_DEV_CPU) o->train_ms[pass] = mp[steps / 2];
+    peak_host[pass] = 0;
+  }
 
-  /* inference, 1 x 512 x 512 */
-  ctx.host.peak = ctx.devmem.peak = 0;  /* inference peak on its own */
-  for (int i = -1; i < steps; i++) {
-    sync_dev(&ctx);
-    double t0 = ky_test_now_ms();
-    ky_ctx_reset(&ctx);
-    ctx.training = 0;
-    ky_ctx_set_grad(&ctx, 0);
-    ky_tensor *y;
-    die_on(ky_model_forward(&ctx, m, &xin, &y), "inference");
-    sync_dev(&ctx);
-    if (i >= 0) ms[i] = ky_test_now_ms() - t0;
+  /* inference, 1 x 512 x 512, interleaved the same way */
+  for (int i = -1; i < steps; i++)
+    for (int pass = 0; pass < passes; pass++) {
+      if (dev == KY_DEV_CPU && o->n_counts) die_on(ky_ctx_set_threads(&ctx, o->counts[pass]), "threads");
+      ctx.host.peak = ctx.devmem.peak = 0;  /* inference peak on its own */
+      sync_dev(&ctx);
+      double t0 = ky_test_now_ms();
+      ky_ctx_reset(&ctx);
+      ctx.training = 0;
+      ky_ctx_set_grad(&ctx, 0);
+      ky_tensor *y;
+      die_on(ky_model_forward(&ctx, m, &xin, &y), "inference");
+      sync_dev(&ctx);
+      if (i >= 0) ms[(size_t)pass * steps + i] = ky_test_now_ms() - t0;
+      double pk = (double)(ctx.host.peak + ctx.devmem.peak);
+      if (pk > peak_host[pass]) peak_host[pass] = pk;
+    }
+  for (int pass = 0; pass < passes; pass++) {
+    double *mp = ms + (size_t)pass * steps;
+    qsort(mp, (size_t)steps, sizeof *mp, cmp_double);
+    double peak = peak_host[pass] + (double)(ps->total + ky_model_buffers(m)->total) * sizeof(float);
+    snprintf(fig, sizeof fig, "inference fp32 (%dt)", dev == KY_DEV_CPU && o->n_counts ? o->counts[pass] : ky_ctx_threads(&ctx));
+    print_row(fig, dn, 1, HI, mp[steps / 2], peak / 1048576.0, same_dev ? anchor(o, "unet_infer_1x512_fp32") : -1);
+    if (dev == KY_DEV_CPU) o->infer_ms[pass] = mp[steps / 2];
   }
-  qsort(ms, (size_t)steps, sizeof *ms, cmp_double);
-  peak = (double)(ctx.host.peak + ctx.devmem.peak) + (double)(ps->total + ky_model_buffers(m)->total) * sizeof(float);
-  snprintf(fig, sizeof fig, "inference fp32 (%dt)", ky_ctx_threads(&ctx));
-  print_row(fig, dn, 1, HI, ms[steps / 2], peak / 1048576.0, same_dev ? anchor(o, "unet_infer_1x512_fp32") : -1);
-  if (dev == KY_DEV_CPU) o->infer_ms[pass] = ms[steps / 2];
-  }
+  free(peak_host);
   printf("|   (%s: loss %.4f after warm-up step, %.4f after the last; %d timed steps)\n", dev == KY_DEV_CPU ? "cpu" : "cuda", loss0, loss1, steps);
 #ifdef KY_HAVE_CUDA
   if (dev == KY_DEV_CUDA) {

@@ -53,6 +53,15 @@ static inline void ky_pool_range(size_t *lo, size_t *hi, size_t chunk, size_t pe
 }
 static inline size_t ky_pool_chunks(size_t n, size_t per) { return (n + per - 1) / per; }
 
+/* Items per chunk for work whose chunk width never changes a result (e.g. runs of channels, each
+ * channel's sum one sequence whatever chunk holds it): n split evenly over the pool's threads,
+ * rounded up to a multiple of `unit`. One thread then takes everything in one pass over memory
+ * instead of n / unit strided passes. */
+static inline size_t ky_pool_share(const ky_pool *pool, size_t n, size_t unit) {
+  size_t t = (size_t)ky_pool_threads(pool), per = (n + t - 1) / t;
+  return per ? (per + unit - 1) / unit * unit : unit;
+}
+
 #ifdef __cplusplus
 }
 #endif

@@ -34,17 +34,20 @@ typedef struct {
   float eps;
 } dice_job;
 
-/* Pixels [lo, hi) over n * hw: each takes its group's factor (the sums are done). */
+/* Pixels [lo, hi) over n * hw: each takes its group's factor (the sums are done), computed once
+ * per group run, with the job's fields in locals (the stores to dp could otherwise alias them). */
 static void dice_bwd(void *arg, size_t lo, size_t hi) {
-  dice_job *j = arg;
-  size_t ipg = j->per_image ? 1 : (size_t)j->n;
-  for (size_t q = lo; q < hi; q++) {
-    size_t g = q / (ipg * j->hw);
+  const dice_job *j = arg;
+  size_t gsz = (j->per_image ? 1 : (size_t)j->n) * j->hw, pc = j->pc, tc = j->tc;
+  float *dp = j->dp + j->pch;
+  const float *t = j->t + j->tch;
+  for (size_t q0 = lo; q0 < hi;) {
+    size_t g = q0 / gsz, q1 = (g + 1) * gsz < hi ? (g + 1) * gsz : hi;
     double spt = j->sums[g * 3 + 0], sp = j->sums[g * 3 + 1], st = j->sums[g * 3 + 2];
-    double den = sp + st + j->eps, raw = (2.0 * spt + j->eps) / den;
-    if (raw < 0.0 || raw > 1.0) continue;
-    double k = (double)j->ddice[g] / den;
-    j->dp[q * j->pc + j->pch] += (float)(k * (2.0 * j->t[q * j->tc + j->tch] - raw));
+    double den = sp + st + j->eps, raw = (2.0 * spt + j->eps) / den, k = (double)j->ddice[g] / den;
+    if (raw >= 0.0 && raw <= 1.0)
+      for (size_t q = q0; q < q1; q++) dp[q * pc] += (float)(k * (2.0 * t[q * tc] - raw));
+    q0 = q1;
   }
 }
 

@@ -7,8 +7,8 @@
  * centring first avoids the cancellation of x * scale + (beta - mean * scale) when |mean| >> std.
  *
  * Threads: channels go in blocks of CBLK (per-channel factors on the stack: kernels never
- * allocate); within a block the sums are split by runs of RUN channels (each channel's sum stays
- * one sequence in pixel order) and the per-pixel passes by runs of PIX pixels. Neither split
+ * allocate); within a block the sums are split by runs of channels, a multiple of RUN wide (each
+ * channel's sum stays one sequence in pixel order) and the per-pixel passes by runs of PIX pixels. Neither split
  * changes an operation, so every thread count gives the bits of one thread. */
 #include <math.h>
 
@@ -31,11 +31,12 @@ typedef struct {
 
 static inline int min_i(int a, int b) { return a < b ? a : b; }
 
+
 /* Training statistics of channels [c0 + j0, c0 + j1) and their factors. */
 static void stats_train(void *arg, size_t j0, size_t j1) {
   bn_job *b = arg;
   size_t c = (size_t)b->c, c0 = (size_t)b->c0, cb = j1 - j0;
-  double mean[RUN], var[RUN];
+  double mean[CBLK], var[CBLK];
   for (size_t j = 0; j < cb; j++) mean[j] = var[j] = 0.0;
   for (size_t p = 0; p < b->npix; p++) {
     const float *xp = b->x + p * c + c0 + j0;
@@ -71,13 +72,15 @@ static void stats_train(void *arg, size_t j0, size_t j1) {
 
 /* y = (x - m) * scale + shift on pixels [p0, p1) of the block's channels. */
 static void apply(void *arg, size_t p0, size_t p1) {
-  bn_job *b = arg;
+  const bn_job *b = arg;
   size_t c = (size_t)b->c;
   int cb = b->cb;
+  const float *x = b->x + b->c0, *m = b->m, *scale = b->scale, *shift = b->shift;
+  float *y = b->y + b->c0;
   for (size_t p = p0; p < p1; p++) {
-    const float *xp = b->x + p * c + b->c0;
-    float *yp = b->y + p * c + b->c0;
-    for (int j = 0; j < cb; j++) yp[j] = (xp[j] - b->m[j]) * b->scale[j] + b->shift[j];
+    const float *xp = x + p * c;
+    float *yp = y + p * c;
+    for (int j = 0; j < cb; j++) yp[j] = (xp[j] - m[j]) * scale[j] + shift[j];
   }
 }
 
@@ -88,7 +91,7 @@ void ky_cpu_bn_fwd_train(ky_pool *pool, float *y, float *save_mean, float *save_
               .x = x, .gamma = gamma, .beta = beta, .npix = npix, .c = c, .eps = eps, .momentum = momentum};
   for (b.c0 = 0; b.c0 < c; b.c0 += CBLK) {
     b.cb = min_i(CBLK, c - b.c0);
-    ky_pool_for(pool, (size_t)b.cb, RUN, stats_train, &b);
+    ky_pool_for(pool, (size_t)b.cb, ky_pool_share(pool, (size_t)b.cb, RUN), stats_train, &b);
     ky_pool_for(pool, npix, PIX, apply, &b);
   }
 }
@@ -115,7 +118,7 @@ void ky_cpu_bn_fwd_eval(ky_pool *pool, float *y, const float *x, const float *ga
 static void grad_stats(void *arg, size_t j0, size_t j1, int train) {
   bn_job *b = arg;
   size_t c = (size_t)b->c, c0 = (size_t)b->c0, cb = j1 - j0;
-  double mean[RUN], invstd[RUN], sdy[RUN], sdyx[RUN];
+  double mean[CBLK], invstd[CBLK], sdy[CBLK], sdyx[CBLK];
   for (size_t j = 0; j < cb; j++) {
     size_t ch = c0 + j0 + j;
     mean[j] = b->mean_in[ch];
@@ -151,25 +154,28 @@ static void grad_stats_train(void *arg, size_t j0, size_t j1) { grad_stats(arg, 
 static void grad_stats_eval(void *arg, size_t j0, size_t j1) { grad_stats(arg, j0, j1, 0); }
 
 static void dx_train(void *arg, size_t p0, size_t p1) { /* y = dx */
-  bn_job *b = arg;
+  const bn_job *b = arg;
   size_t c = (size_t)b->c;
   int cb = b->cb;
-  const float *a = b->scale, *mdy = b->shift, *m = b->m, *q = b->q;
+  const float *a = b->scale, *mdy = b->shift, *m = b->m, *q = b->q, *dy = b->dy + b->c0, *x = b->x + b->c0;
+  float *dx = b->y + b->c0;
   for (size_t p = p0; p < p1; p++) {
-    const float *dp = b->dy + p * c + b->c0, *xp = b->x + p * c + b->c0;
-    float *o = b->y + p * c + b->c0;
+    const float *dp = dy + p * c, *xp = x + p * c;
+    float *o = dx + p * c;
     for (int j = 0; j < cb; j++) o[j] += a[j] * (dp[j] - mdy[j] - (xp[j] - m[j]) * q[j]);
   }
 }
 
 static void dx_eval(void *arg, size_t p0, size_t p1) {
-  bn_job *b = arg;
+  const bn_job *b = arg;
   size_t c = (size_t)b->c;
   int cb = b->cb;
+  const float *dy = b->dy + b->c0, *a = b->scale;
+  float *dx = b->y + b->c0;
   for (size_t p = p0; p < p1; p++) {
-    const float *dp = b->dy + p * c + b->c0;
-    float *o = b->y + p * c + b->c0;
-    for (int j = 0; j < cb; j++) o[j] += b->scale[j] * dp[j];
+    const float *dp = dy + p * c;
+    float *o = dx + p * c;
+    for (int j = 0; j < cb; j++) o[j] += a[j] * dp[j];
   }
 }
 
@@ -180,7 +186,7 @@ void ky_cpu_bn_bwd_train(ky_pool *pool, float *dx, float *dgamma, float *dbeta, 
               .var_in = save_invstd, .npix = npix, .c = c};
   for (b.c0 = 0; b.c0 < c; b.c0 += CBLK) {
     b.cb = min_i(CBLK, c - b.c0);
-    ky_pool_for(pool, (size_t)b.cb, RUN, grad_stats_train, &b);
+    ky_pool_for(pool, (size_t)b.cb, ky_pool_share(pool, (size_t)b.cb, RUN), grad_stats_train, &b);
     if (dx) ky_pool_for(pool, npix, PIX, dx_train, &b);
   }
 }
@@ -192,7 +198,7 @@ void ky_cpu_bn_bwd_eval(ky_pool *pool, float *dx, float *dgamma, float *dbeta, c
               .var_in = run_var, .npix = npix, .c = c, .eps = eps};
   for (b.c0 = 0; b.c0 < c; b.c0 += CBLK) {
     b.cb = min_i(CBLK, c - b.c0);
-    ky_pool_for(pool, (size_t)b.cb, RUN, grad_stats_eval, &b);
+    ky_pool_for(pool, (size_t)b.cb, ky_pool_share(pool, (size_t)b.cb, RUN), grad_stats_eval, &b);
     if (dx) ky_pool_for(pool, npix, PIX, dx_eval, &b);
   }
 }

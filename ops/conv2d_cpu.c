@@ -21,7 +21,7 @@
  *            rows: every dx element is owned by one band and receives its pixels in index order;
  *   wgrad    per round of tiles, packing by tile, then the GEMM by NR-panel blocks of dW: every
  *            dW element still adds the tiles' partial sums in tile order;
- *   direct   forward by pixel tiles, dgrad / wgrad by runs of 16 input channels (vector lanes kept).
+ *   direct   forward by pixel tiles, dgrad / wgrad by runs of 16k input channels (vector lanes kept).
  * Block sizes only decide which thread computes an element, never how, so they may follow the
  * thread count; the tile size (TILE) and the KC slices, which fix summation order, do not. */
 #include <string.h>
@@ -47,7 +47,7 @@ static int fwd_transposed(const ky_conv_shape *s) {
 
 /* Scratch for each pass (floats); ky_cpu_conv2d_work_floats returns the largest. Per-thread parts
  * are counted once per thread; dgrad and wgrad keep a round of tiles (round_tiles) in flight. The
- * direct path (K <= 4) needs K*R for wgrad, less than work_wgrad. */
+ * direct path (K <= 4) needs K*R per thread for wgrad (direct_acc_floats). */
 
 static size_t n_tiles(const ky_conv_shape *s) { return ((size_t)s->n * s->oh * s->ow + TILE - 1) / TILE; }
 static size_t round_tiles(const ky_conv_shape *s, int threads) {
@@ -71,12 +71,19 @@ static size_t work_wgrad(const ky_conv_shape *s, size_t r, int threads) {
          (size_t)threads * r /* rows */;
 }
 
+/* The direct wgrad's per-thread dW tile ([K][R]), rounded to whole 64-byte lines. */
+static size_t direct_acc_floats(const ky_conv_shape *s) {
+  return round_up((size_t)s->k * s->kh * s->kw * s->c, 16);
+}
+
 size_t ky_cpu_conv2d_work_floats(const ky_conv_shape *s, int threads) {
   if (threads < 1) threads = 1;
   size_t r = (size_t)s->kh * s->kw * s->c;
   size_t a = work_fwd(s, r, threads), b = work_dgrad(s, r, threads), c = work_wgrad(s, r, threads);
+  size_t d = (size_t)threads * direct_acc_floats(s);
   size_t m = a > b ? a : b;
-  return m > c ? m : c;
+  m = m > c ? m : c;
+  return m > d ? m : d;
 }
 
 /* ---- GEMM on packed operands ------------------------------------------------------------- */
@@ -358,14 +365,22 @@ static void out_pixel(const ky_conv_shape *s, size_t p, size_t *xbase, int *iy0,
 static inline size_t min_z(size_t a, size_t b) { return a < b ? a : b; }
 static inline int min_i(int a, int b) { return a < b ? a : b; }
 
-/* Runs of 16 input channels (two vectors, one cache line) for the direct dgrad / wgrad: [*q0, *q1)
- * of chunk `ch`; the last run takes the rest and the scalar tail, so every channel keeps the vector
- * lane or tail it has on one thread. */
+/* Runs of input channels for the direct dgrad / wgrad, a multiple of 16 wide (two vectors, one
+ * cache line), as wide as the thread count allows so that each thread walks the pixels once: chunk
+ * `ch` of width `run` is [*q0, *q1); the last chunk takes the rest and the scalar tail, so every
+ * channel keeps the vector lane or tail it has on one thread. */
 enum { CHAN_RUN = 16 };
-static size_t chan_runs(const ky_conv_shape *s) { return s->c < CHAN_RUN ? 1 : (size_t)s->c / CHAN_RUN; }
-static void chan_run(size_t ch, size_t nruns, const ky_conv_shape *s, size_t *q0, size_t *q1) {
-  *q0 = ch * CHAN_RUN;
-  *q1 = ch + 1 == nruns ? (size_t)s->c : *q0 + CHAN_RUN;
+static size_t chan_width(const ky_conv_shape *s, const ky_pool *pool) {
+  size_t runs = s->c < CHAN_RUN ? 1 : (size_t)s->c / CHAN_RUN;
+  return ky_pool_share(pool, runs, 1) * CHAN_RUN;
+}
+static size_t chan_chunks(const ky_conv_shape *s, size_t run) {
+  size_t runs = s->c < CHAN_RUN ? 1 : (size_t)s->c / CHAN_RUN;
+  return (runs * CHAN_RUN + run - 1) / run;
+}
+static void chan_run(size_t ch, size_t run, const ky_conv_shape *s, size_t *q0, size_t *q1) {
+  *q0 = ch * run;
+  *q1 = ch + 1 == chan_chunks(s, run) ? (size_t)s->c : *q0 + run;
 }
 
 /* Output pixels [p0, p1). */
@@ -448,8 +463,8 @@ static inline __attribute__((always_inline)) void direct_dgrad_k(float *dx, cons
   }
 }
 
-/* dW accumulates per pixel tile in a zeroed scratch (acc: [K][R], shared; this call touches input
- * channels [q0, q1) of every tap only), added to dw after each tile, so no float sum runs over
+/* dW accumulates per pixel tile in a zeroed scratch (acc: [K][R], the thread's own, so no cache
+ * line is written by two threads; this call touches input channels [q0, q1) of every tap only), added to dw after each tile, so no float sum runs over
  * more than TILE pixels before it meets the total. */
 static inline __attribute__((always_inline)) void direct_wgrad_k(float *dw, const float *dy, const float *x,
                                                                  const ky_conv_shape *s, float *acc, size_t q0,
@@ -503,7 +518,9 @@ typedef struct {
   int cols, nb;              /* columns per block (a multiple of NR), blocks per row of C */
   int rows, nrb;             /* wgrad: rows of dW per block (a multiple of MR), row blocks */
   size_t t0, g;              /* the round: first tile, tiles */
-  int band, nbands;          /* col2im: input rows per band, bands per image */
+  int nbands;                /* col2im: bands per image (of the rows the round reaches) */
+  size_t crun;               /* direct dgrad / wgrad: input channels per chunk */
+  int dbw;                   /* wgrad: bias channels per chunk */
   size_t n0;                 /* col2im: first image of the round */
   size_t held[KY_POOL_MAX_THREADS]; /* forward: tile + 1 whose im2col rows sit in each slot's buffer */
 } conv_job;
@@ -602,7 +619,7 @@ static ky_status direct_fwd_chunk(void *a, size_t t, int slot) {
 static ky_status direct_dgrad_chunk(void *a, size_t ch, int slot) {
   conv_job *j = a;
   size_t q0, q1;
-  chan_run(ch, chan_runs(j->s), j->s, &q0, &q1);
+  chan_run(ch, j->crun, j->s, &q0, &q1);
   switch (j->k) {
   case 1: direct_dgrad_k(j->out, j->dy, j->w, j->s, q0, q1, 1); break;
   case 2: direct_dgrad_k(j->out, j->dy, j->w, j->s, q0, q1, 2); break;
@@ -615,12 +632,13 @@ static ky_status direct_dgrad_chunk(void *a, size_t ch, int slot) {
 static ky_status direct_wgrad_chunk(void *a, size_t ch, int slot) {
   conv_job *j = a;
   size_t q0, q1;
-  chan_run(ch, chan_runs(j->s), j->s, &q0, &q1);
+  chan_run(ch, j->crun, j->s, &q0, &q1);
+  float *acc = j->work + (size_t)slot * direct_acc_floats(j->s); /* the slot's own: no line shared */
   switch (j->k) {
-  case 1: direct_wgrad_k(j->out, j->dy, j->x, j->s, j->work, q0, q1, 1); break;
-  case 2: direct_wgrad_k(j->out, j->dy, j->x, j->s, j->work, q0, q1, 2); break;
-  case 3: direct_wgrad_k(j->out, j->dy, j->x, j->s, j->work, q0, q1, 3); break;
-  default: direct_wgrad_k(j->out, j->dy, j->x, j->s, j->work, q0, q1, 4); break;
+  case 1: direct_wgrad_k(j->out, j->dy, j->x, j->s, acc, q0, q1, 1); break;
+  case 2: direct_wgrad_k(j->out, j->dy, j->x, j->s, acc, q0, q1, 2); break;
+  case 3: direct_wgrad_k(j->out, j->dy, j->x, j->s, acc, q0, q1, 3); break;
+  default: direct_wgrad_k(j->out, j->dy, j->x, j->s, acc, q0, q1, 4); break;
   }
   return KY_OK;
 }
@@ -679,13 +697,23 @@ static ky_status dgrad_col2im_chunk(void *a, size_t c, int slot) {
   conv_job *j = a;
   const ky_conv_shape *s = j->s;
   size_t n = j->n0 + c / j->nbands, ohw = (size_t)s->oh * s->ow;
-  int ylo = (int)(c % j->nbands) * j->band, yhi = min_i(ylo + j->band, s->h);
+  /* the input rows the round's pixels of image n reach, cut into nbands bands: a round covers a
+   * few output rows, so bands over the whole image would leave all but one thread idle */
+  size_t P0 = j->t0 * TILE, P1 = min_z(j->npix, (j->t0 + j->g) * TILE);
+  size_t qa = n * ohw > P0 ? n * ohw : P0, qb = (n + 1) * ohw < P1 ? (n + 1) * ohw : P1;
+  int ra = (int)((qa - n * ohw) / s->ow) * s->stride - s->pad;
+  int rb = (int)((qb - 1 - n * ohw) / s->ow) * s->stride - s->pad + (s->kh - 1) * s->dil + 1;
+  if (ra < 0) ra = 0;
+  if (rb > s->h) rb = s->h;
+  if (ra >= rb) return KY_OK;
+  int band = (rb - ra + j->nbands - 1) / j->nbands;
+  int ylo = ra + (int)(c % j->nbands) * band, yhi = min_i(ylo + band, rb);
+  if (ylo >= yhi) return KY_OK;
   /* output rows whose windows reach [ylo, yhi) */
   int num = ylo + s->pad - (s->kh - 1) * s->dil;
   int oy0 = num <= 0 ? 0 : (num + s->stride - 1) / s->stride;
   int oy1 = min_i((yhi - 1 + s->pad) / s->stride, s->oh - 1);
   if (oy0 > oy1) return KY_OK;
-  size_t P0 = j->t0 * TILE, P1 = min_z(j->npix, (j->t0 + j->g) * TILE);
   size_t pa = n * ohw + (size_t)oy0 * s->ow, pb = n * ohw + (size_t)(oy1 + 1) * s->ow;
   if (pa < P0) pa = P0;
   if (pb > P1) pb = P1;
@@ -699,7 +727,8 @@ void ky_cpu_conv2d_dgrad(ky_pool *pool, float *dx, const float *dy, const float 
   conv_job j = {.s = s, .out = dx, .dy = dy, .w = w, .pointwise = is_pointwise(s), .r = s->kh * s->kw * s->c,
                 .k = s->k, .npix = (size_t)s->n * s->oh * s->ow, .work = work};
   if (conv_direct(s)) {
-    run(pool, chan_runs(s), direct_dgrad_chunk, &j);
+    j.crun = chan_width(s, pool);
+    run(pool, chan_chunks(s, j.crun), direct_dgrad_chunk, &j);
     return;
   }
   size_t tiles = n_tiles(s);
@@ -721,10 +750,8 @@ void ky_cpu_conv2d_dgrad(ky_pool *pool, float *dx, const float *dy, const float 
     j.n0 = j.t0 * TILE / ohw;
     size_t nimg = (P1 - 1) / ohw - j.n0 + 1, want = threads > 1 ? 4 * (size_t)threads : 1;
     size_t bands = (want + nimg - 1) / nimg;
-    if (bands > (size_t)s->h) bands = (size_t)s->h;
-    j.band = (int)(((size_t)s->h + bands - 1) / bands);
-    j.nbands = (s->h + j.band - 1) / j.band;
-    run(pool, nimg * j.nbands, dgrad_col2im_chunk, &j);
+    j.nbands = (int)(bands > (size_t)s->h ? (size_t)s->h : bands);
+    run(pool, nimg * (size_t)j.nbands, dgrad_col2im_chunk, &j);
   }
 }
 
@@ -770,15 +797,17 @@ static ky_status wgrad_gemm_chunk(void *a, size_t c, int slot) {
   return KY_OK;
 }
 
-/* db: per-channel sums in double over the pixels in order, 16 channels per chunk. */
-enum { DB_CHANNELS = 16 };
+/* db: per-channel sums in double over the pixels in order, j->dbw channels per chunk (a multiple
+ * of 16, at most DB_MAX: one pass over dy per chunk, accumulators on the stack). */
+enum { DB_CHANNELS = 16, DB_MAX = 64 };
 static ky_status wgrad_bias_chunk(void *a, size_t c, int slot) {
-  conv_job *j = a;
-  int k = j->k, c0 = (int)c * DB_CHANNELS, cb = min_i(DB_CHANNELS, k - c0);
-  double acc[DB_CHANNELS];
+  const conv_job *j = a;
+  int k = j->k, c0 = (int)c * j->dbw, cb = min_i(j->dbw, k - c0);
+  const float *dy = j->dy + c0;
+  double acc[DB_MAX];
   for (int q = 0; q < cb; q++) acc[q] = 0.0;
   for (size_t p = 0; p < j->npix; p++) {
-    const float *d = j->dy + p * k + c0;
+    const float *d = dy + p * k;
     for (int q = 0; q < cb; q++) acc[q] += d[q];
   }
   for (int q = 0; q < cb; q++) j->db[c0 + q] += (float)acc[q];
@@ -791,7 +820,8 @@ void ky_cpu_conv2d_wgrad(ky_pool *pool, float *dw, float *db, const float *dy, c
   conv_job j = {.s = s, .out = dw, .db = db, .dy = dy, .x = x, .r = s->kh * s->kw * s->c, .k = s->k,
                 .npix = (size_t)s->n * s->oh * s->ow, .work = work, .buf = work};
   if (conv_direct(s)) {
-    run(pool, chan_runs(s), direct_wgrad_chunk, &j);
+    j.crun = chan_width(s, pool);
+    run(pool, chan_chunks(s, j.crun), direct_wgrad_chunk, &j);
   } else {
     size_t tiles = n_tiles(s), G = round_tiles(s, threads);
     size_t want = threads > 1 ? 4 * (size_t)threads : 1;
@@ -807,5 +837,9 @@ void ky_cpu_conv2d_wgrad(ky_pool *pool, float *dw, float *db, const float *dy, c
       run(pool, (size_t)j.nrb * j.nb, wgrad_gemm_chunk, &j);
     }
   }
-  if (db) run(pool, ((size_t)j.k + DB_CHANNELS - 1) / DB_CHANNELS, wgrad_bias_chunk, &j);
+  if (db) {
+    size_t w = ky_pool_share(pool, (size_t)j.k, DB_CHANNELS);
+    j.dbw = (int)(w < DB_MAX ? w : DB_MAX);
+    run(pool, ((size_t)j.k + j.dbw - 1) / j.dbw, wgrad_bias_chunk, &j);
+  }
 }

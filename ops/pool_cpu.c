@@ -71,7 +71,7 @@ void ky_cpu_maxpool_fwd(ky_pool *pool, float *y, int32_t *argmax, const float *x
 }
 
 static void maxpool_bwd_chans(void *arg, size_t c0, size_t c1) {
-  pool_job *j = arg;
+  const pool_job *j = arg;
   const ky_pool_shape *s = j->s;
   size_t c = (size_t)s->c, plane = (size_t)s->h * s->w, opix = (size_t)s->oh * s->ow;
   for (int n = 0; n < s->n; n++) {
@@ -85,7 +85,7 @@ static void maxpool_bwd_chans(void *arg, size_t c0, size_t c1) {
 
 void ky_cpu_maxpool_bwd(ky_pool *pool, float *dx, const float *dy, const int32_t *argmax, const ky_pool_shape *s) {
   pool_job j = {.dx = dx, .dy = dy, .argmax_in = argmax, .s = s};
-  ky_pool_for(pool, (size_t)s->c, RUN, maxpool_bwd_chans, &j);
+  ky_pool_for(pool, (size_t)s->c, ky_pool_share(pool, (size_t)s->c, RUN), maxpool_bwd_chans, &j);
 }
 
 /* Images [i0, i1). */
