@@ -113,7 +113,9 @@ static double conv_spot_check(const ky_conv_shape *s, const float *x, const floa
   size_t nw = (size_t)s->k * s->kh * s->kw * s->c;
   for (int t = 0; t < 6; t++) {
     r = r * 1664525u + 1013904223u;
-    size_t oi = r % ny, xi = (r >> 3) % nx, wi = (r >> 5) % nw;
+    /* The sizes are >= 1 (checked above); the `?:` only tells the static analyser, which loses the
+     * products' constraints over this loop's iterations. */
+    size_t oi = r % (ny ? ny : 1), xi = (r >> 3) % (nx ? nx : 1), wi = (r >> 5) % (nw ? nw : 1);
     /* y[oi] */
     {
       int k = (int)(oi % s->k);
