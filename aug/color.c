@@ -3,6 +3,7 @@
 #include "aug/color.h"
 #include "aug/round.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -204,12 +205,16 @@ ky_status ky_aug_clahe_plane(uint8_t *plane, int h, int w, float clip, int tiles
   CHECK_IMG(plane, h, w);
   KY_CHECK(tiles >= 1 && tiles <= 64, KY_ERR_ARG, "ky_aug_clahe_plane: tiles must be in 1..64, got %d", tiles);
   KY_CHECK(clip >= 0.f && isfinite(clip), KY_ERR_ARG, "ky_aug_clahe_plane: clip must be >= 0, got %g", clip);
+  KY_CHECK(h <= INT_MAX - tiles && w <= INT_MAX - tiles, KY_ERR_SHAPE,
+           "ky_aug_clahe_plane: %dx%d image is too large for %d tiles (the padded side must fit in an int)",
+           h, w, tiles);
   /* OpenCV pads bottom/right by tiles - (size % tiles) (reflect-101) when either side is not
    * divisible; a divisible side then grows by a whole `tiles` too. */
   int pad = h % tiles || w % tiles;
   int he = pad ? h + tiles - h % tiles : h, we = pad ? w + tiles - w % tiles : w;
   int th = he / tiles, tw = we / tiles;
   KY_ASSERT(th * tiles == he && tw * tiles == we);   /* so tile rows/columns stay inside rowmap/colmap */
+  KY_ASSERT(he > 0 && we > 0);   /* h, w >= 1 and no overflow (checked above): the maps below are filled */
   KY_CHECK(th >= 1 && tw >= 1, KY_ERR_SHAPE, "ky_aug_clahe_plane: %dx%d image is too small for %d tiles", h, w, tiles);
   int total = th * tw;
   float lut_scale = 255.f / total;

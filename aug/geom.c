@@ -379,6 +379,7 @@ ky_status ky_aug_distort1(uint8_t *rgb, uint16_t *labels, int h, int w, float k,
  * size is not a multiple) ending exactly at size. */
 static void distort_axis(float *xx, int size, int num_steps, const float *steps) {
   int step = size / num_steps;
+  KY_ASSERT(step >= 1);   /* 1 <= num_steps <= size (checked by the caller): every cell is written */
   double prev = 0;
   for (int idx = 0, x = 0; x < size; idx++, x += step) {
     int start = x, end = x + step;
@@ -497,6 +498,11 @@ ky_status ky_aug_smooth_field(float *f, int h, int w, float sigma) {
   KY_CHECK_NULL(f, "f");
   KY_CHECK(h > 0 && w > 0, KY_ERR_SHAPE, "ky_aug_smooth_field: field must be non-empty, got %dx%d", h, w);
   KY_CHECK(sigma >= 0 && isfinite(sigma), KY_ERR_ARG, "ky_aug_smooth_field: sigma must be >= 0, got %g", sigma);
+  /* The boxes' radius is about sigma and the reflect table holds side + 2 radius + 2 entries: both
+   * must fit in an int (a sigma that large smooths any field to its mean anyway). */
+  KY_CHECK(sigma <= 1e7f && h <= INT_MAX / 2 && w <= INT_MAX / 2, KY_ERR_ARG,
+           "ky_aug_smooth_field: sigma must be <= 1e7 and the sides <= INT_MAX / 2, got sigma %g on %dx%d",
+           sigma, h, w);
   if (sigma < 0.5f) return KY_OK;
   /* Three boxes whose variances ((width^2 - 1) / 12 each) add up to sigma^2: m passes of odd width
    * wl and 3 - m of wl + 2 (Kovesi's choice), so the match is exact up to rounding m. */
@@ -510,7 +516,9 @@ ky_status ky_aug_smooth_field(float *f, int h, int w, float sigma) {
   if (wl < 1) wl = 1;
   float *src = malloc((size_t)h * w * sizeof *src), *tmp = malloc((size_t)mx * sizeof *tmp);
   double *acc = malloc((size_t)w * sizeof *acc);
-  int *idx = malloc((size_t)(mx + 2 * rmax + 2) * sizeof *idx);
+  /* calloc, not malloc: each pass fills idx[0 .. side + 2r] before the boxes read it, which the
+   * static analyser cannot relate to their loops; zeroing mx + 2 rmax + 2 ints once costs nothing. */
+  int *idx = calloc((size_t)(mx + 2 * rmax + 2), sizeof *idx);
   if (!src || !tmp || !acc || !idx) {
     free(src); free(tmp); free(acc); free(idx);
     return ky_error(KY_ERR_NOMEM, "ky_aug_smooth_field: no memory for a %dx%d field", h, w);

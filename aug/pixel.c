@@ -3,6 +3,7 @@
 #include "aug/pixel.h"
 #include "aug/round.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +16,11 @@
     KY_CHECK_NULL(rgb, "rgb");                                                                   \
     KY_CHECK((h) > 0 && (w) > 0, KY_ERR_SHAPE, "%s: image must be non-empty, got %dx%d", __func__, \
              (h), (w));                                                                          \
+    KY_CHECK((h) <= PAD_MAX_SIDE && (w) <= PAD_MAX_SIDE, KY_ERR_SHAPE,                            \
+             "%s: image sides must be <= %d, got %dx%d", __func__, PAD_MAX_SIDE, (h), (w));       \
   } while (0)
+/* The padded copies below add up to 15 pixels a side (31x31 kernels): keep their sides in an int. */
+#define PAD_MAX_SIDE (INT_MAX - 32)
 
 static inline uint8_t sat_u8(int v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v); }
 

@@ -82,6 +82,7 @@ int main(int argc, char **argv) {
     want_cuda = 0;
   }
 #else
+  if (want_cuda) printf("bench_ops: CUDA rows SKIPPED: built without CUDA (CUDA=0)\n");
   want_cuda = 0;
 #endif
   printf("%-46s %-4s %10s %10s %12s\n", "op (batch 2, 256^2 model shapes)", "dev", "fwd ms", "fwd+bwd ms", "fwd rate");

@@ -217,7 +217,8 @@ static ky_status load_label_map(ky_dsb_sample *out, const char *path) {
   if (s == KY_OK && (h != out->h || w != out->w))
     s = ky_error(KY_ERR_SHAPE, "%s: label map is %dx%d, its image %dx%d", path, w, h, out->w, out->h);
   if (s != KY_OK) { ky_dsb_sample_free(out); return s; }
-  for (size_t i = 0; i < (size_t)h * w; i++)
+  /* w * h in ky_dsb_read_labels's order: the analyser then sees that this reads what it wrote. */
+  for (size_t i = 0; i < (size_t)w * h; i++)
     if (out->labels[i] > out->n_labels) out->n_labels = out->labels[i];
   return KY_OK;
 }

@@ -68,7 +68,7 @@ static ky_status fill_one(ky_batch *out, int i, const ky_loader_config *cfg, int
   if (cfg->precrop) {
     int hp = sm->h > crop ? sm->h : crop, wp = sm->w > crop ? sm->w : crop;
     size_t np = (size_t)hp * wp;
-    if (np > sc->work_cap) {
+    if (!sc->work_rgb || np > sc->work_cap) {   /* none yet, or too small */
       free(sc->work_rgb);
       free(sc->work_lab);
       sc->work_rgb = malloc(np * 3);

@@ -265,11 +265,13 @@ ky_status ky_targets_make(uint8_t *body, uint8_t *sep, uint8_t *full, const uint
   KY_CHECK(h > 0 && w > 0 && (int64_t)(h + 2) * (w + 2) < INT32_MAX / 8, KY_ERR_SHAPE,
            "ky_targets_make: bad label map size %dx%d", w, h);
   size_t np = (size_t)h * w;
+  KY_ASSERT(np > 0);   /* h, w >= 1 and no overflow (checked above): no buffer below is empty */
   if (full)
     for (size_t p = 0; p < np; p++) full[p] = labels[p] ? 255 : 0;
   if (!body && !sep) return KY_OK;
   int32_t *lab = malloc(np * sizeof *lab);
-  uint8_t *fg = malloc(np), *f = malloc(np), *z = malloc(np);
+  /* fg: calloc, as the analyser cannot tie the fill loop below (np = h * w) to dilate's rows and columns. */
+  uint8_t *fg = calloc(np, 1), *f = malloc(np), *z = malloc(np);
   int64_t *area = NULL;
   ky_status s = KY_OK;
   if (!lab || !fg || !f || !z) { s = ky_error(KY_ERR_NOMEM, "ky_targets_make: out of memory for %dx%d", w, h); goto done; }

@@ -539,11 +539,13 @@ typedef struct {
  * few chunks per thread (one block per row of C on one thread). */
 static void col_blocks(conv_job *j, int n, size_t units, int threads) {
   size_t panels = ((size_t)n + NR - 1) / NR, want = 4 * (size_t)threads, nb = 1;
+  KY_ASSERT(panels >= 1);   /* n >= 1 (ky_conv_shape_finish): no block count or size below is 0 */
   if (threads > 1 && units < want) nb = (want + units - 1) / units;
   if (nb > panels) nb = panels;
   size_t per = (panels + nb - 1) / nb;
   j->cols = (int)(per * NR);
   j->nb = (int)((panels + per - 1) / per);
+  KY_ASSERT(j->nb >= 1);    /* 1 <= nb <= panels: ky_cpu_conv2d_wgrad divides by it */
 }
 
 static inline size_t tile_pixels(const conv_job *j, size_t t) { return min_z(TILE, j->npix - t * TILE); }

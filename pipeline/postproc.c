@@ -141,7 +141,8 @@ ky_status ky_postproc_table_ids_on(ky_pool *pool, float **x_out, float **y_out, 
       s = ky_error_context(ky_error(ti->s, "%s", ti->err), "image %s: ", ti->id);
       break;
     }
-    if (rows + ti->rows > cap) {
+    /* !X: an image without candidates adds no rows, but memcpy needs a buffer even for 0 bytes. */
+    if (!X || rows + ti->rows > cap) {
       long nc = (rows + ti->rows) * 2 + 1024;
       float *nx = realloc(X, (size_t)nc * KY_POST_NFEAT * sizeof *nx);
       if (nx) X = nx;

@@ -76,9 +76,11 @@ static void accumulate(region_acc *a, int n, const int32_t *lab, const uint8_t *
 /* Shape properties of label l of lab from a bbox crop with a 1-px margin. */
 static ky_status shape(ky_regionprops *pr, const int32_t *lab, int h, int w, int32_t l, const int *bb, uint8_t **buf,
                        size_t *cap) {
+  if (bb[2] <= bb[0] || bb[3] <= bb[1])   /* its bbox is still accumulate's empty one */
+    return ky_error(KY_ERR_STATE, "features: region %d has no pixels (labels must be 1..n, each present)", l);
   int ch = bb[2] - bb[0] + 2, cw = bb[3] - bb[1] + 2;
   size_t need = (size_t)ch * cw;
-  if (need > *cap) {
+  if (!*buf || need > *cap) {
     uint8_t *b = realloc(*buf, need);
     if (!b) return ky_error(KY_ERR_NOMEM, "features: no memory for a %dx%d crop", ch, cw);
     *buf = b; *cap = need;
@@ -153,7 +155,9 @@ static ky_status neighbours(double *x, const region_acc *a, int n, double med) {
 
 ky_status ky_post_features(ky_features *f, const ky_candidates *c) {
   KY_CHECK_NULL(f, "f"); KY_CHECK_NULL(c, "c");
-  KY_CHECK(c->labels && c->v2 && c->h > 0 && c->w > 0, KY_ERR_STATE, "%s: candidates are not computed", __func__);
+  KY_CHECK(c->labels && c->v2 && c->h > 0 && c->w > 0 && c->n >= 0, KY_ERR_STATE, "%s: candidates are not computed", __func__);
+  for (int j = 0; j < KY_POST_LEVELS; j++)
+    KY_CHECK(c->n_pieces[j] >= 0, KY_ERR_STATE, "%s: level %d has %d pieces", __func__, j, c->n_pieces[j]);
   memset(f, 0, sizeof *f);
   int n = c->n, h = c->h, w = c->w;
   f->rows = n;
@@ -163,7 +167,8 @@ ky_status ky_post_features(ky_features *f, const ky_candidates *c) {
   f->x = calloc((size_t)(f->rows ? f->rows : 1) * KY_POST_NFEAT, sizeof *f->x);
   f->meta = calloc((size_t)(f->rows ? f->rows : 1), sizeof *f->meta);
   region_acc *acc = malloc((size_t)(maxn ? maxn : 1) * sizeof *acc);
-  double *tmp = malloc((size_t)(n ? n : 1) * sizeof *tmp);
+  /* calloc: filled below before median reads it, but the analyser cannot relate n / 2 to n. */
+  double *tmp = calloc((size_t)(n ? n : 1), sizeof *tmp);
   uint8_t *buf = NULL; size_t cap = 0;
   ky_status s = KY_OK;
   if (!f->x || !f->meta || !acc || !tmp) { s = ky_error(KY_ERR_NOMEM, "%s: no memory for %d rows", __func__, f->rows); goto done; }

@@ -608,7 +608,8 @@ ky_status ky_gbt_ensemble_train(ky_gbt_ensemble *out, const ky_gbt_params *base,
     return ky_error(KY_ERR_ARG, "ky_gbt_ensemble_train: %d distinct groups, need at least %d for %d folds", ng, folds, folds);
   }
   int n_jobs = reps * folds;
-  int *order = malloc(sizeof *order * (size_t)ng), *gfold = malloc(sizeof *gfold * (size_t)ng);
+  /* gfold: calloc, as the analyser cannot see that the folds' sizes add up to ng (every entry set). */
+  int *order = malloc(sizeof *order * (size_t)ng), *gfold = calloc((size_t)ng, sizeof *gfold);
   int *fold_of_row = malloc(sizeof *fold_of_row * (size_t)n * reps);
   booster_job *jobs = calloc((size_t)n_jobs, sizeof *jobs);
   out->boosters = calloc((size_t)n_jobs, sizeof *out->boosters);

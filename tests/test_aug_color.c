@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <limits.h>
 
 #include "aug/color.h"
 #include "test_aug_util.h"
@@ -129,6 +130,9 @@ static void test_errors(void **st) {
   assert_non_null(strstr(ky_last_error(), "got 0x4"));
   assert_int_equal(ky_aug_clahe_plane(buf, 4, 4, -1.f, 2), KY_ERR_ARG);
   assert_non_null(strstr(ky_last_error(), "clip must be >= 0"));
+  /* A side whose padded size overflows an int is refused before the plane is read. */
+  assert_int_equal(ky_aug_clahe_plane(buf, INT_MAX - 10, 1, 2.f, 64), KY_ERR_SHAPE);
+  assert_non_null(strstr(ky_last_error(), "too large for 64 tiles"));
 }
 
 int main(void) {

@@ -167,6 +167,10 @@ static void test_smooth_field(void **st) {
     assert_true(ratio >= 0.9 && ratio <= 1.1);
     free(f); free(e);
   }
+  /* A sigma whose box radius would overflow an int is refused, not sized into a wrapped table. */
+  float f[16] = {0};
+  assert_int_equal(ky_aug_smooth_field(f, 4, 4, 1e30f), KY_ERR_ARG);
+  assert_non_null(strstr(ky_last_error(), "sigma must be <= 1e7"));
 }
 
 /* ------------------------------------------------------------------ alignment */

@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <limits.h>
 #include <math.h>
 
 #include "aug/color.h"
@@ -228,6 +229,9 @@ static void test_errors(void **st) {
   assert_non_null(strstr(ky_last_error(), "rng is NULL"));
   assert_int_equal(ky_aug_median3(buf, -1, 3), KY_ERR_SHAPE);
   assert_non_null(strstr(ky_last_error(), "got -1x3"));
+  /* A side whose padded copy would overflow an int is refused before anything is allocated or read. */
+  assert_int_equal(ky_aug_box3(buf, INT_MAX - 1, 1), KY_ERR_SHAPE);
+  assert_non_null(strstr(ky_last_error(), "sides must be <="));
 }
 
 int main(void) {

@@ -120,14 +120,16 @@ static void test_conv_vs_naive(void **st) {
     ky_conv_shape s = conv_shape_of(&conv_cases[ci]);
     size_t nx = (size_t)s.n * s.h * s.w * s.c, nw = (size_t)s.k * s.kh * s.kw * s.c;
     size_t ny = (size_t)s.n * s.oh * s.ow * s.k;
+    assert_true(nx > 0 && nw > 0 && ny > 0);
     float *x = rnd(&r, nx, -1, 1), *w = rnd(&r, nw, -1, 1), *b = rnd(&r, s.k, -1, 1);
     float *dy = rnd(&r, ny, -1, 1), *y = rnd(&r, ny, 5, 6);
     float *dx0 = rnd(&r, nx, -1, 1), *dw0 = rnd(&r, nw, -1, 1), *db0 = rnd(&r, s.k, -1, 1);
     float *dx = dup(dx0, nx), *dw = dup(dw0, nw), *db = dup(db0, s.k);
     size_t nwork = ky_cpu_conv2d_work_floats(&s, 1);
     float *work = rnd(&r, nwork, 1e6f, 2e6f); /* garbage scratch must not leak into results */
-    double *ry = malloc(ny * sizeof *ry), *rdx = malloc(nx * sizeof *rdx), *rdw = malloc(nw * sizeof *rdw),
-           *rdb = malloc(s.k * sizeof *rdb);
+    /* calloc: an entry naive_conv missed is a 0, not garbage */
+    double *ry = calloc(ny, sizeof *ry), *rdx = calloc(nx, sizeof *rdx), *rdw = calloc(nw, sizeof *rdw),
+           *rdb = calloc((size_t)s.k, sizeof *rdb);
     naive_conv(ry, rdx, rdw, rdb, x, w, b, dy, &s);
     char what[96];
     double tol = 2e-5 * s.kh * s.kw * s.c; /* float accumulation of R terms of size <= 1 */

@@ -127,6 +127,46 @@ static void test_table(void **st) {
   free(x); free(y); free(g);
 }
 
+/* An image without candidates (an empty body map) first in the table: it adds no rows, and the
+ * rows of the image after it still come through (its copy used to go to a NULL table). */
+static void test_table_empty_first(void **st) {
+  char t2[700], p2[700], path[800];
+  snprintf(t2, sizeof t2, "%s/truth_e", dir);
+  snprintf(p2, sizeof p2, "%s/prob_e", dir);
+  assert_int_equal(ky_mkdirs(p2), KY_OK);
+  static uint16_t lab[H * W];
+  static uint8_t body[H * W], zero[H * W], rgb[H * W * 3];
+  const char *ids[2] = {"a_empty", "b_synth"};
+  for (int i = 0; i < 2; i++) {
+    draw(lab, body, 0);
+    if (i == 0) memset(body, 0, sizeof body);
+    for (int q = 0; q < H * W; q++) rgb[3 * q] = rgb[3 * q + 1] = rgb[3 * q + 2] = body[q];
+    ky_dsb_sample s = {H, W, rgb, lab, NTRUE};
+    assert_int_equal(ky_dsb_save_compact(&s, t2, ids[i]), KY_OK);
+    snprintf(path, sizeof path, "%s/%s_body.png", p2, ids[i]);
+    assert_int_equal(ky_png_save_u8(path, body, W, H, 1), KY_OK);
+    snprintf(path, sizeof path, "%s/%s_border.png", p2, ids[i]);
+    assert_int_equal(ky_png_save_u8(path, zero, W, H, 1), KY_OK);
+  }
+  float *x, *y;
+  int *g;
+  ky_postproc_stats s;
+  assert_int_equal(ky_postproc_table(&x, &y, &g, &s, p2, t2), KY_OK);
+  assert_int_equal(s.n_images, 2);
+  /* Only the second image has rows: as many as image 0 of the main fixture, all in group 1. */
+  draw(lab, body, 0);
+  ky_candidates c;
+  ky_features f;
+  assert_int_equal(ky_post_candidates(&c, body, zero, NULL, H, W, NULL), KY_OK);
+  assert_int_equal(ky_post_features(&f, &c), KY_OK);
+  assert_true(f.rows > 0);
+  assert_int_equal(s.n_rows, f.rows);
+  for (long r = 0; r < s.n_rows; r++) assert_int_equal(g[r], 1);
+  ky_post_features_free(&f);
+  ky_post_candidates_free(&c);
+  free(x); free(y); free(g);
+}
+
 static void test_train_and_apply(void **st) {
   ky_postproc_stats s;
   assert_int_equal(ky_postproc_train(prob, truth, model, 1, 7, &s), KY_OK);
@@ -191,6 +231,7 @@ static void test_errors(void **st) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_table),
+      cmocka_unit_test(test_table_empty_first),
       cmocka_unit_test(test_train_and_apply),
       cmocka_unit_test(test_errors),
   };

@@ -129,6 +129,18 @@ static void test_errors(void **st) {
   assert_non_null(strstr(ky_last_error(), "4x16"));
   ky_post_features_free(&f);
   ky_post_candidates_free(&c);
+  /* Two blobs, then the second's pixels relabelled 1: region 2 is empty and is named, instead of
+   * being measured from an inside-out box. */
+  uint8_t B2[16 * 16] = {0}, S2[16 * 16] = {0};
+  for (int y = 2; y < 6; y++)
+    for (int x = 2; x < 6; x++) B2[y * 16 + x] = B2[(y + 8) * 16 + x + 8] = 250;
+  assert_int_equal(ky_post_candidates(&c, B2, S2, NULL, 16, 16, NULL), KY_OK);
+  assert_int_equal(c.n, 2);
+  for (int q = 0; q < 16 * 16; q++)
+    if (c.labels[q] == 2) c.labels[q] = 1;
+  assert_int_equal(ky_post_features(&f, &c), KY_ERR_STATE);
+  assert_non_null(strstr(ky_last_error(), "region 2 has no pixels"));
+  ky_post_candidates_free(&c);
 }
 
 int main(void) {
