@@ -23,6 +23,7 @@ ucontext_t sched;
 Fiber *cur;
 const std::function<void()> *body;
 uint64_t slots[2][32][32];  // parity, warp, lane
+uint32_t shfl_lanes[2][32];  // parity, warp: the lanes the last release of that parity let through
 cudaError_t last = cudaSuccess;
 unsigned long long block_gen = 0;                        // counts blocks across all launches
 std::unordered_map<void *, unsigned long long> fresh;   // shared array -> block that last poisoned it
@@ -62,7 +63,9 @@ uint64_t emu_shfl_down(uint64_t bits, unsigned delta) {
   unsigned src = lane + delta;
   me->seq++;
   if (src >= 32 || warp * 32 + src >= F.size()) return bits;
-  if (F[warp * 32 + src].st == DONE) { fprintf(stderr, "emu: shuffle reads exited lane %u\n", src); abort(); }
+  // A lane that left before this shuffle never wrote its slot (undefined on a GPU); one that took
+  // part and has exited since, because this fiber resumed after it, gave its value in time.
+  if (!(shfl_lanes[par][warp] >> src & 1u)) { fprintf(stderr, "emu: shuffle reads lane %u, which had exited\n", src); abort(); }
   return slots[par][warp][src];
 }
 
@@ -119,8 +122,10 @@ void emu_launch(emu_cfg c, const std::function<void()> &f) {
               if (F[i].st != DONE) { l++; if (F[i].st == SHFL) s++; if (F[i].st == SYNC) y++; }
             if (l && s == l) {
               unsigned seq = F[w * 32].seq;
+              uint32_t lanes = 0;
               for (unsigned i = w * 32; i < nt && i < w * 32 + 32; i++)
-                if (F[i].st == SHFL) { if (F[i].seq != seq) { fprintf(stderr, "emu: shuffle seq mismatch\n"); abort(); } F[i].st = RUN; }
+                if (F[i].st == SHFL) { if (F[i].seq != seq) { fprintf(stderr, "emu: shuffle seq mismatch\n"); abort(); } F[i].st = RUN; lanes |= 1u << (i - w * 32); }
+              shfl_lanes[seq & 1][w] = lanes;
               released = true;
             }
           }
