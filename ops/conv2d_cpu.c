@@ -705,8 +705,7 @@ static int dgrad_as_fwd(const ky_conv_shape *s) {
 static void dgrad_shape(ky_conv_shape *t, const ky_conv_shape *s) {
   *t = (ky_conv_shape){.n = s->n, .h = s->oh, .w = s->ow, .c = s->k, .k = s->c, .kh = s->kh, .kw = s->kw,
                        .stride = 1, .pad = s->dil * (s->kh - 1) - s->pad, .dil = s->dil};
-  t->oh = t->h + 2 * t->pad - t->dil * (t->kh - 1);
-  t->ow = t->w + 2 * t->pad - t->dil * (t->kw - 1);
+  (void)ky_conv_shape_finish(t); /* valid by construction (dgrad_as_fwd): t->oh, t->ow = s->h, s->w */
 }
 /* W' floats, rounded to whole 64-byte lines so the forward's scratch after it stays aligned. */
 static size_t dgrad_wt_floats(const ky_conv_shape *s) { return round_up((size_t)s->k * s->kh * s->kw * s->c, 16); }
