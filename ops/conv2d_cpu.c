@@ -9,6 +9,9 @@
  * B is packed in panels of NR columns ([Kd][NR] each); A is read in place from row-major rows
  * (im2col rows, dy, or x itself for 1x1 stride-1 convs), except in wgrad where A = dy^T is packed
  * in panels of MR rows. The micro-kernel keeps an MR x NR block of C in registers.
+ * When C is a multiple of NR (every layer of the models but the 3-channel stem) the wgrad builds
+ * no im2col tile: a column panel of dW is NR channels of one tap, so each B panel is gathered
+ * straight from the input pixels under that tap (wgrad_implicit_chunk), with the same sums.
  * Pixels are processed in tiles of TILE, so the scratch size depends on the layer, never on N*H*W.
  * Two special cases: K <= SMALL_K (the 3-class logits conv) runs a direct, channel-vectorised
  * convolution, and other small K (5, 6, 17, 18) compute the forward as y^T = W col^T.
@@ -19,8 +22,9 @@
  *            and its GEMM sum runs in the same KC slices as on one thread;
  *   dgrad    per round of tiles, dcol by (tile, NR-panel block), then col2im by bands of input
  *            rows: every dx element is owned by one band and receives its pixels in index order;
- *   wgrad    per round of tiles, packing by tile, then the GEMM by NR-panel blocks of dW: every
- *            dW element still adds the tiles' partial sums in tile order;
+ *   wgrad    per round of tiles, packing by tile, then the GEMM by blocks of dW (each gathering
+ *            its own B panels when implicit): every dW element adds the tiles' partial sums in
+ *            tile order;
  *   direct   forward by pixel tiles, dgrad / wgrad by runs of 16k input channels (vector lanes kept).
  * Block sizes only decide which thread computes an element, never how, so they may follow the
  * thread count; the tile size (TILE) and the KC slices, which fix summation order, do not. */
@@ -73,7 +77,17 @@ static size_t work_dgrad(const ky_conv_shape *s, size_t r, int threads) {
   }
   return round_up(r, NR) * (size_t)s->k /* packed W */ + round_tiles(s, threads) * TILE * r /* dcol */;
 }
+/* wgrad without im2col (wgrad_implicit): each column panel of dW is one tap and NR channels. */
+static int wgrad_implicit(const ky_conv_shape *s) { return s->c % NR == 0; }
+/* Its tiles per round: about 1 MiB of packed dy^T, shared by every block of dW. */
+static size_t wgrad_implicit_round(const ky_conv_shape *s) {
+  size_t g = ((size_t)1 << 20) / (round_up((size_t)s->k, MR) * TILE * sizeof(float)), t = n_tiles(s);
+  g = g < 1 ? 1 : g;
+  return g < t ? g : t;
+}
 static size_t work_wgrad(const ky_conv_shape *s, size_t r, int threads) {
+  if (wgrad_implicit(s))
+    return wgrad_implicit_round(s) * round_up((size_t)s->k, MR) * TILE /* packed dy^T */ + (size_t)s->c /* zeros */;
   return round_tiles(s, threads) * (round_up((size_t)s->k, MR) * TILE /* packed dy^T */ +
                                     round_up(r, NR) * TILE /* packed col */) +
          (size_t)threads * r /* rows */;
@@ -238,6 +252,10 @@ static void pack_a_cols(float *restrict ap, const float *restrict src, size_t ld
     for (int k = 0; k < kd; k++) {
       const float *srow = src + (size_t)k * ld + i0;
       float *d = panel + (size_t)k * MR;
+      if (mr == MR) { /* a fixed count: six moves, where a variable one became a memcpy call */
+        for (int i = 0; i < MR; i++) d[i] = srow[i];
+        continue;
+      }
       for (int i = 0; i < mr; i++) d[i] = srow[i];
       for (int i = mr; i < MR; i++) d[i] = 0.0f;
     }
@@ -330,6 +348,27 @@ static void col2im_row(float *restrict dx, const float *restrict drow, const ky_
         float *o = xr + (size_t)ix * c;
         const float *g = d + (size_t)j * c;
         for (size_t q = 0; q < c; q++) o[q] += g[q];
+      }
+    }
+  }
+}
+
+/* rows[q] = the c input channels that tap `tap` (kh-major) of output pixel p0 + q sees, or zero where
+ * the tap falls on padding: the im2col columns of that tap, without copying them. */
+static void tap_rows(const float **rows, const float *x, const float *zero, const ky_conv_shape *s, size_t p0,
+                     int np, int tap) {
+  size_t ohw = (size_t)s->oh * s->ow, n = p0 / ohw, rem = p0 % ohw, c = (size_t)s->c;
+  int oy = (int)(rem / s->ow), ox = (int)(rem % s->ow);
+  int dy = (tap / s->kw) * s->dil - s->pad, dx = (tap % s->kw) * s->dil - s->pad;
+  for (int q = 0; q < np; q++) {
+    int iy = oy * s->stride + dy, ix = ox * s->stride + dx;
+    rows[q] = iy >= 0 && iy < s->h && ix >= 0 && ix < s->w ? x + ((n * s->h + (size_t)iy) * s->w + (size_t)ix) * c
+                                                          : zero;
+    if (++ox == s->ow) {
+      ox = 0;
+      if (++oy == s->oh) {
+        oy = 0;
+        n++;
       }
     }
   }
@@ -521,6 +560,7 @@ typedef struct {
   float *out;                /* y, dx or dw */
   float *db;
   const float *x, *w, *b, *dy;
+  const float *zero;         /* implicit wgrad: c zeros, the rows of taps that fall on padding */
   int relu, pointwise, r, k;
   int add;                   /* forward: y += the convolution (the dgrad that runs as a forward) */
   size_t npix;
@@ -892,6 +932,58 @@ static ky_status wgrad_gemm_chunk(void *a, size_t c, int slot) {
   return KY_OK;
 }
 
+/* Implicit wgrad, first half of a round: pack dy^T of tile t0 + i. */
+static ky_status wgrad_pack_a_chunk(void *a, size_t i, int slot) {
+  conv_job *j = a;
+  size_t t = j->t0 + i, p0 = t * TILE;
+  pack_a_cols(j->buf + i * round_up((size_t)j->k, MR) * TILE, j->dy + p0 * j->k, (size_t)j->k, j->k,
+              (int)tile_pixels(j, t));
+  return KY_OK;
+}
+
+/* Implicit wgrad, second half: one block of dW gets the round's tiles in tile order. A column panel
+ * is NR channels of one tap; its B rows, those channels of the input pixels under the tap (found by
+ * tap_rows), are gathered into one panel on the stack, which the row panels then share from L1.
+ * (Read in place, rows 4c bytes apart fall into few L1 sets and evict each other: about 20 % slower on the
+ * benchmark model's last layer.)
+ * The sums are those of wgrad_gemm_chunk over an im2col tile, without building the tile. */
+_Static_assert(TILE <= KC, "a tile's depth is one KC slice: the implicit wgrad has no slice loop");
+static ky_status wgrad_implicit_chunk(void *a, size_t c, int slot) {
+  conv_job *j = a;
+  int r = j->r, k = j->k, ch = j->s->c;
+  int i0 = (int)(c / j->nb) * j->rows, i1 = min_i(i0 + j->rows, k);
+  int j0 = (int)(c % j->nb) * j->cols, j1 = min_i(j0 + j->cols, r);
+  size_t asz = round_up((size_t)k, MR) * TILE;
+  const float *rows[TILE];
+  float bpanel[TILE * NR] __attribute__((aligned(64)));
+  for (size_t i = 0; i < j->g; i++) {
+    size_t p0 = (j->t0 + i) * TILE;
+    int np = (int)tile_pixels(j, j->t0 + i), tap = -1;
+    const float *ap = j->buf + i * asz; /* [ceil(K/MR)][np][MR] */
+    for (int q = j0; q < j1; q += NR) {
+      if (q / ch != tap) tap_rows(rows, j->x, j->zero, j->s, p0, np, tap = q / ch);
+      size_t off = (size_t)(q % ch);
+      for (int z = 0; z < np; z++) {
+        *(v8f *)(bpanel + z * NR) = *(const v8f *)(rows[z] + off);
+        *(v8f *)(bpanel + z * NR + 8) = *(const v8f *)(rows[z] + off + 8);
+      }
+      for (int m = i0; m < i1; m += MR) {
+        const float *am = ap + (size_t)(m / MR) * np * MR;
+        float *cm = j->out + (size_t)m * r + q;
+        if (i1 - m >= MR) {
+          micro_kernel(np, am, bpanel, cm, (size_t)r);
+        } else { /* the last rows: as micro_kernel_edge, on the packing's zero rows */
+          float tmp[MR * NR] = {0};
+          micro_kernel(np, am, bpanel, tmp, NR);
+          for (int y = 0; y < i1 - m; y++)
+            for (int x = 0; x < NR; x++) cm[(size_t)y * r + x] += tmp[y * NR + x];
+        }
+      }
+    }
+  }
+  return KY_OK;
+}
+
 /* db: per-channel sums in double over the pixels in order, j->dbw channels per chunk (a multiple
  * of 16, at most DB_MAX: one pass over dy per chunk, accumulators on the stack). */
 enum { DB_CHANNELS = 16, DB_MAX = 64 };
@@ -918,9 +1010,15 @@ void ky_cpu_conv2d_wgrad(ky_pool *pool, float *dw, float *db, const float *dy, c
     j.crun = chan_width(s, pool);
     run(pool, chan_chunks(s, j.crun), direct_wgrad_chunk, &j);
   } else {
-    size_t tiles = n_tiles(s), G = round_tiles(s, threads);
+    int implicit = wgrad_implicit(s);
+    size_t tiles = n_tiles(s), G = implicit ? wgrad_implicit_round(s) : round_tiles(s, threads);
     size_t want = threads > 1 ? 4 * (size_t)threads : 1;
     col_blocks(&j, j.r, 1, threads);
+    if (implicit) { /* the zero row after the round's packed dy^T */
+      float *zero = work + G * round_up((size_t)j.k, MR) * TILE;
+      memset(zero, 0, (size_t)s->c * sizeof *zero);
+      j.zero = zero;
+    }
     size_t rpanels = ((size_t)j.k + MR - 1) / MR, nrb = 1;
     if ((size_t)j.nb < want) nrb = min_z(rpanels, (want + j.nb - 1) / j.nb);
     size_t per = (rpanels + nrb - 1) / nrb;
@@ -928,8 +1026,8 @@ void ky_cpu_conv2d_wgrad(ky_pool *pool, float *dw, float *db, const float *dy, c
     j.nrb = (int)((rpanels + per - 1) / per);
     for (j.t0 = 0; j.t0 < tiles; j.t0 += G) {
       j.g = min_z(G, tiles - j.t0);
-      run(pool, j.g, wgrad_pack_chunk, &j);
-      run(pool, (size_t)j.nrb * j.nb, wgrad_gemm_chunk, &j);
+      run(pool, j.g, implicit ? wgrad_pack_a_chunk : wgrad_pack_chunk, &j);
+      run(pool, (size_t)j.nrb * j.nb, implicit ? wgrad_implicit_chunk : wgrad_gemm_chunk, &j);
     }
   }
   if (db) {

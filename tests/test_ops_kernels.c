@@ -71,6 +71,12 @@ static const conv_case conv_cases[] = {
     {1, 6, 7, 40, 3, 3, 3, 1, 1, 1},     /* K = 3 direct path with 16-wide chunks and a tail */
     {2, 9, 8, 64, 1, 3, 3, 2, 2, 2},     /* K = 1, stride 2, dilation 2 */
     {1, 7, 6, 24, 6, 3, 3, 1, 1, 1},     /* K = 6: the transposed (y^T) forward */
+    /* C a multiple of 16: the wgrad reads the input in place (no im2col), one tap per panel */
+    {1, 13, 11, 16, 7, 3, 3, 1, 1, 1},   /* C = 16, K = 7 (a last row panel of one row) */
+    {2, 17, 15, 32, 13, 3, 3, 2, 1, 1},  /* C = 32: two panels per tap, stride 2 */
+    {1, 50, 47, 16, 130, 3, 3, 1, 2, 2}, /* K = 130: two rounds of tiles, dilation 2 */
+    {2, 9, 10, 48, 20, 1, 1, 1, 0, 1},   /* 1x1 pointwise, C = 48 */
+    {1, 7, 6, 16, 9, 1, 1, 2, 1, 1},     /* 1x1 stride 2, padding 1: taps on the zero row */
     /* >= 16 pixel tiles: the stride-1 dgrad runs as a forward conv (ops/conv2d_cpu.c) */
     {1, 64, 63, 19, 17, 3, 3, 1, 2, 2},  /* dilation 2: W' packed from W, C = 19 (panel edge) */
     {1, 61, 67, 6, 9, 3, 3, 1, 1, 1},    /* C = 6: the flipped W' through the transposed forward */
