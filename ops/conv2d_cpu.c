@@ -944,8 +944,8 @@ static ky_status wgrad_pack_a_chunk(void *a, size_t i, int slot) {
 /* Implicit wgrad, second half: one block of dW gets the round's tiles in tile order. A column panel
  * is NR channels of one tap; its B rows, those channels of the input pixels under the tap (found by
  * tap_rows), are gathered into one panel on the stack, which the row panels then share from L1.
- * (Read in place, rows 4c bytes apart fall into few L1 sets and evict each other: about 20 % slower on the
- * benchmark model's last layer.)
+ * (Read in place, rows 4c bytes apart fall into few L1 sets and evict each other: about 20 %
+ * slower on the benchmark model's last layer.)
  * The sums are those of wgrad_gemm_chunk over an im2col tile, without building the tile. */
 _Static_assert(TILE <= KC, "a tile's depth is one KC slice: the implicit wgrad has no slice loop");
 static ky_status wgrad_implicit_chunk(void *a, size_t c, int slot) {
