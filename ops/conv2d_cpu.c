@@ -42,6 +42,8 @@ enum {
 };
 
 static inline size_t round_up(size_t v, size_t m) { return (v + m - 1) / m * m; }
+static inline size_t min_z(size_t a, size_t b) { return a < b ? a : b; }
+static inline int min_i(int a, int b) { return a < b ? a : b; }
 
 /* Few output channels (K = 5, 6, 17, 18; K <= 4 goes direct): W^T would fill NR-wide panels mostly
  * with zeros, so the forward computes y^T = W * col^T instead, with K on the MR side. */
@@ -77,8 +79,10 @@ static size_t work_dgrad(const ky_conv_shape *s, size_t r, int threads) {
   }
   return round_up(r, NR) * (size_t)s->k /* packed W */ + round_tiles(s, threads) * TILE * r /* dcol */;
 }
-/* wgrad without im2col (wgrad_implicit): each column panel of dW is one tap and NR channels. */
-static int wgrad_implicit(const ky_conv_shape *s) { return s->c % NR == 0; }
+/* No im2col tile when C is a multiple of NR: the forward reads the input rows under each tap through
+ * pointers, and each column panel of dW is one tap and NR channels. The tile's per-slot im2col
+ * buffer (TILE * R floats) then holds the forward's pointer tables and a zero row instead. */
+static int conv_implicit(const ky_conv_shape *s) { return s->c % NR == 0; }
 /* Its tiles per round: about 1 MiB of packed dy^T, shared by every block of dW. */
 static size_t wgrad_implicit_round(const ky_conv_shape *s) {
   size_t g = ((size_t)1 << 20) / (round_up((size_t)s->k, MR) * TILE * sizeof(float)), t = n_tiles(s);
@@ -86,7 +90,7 @@ static size_t wgrad_implicit_round(const ky_conv_shape *s) {
   return g < t ? g : t;
 }
 static size_t work_wgrad(const ky_conv_shape *s, size_t r, int threads) {
-  if (wgrad_implicit(s))
+  if (conv_implicit(s))
     return wgrad_implicit_round(s) * round_up((size_t)s->k, MR) * TILE /* packed dy^T */ + (size_t)s->c /* zeros */;
   return round_tiles(s, threads) * (round_up((size_t)s->k, MR) * TILE /* packed dy^T */ +
                                     round_up(r, NR) * TILE /* packed col */) +
@@ -211,6 +215,58 @@ static void gemm_rows(float *c, size_t ldc, const float *a, size_t lda, const fl
         } else {
           for (int k = 0; k < kc; k++)
             for (int q = 0; q < MR; q++) tmp[k * MR + q] = q < mr ? ai[(size_t)q * lda + k] : 0.0f;
+          micro_kernel_edge(kc, tmp, b, c + (size_t)i * ldc + j, ldc, mr, nr);
+        }
+      }
+    }
+  }
+}
+
+/* gemm_rows with A = the tile's im2col rows never built: depth kk of pixel i is channel kk % cin of
+ * the input pixel under tap kk / cin, found through tp[tap * np + i] (tap_rows' tables, one per
+ * tap). micro_kernel_taps runs micro_kernel_rows' loop tap run by tap run, so every element gets
+ * the same operations in the same order as from the im2col rows. */
+static void micro_kernel_taps(int kc, int k0, const float *const *tp, int np, int i, int cin,
+                              const float *restrict b, float *restrict c, size_t ldc) {
+  v8f acc[MR][2];
+  for (int q = 0; q < MR; q++) acc[q][0] = acc[q][1] = (v8f){0};
+  for (int k = 0; k < kc;) {
+    int tap = (k0 + k) / cin, ch = (k0 + k) % cin, len = min_i(cin - ch, kc - k);
+    const float *ar[MR];
+    for (int q = 0; q < MR; q++) ar[q] = tp[(size_t)tap * np + i + q] + ch;
+    const float *bk = b + (size_t)k * NR;
+    for (int z = 0; z < len; z++) {
+      v8f b0 = *(const v8f *)(bk + (size_t)z * NR), b1 = *(const v8f *)(bk + (size_t)z * NR + 8);
+      for (int q = 0; q < MR; q++) {
+        float av = ar[q][z];
+        v8f ai = {av, av, av, av, av, av, av, av};
+        acc[q][0] = MADD8(ai, b0, acc[q][0]);
+        acc[q][1] = MADD8(ai, b1, acc[q][1]);
+      }
+    }
+    k += len;
+  }
+  for (int q = 0; q < MR; q++) {
+    *(v8f *)(c + q * ldc) += acc[q][0];
+    *(v8f *)(c + q * ldc + 8) += acc[q][1];
+  }
+}
+
+static void gemm_taps(float *c, size_t ldc, const float *const *tp, int cin, const float *bp, int m, int n, int kd) {
+  float tmp[KC * MR];
+  for (int k0 = 0; k0 < kd; k0 += KC) {
+    int kc = kd - k0 < KC ? kd - k0 : KC;
+    for (int j = 0; j < n; j += NR) {
+      const float *b = bp + (size_t)(j / NR) * kd * NR + (size_t)k0 * NR;
+      int nr = n - j < NR ? n - j : NR;
+      for (int i = 0; i < m; i += MR) {
+        int mr = m - i < MR ? m - i : MR;
+        if (mr == MR && nr == NR) {
+          micro_kernel_taps(kc, k0, tp, m, i, cin, b, c + (size_t)i * ldc + j, ldc);
+        } else {
+          for (int k = 0; k < kc; k++)
+            for (int q = 0; q < MR; q++)
+              tmp[k * MR + q] = q < mr ? tp[(size_t)((k0 + k) / cin) * m + i + q][(k0 + k) % cin] : 0.0f;
           micro_kernel_edge(kc, tmp, b, c + (size_t)i * ldc + j, ldc, mr, nr);
         }
       }
@@ -409,8 +465,6 @@ static void out_pixel(const ky_conv_shape *s, size_t p, size_t *xbase, int *iy0,
   *ix0 = (int)(rem % s->ow) * s->stride - s->pad;
 }
 
-static inline size_t min_z(size_t a, size_t b) { return a < b ? a : b; }
-static inline int min_i(int a, int b) { return a < b ? a : b; }
 
 /* Runs of input channels for the direct dgrad / wgrad, a multiple of 16 wide (two vectors, one
  * cache line), as wide as the thread count allows so that each thread walks the pixels once: chunk
@@ -607,7 +661,17 @@ static ky_status fwd_chunk(void *a, size_t c, int slot) {
   int r = j->r, k = j->k, np = (int)tile_pixels(j, t);
   int j0 = (int)(c % j->nb) * j->cols, j1 = min_i(j0 + j->cols, k);
   const float *rows = j->x + p0 * r; /* pointwise: the input pixels are the im2col rows */
-  if (!j->pointwise) {
+  const float **tp = NULL;            /* implicit: [taps][np] input rows under each tap */
+  if (!j->pointwise && conv_implicit(j->s)) {
+    int taps = j->s->kh * j->s->kw;
+    tp = (const float **)(void *)(j->buf + (size_t)slot * TILE * r);
+    float *zero = j->buf + (size_t)slot * TILE * r + (size_t)taps * TILE * (sizeof *tp / sizeof(float));
+    if (j->held[slot] != t + 1) {
+      memset(zero, 0, (size_t)j->s->c * sizeof *zero);
+      for (int q = 0; q < taps; q++) tap_rows(tp + (size_t)q * np, j->x, zero, j->s, p0, np, q);
+      j->held[slot] = t + 1;
+    }
+  } else if (!j->pointwise) {
     float *col = j->buf + (size_t)slot * TILE * r;
     if (j->held[slot] != t + 1) {
       for (int i = 0; i < np; i++) im2col_row(col + (size_t)i * r, j->x, j->s, p0 + i);
@@ -621,7 +685,8 @@ static ky_status fwd_chunk(void *a, size_t c, int slot) {
     if (j->b) memcpy(yr, j->b + j0, (size_t)(j1 - j0) * sizeof *yr);
     else memset(yr, 0, (size_t)(j1 - j0) * sizeof *yr);
   }
-  gemm_rows(yt + j0, (size_t)k, rows, (size_t)r, j->wp + (size_t)(j0 / NR) * r * NR, np, j1 - j0, r);
+  if (tp) gemm_taps(yt + j0, (size_t)k, tp, j->s->c, j->wp + (size_t)(j0 / NR) * r * NR, np, j1 - j0, r);
+  else gemm_rows(yt + j0, (size_t)k, rows, (size_t)r, j->wp + (size_t)(j0 / NR) * r * NR, np, j1 - j0, r);
   if (j->relu)
     for (int i = 0; i < np; i++) {
       float *yr = yt + (size_t)i * k;
@@ -1010,7 +1075,7 @@ void ky_cpu_conv2d_wgrad(ky_pool *pool, float *dw, float *db, const float *dy, c
     j.crun = chan_width(s, pool);
     run(pool, chan_chunks(s, j.crun), direct_wgrad_chunk, &j);
   } else {
-    int implicit = wgrad_implicit(s);
+    int implicit = conv_implicit(s);
     size_t tiles = n_tiles(s), G = implicit ? wgrad_implicit_round(s) : round_tiles(s, threads);
     size_t want = threads > 1 ? 4 * (size_t)threads : 1;
     col_blocks(&j, j.r, 1, threads);
