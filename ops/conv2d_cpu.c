@@ -175,57 +175,11 @@ static void gemm_packed(float *c, size_t ldc, const float *ap, const float *bp, 
   }
 }
 
-/* The same 6 x 16 block with A read in place from MR rows of a row-major matrix (row stride lda):
- * im2col rows, dy rows or x itself need no interleaving pass. */
-static void micro_kernel_rows(int kc, const float *restrict a, size_t lda, const float *restrict b,
-                              float *restrict c, size_t ldc) {
-  const float *ar[MR];
-  for (int i = 0; i < MR; i++) ar[i] = a + i * lda;
-  v8f acc[MR][2];
-  for (int i = 0; i < MR; i++) acc[i][0] = acc[i][1] = (v8f){0};
-  for (int k = 0; k < kc; k++) {
-    v8f b0 = *(const v8f *)(b + (size_t)k * NR), b1 = *(const v8f *)(b + (size_t)k * NR + 8);
-    for (int i = 0; i < MR; i++) {
-      float av = ar[i][k];
-      v8f ai = {av, av, av, av, av, av, av, av}; /* one vbroadcastss from memory */
-      acc[i][0] = MADD8(ai, b0, acc[i][0]);
-      acc[i][1] = MADD8(ai, b1, acc[i][1]);
-    }
-  }
-  for (int i = 0; i < MR; i++) {
-    *(v8f *)(c + i * ldc) += acc[i][0];
-    *(v8f *)(c + i * ldc + 8) += acc[i][1];
-  }
-}
-
-/* C[m x n] += A * B with A row-major in place (a[i*lda + k]) and B packed as for gemm_packed.
- * Partial blocks copy their mr rows into a zero-padded packed slice and take the packed kernel. */
-static void gemm_rows(float *c, size_t ldc, const float *a, size_t lda, const float *bp, int m, int n, int kd) {
-  float tmp[KC * MR];
-  for (int k0 = 0; k0 < kd; k0 += KC) {
-    int kc = kd - k0 < KC ? kd - k0 : KC;
-    for (int j = 0; j < n; j += NR) {
-      const float *b = bp + (size_t)(j / NR) * kd * NR + (size_t)k0 * NR;
-      int nr = n - j < NR ? n - j : NR;
-      for (int i = 0; i < m; i += MR) {
-        const float *ai = a + (size_t)i * lda + k0;
-        int mr = m - i < MR ? m - i : MR;
-        if (mr == MR && nr == NR) {
-          micro_kernel_rows(kc, ai, lda, b, c + (size_t)i * ldc + j, ldc);
-        } else {
-          for (int k = 0; k < kc; k++)
-            for (int q = 0; q < MR; q++) tmp[k * MR + q] = q < mr ? ai[(size_t)q * lda + k] : 0.0f;
-          micro_kernel_edge(kc, tmp, b, c + (size_t)i * ldc + j, ldc, mr, nr);
-        }
-      }
-    }
-  }
-}
-
-/* gemm_rows with A = the tile's im2col rows never built: depth kk of pixel i is channel kk % cin of
- * the input pixel under tap kk / cin, found through tp[tap * np + i] (tap_rows' tables, one per
- * tap). micro_kernel_taps runs micro_kernel_rows' loop tap run by tap run, so every element gets
- * the same operations in the same order as from the im2col rows. */
+/* C[m x n] += A * B with B packed as for gemm_packed and A's rows read in place through pointers,
+ * in runs of cin: depth kk of row i is tp[(kk / cin) * m + i][kk % cin]. A row-major A is one run
+ * (gemm_rows); the implicit forward's A has one run per tap (tap_rows' tables), so the im2col
+ * rows are never built. micro_kernel_taps walks a KC slice run by run with the accumulators kept,
+ * so every element gets the same operations in the same order either way. */
 static void micro_kernel_taps(int kc, int k0, const float *const *tp, int np, int i, int cin,
                               const float *restrict b, float *restrict c, size_t ldc) {
   v8f acc[MR][2];
@@ -272,6 +226,14 @@ static void gemm_taps(float *c, size_t ldc, const float *const *tp, int cin, con
       }
     }
   }
+}
+
+/* C[m x n] += A * B with A row-major in place (a[i*lda + k], m <= TILE rows). */
+static void gemm_rows(float *c, size_t ldc, const float *a, size_t lda, const float *bp, int m, int n, int kd) {
+  const float *rows[TILE];
+  KY_ASSERT(m <= TILE);
+  for (int i = 0; i < m; i++) rows[i] = a + (size_t)i * lda;
+  gemm_taps(c, ldc, rows, kd, bp, m, n, kd);
 }
 
 /* B panels from a strided matrix: element (k, j) = src[k*rs + j*cs], k < kd, j < n; only the
