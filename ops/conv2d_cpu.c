@@ -627,7 +627,7 @@ static ky_status fwd_chunk(void *a, size_t c, int slot) {
   if (!j->pointwise && conv_implicit(j->s)) {
     int taps = j->s->kh * j->s->kw;
     tp = (const float **)(void *)(j->buf + (size_t)slot * TILE * r);
-    float *zero = j->buf + (size_t)slot * TILE * r + (size_t)taps * TILE * (sizeof *tp / sizeof(float));
+    float *zero = (float *)(void *)(tp + (size_t)taps * TILE); /* after the tables: c zeros */
     if (j->held[slot] != t + 1) {
       memset(zero, 0, (size_t)j->s->c * sizeof *zero);
       for (int q = 0; q < taps; q++) tap_rows(tp + (size_t)q * np, j->x, zero, j->s, p0, np, q);
