@@ -981,7 +981,10 @@ static ky_status wgrad_implicit_chunk(void *a, size_t c, int slot) {
   int i0 = (int)(c / j->nb) * j->rows, i1 = min_i(i0 + j->rows, k);
   int j0 = (int)(c % j->nb) * j->cols, j1 = min_i(j0 + j->cols, r);
   size_t asz = round_up((size_t)k, MR) * TILE;
-  const float *rows[TILE] = {0}; /* tap_rows fills the first np: zeroed so the analyser sees it */
+  /* tap_rows fills the first np before any is read; every entry starts on the zero row so that
+   * the static analyser, which cannot follow that, sees no uninitialised or null row. */
+  const float *rows[TILE];
+  for (int z = 0; z < TILE; z++) rows[z] = j->zero;
   float bpanel[TILE * NR] __attribute__((aligned(64)));
   for (size_t i = 0; i < j->g; i++) {
     size_t p0 = (j->t0 + i) * TILE;
