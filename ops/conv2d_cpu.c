@@ -25,7 +25,8 @@
  *   wgrad    per round of tiles, packing by tile, then the GEMM by blocks of dW (each gathering
  *            its own B panels when implicit): every dW element adds the tiles' partial sums in
  *            tile order;
- *   direct   forward by pixel tiles, dgrad / wgrad by runs of 16k input channels (vector lanes kept).
+ *   direct   forward by output pixel tiles, dgrad by input pixel tiles (each dx element gathers its
+ *            output pixels in index order), wgrad by runs of 16k input channels (vector lanes kept).
  * Block sizes only decide which thread computes an element, never how, so they may follow the
  * thread count; the tile size (TILE) and the KC slices, which fix summation order, do not. */
 #include <string.h>
@@ -428,7 +429,7 @@ static void out_pixel(const ky_conv_shape *s, size_t p, size_t *xbase, int *iy0,
 }
 
 
-/* Runs of input channels for the direct dgrad / wgrad, a multiple of 16 wide (two vectors, one
+/* Runs of input channels for the direct wgrad, a multiple of 16 wide (two vectors, one
  * cache line), as wide as the thread count allows so that each thread walks the pixels once: chunk
  * `ch` of width `run` is [*q0, *q1); the last chunk takes the rest and the scalar tail, so every
  * channel keeps the vector lane or tail it has on one thread. */
@@ -491,33 +492,36 @@ static inline __attribute__((always_inline)) void direct_fwd_k(float *y, const f
   }
 }
 
-/* Input channels [q0, q1) of every pixel. */
+/* Input pixels [x0, x1) (flat over n, h, w), every channel. Each dx element gathers the output
+ * pixels whose window covers it in ascending pixel order (taps from the last to the first: a
+ * larger tap row or column means a smaller output row or column), so its sum is the one a scatter
+ * over output pixels in index order would make, and a chunk of input pixels is one thread's alone:
+ * no two threads write a cache line, and each reads only the dy rows near its own pixels. */
 static inline __attribute__((always_inline)) void direct_dgrad_k(float *dx, const float *dy, const float *w,
-                                                                 const ky_conv_shape *s, size_t q0, size_t q1,
+                                                                 const ky_conv_shape *s, size_t x0, size_t x1,
                                                                  const int K) {
-  size_t c = (size_t)s->c, r = (size_t)s->kh * s->kw * c, npix = (size_t)s->n * s->oh * s->ow;
-  for (size_t p = 0; p < npix; p++) {
-    size_t xb;
-    int iy0, ix0;
-    out_pixel(s, p, &xb, &iy0, &ix0);
-    const float *g = dy + p * K;
-    v8f gv[SMALL_K];
-    for (int k = 0; k < K; k++) gv[k] = (v8f){g[k], g[k], g[k], g[k], g[k], g[k], g[k], g[k]};
-    for (int i = 0; i < s->kh; i++) {
-      int iy = iy0 + i * s->dil;
-      if (iy < 0 || iy >= s->h) continue;
-      for (int j = 0; j < s->kw; j++) {
-        int ix = ix0 + j * s->dil;
-        if (ix < 0 || ix >= s->w) continue;
-        float *o = dx + xb + ((size_t)iy * s->w + ix) * c;
+  size_t c = (size_t)s->c, r = (size_t)s->kh * s->kw * c, hw = (size_t)s->h * s->w;
+  for (size_t px = x0; px < x1; px++) {
+    size_t n = px / hw, rem = px % hw;
+    int iy = (int)(rem / s->w), ix = (int)(rem % s->w);
+    float *o = dx + px * c;
+    for (int i = s->kh - 1; i >= 0; i--) {
+      int ty = iy + s->pad - i * s->dil; /* = oy * stride for the output row under tap row i */
+      if (ty < 0 || ty % s->stride || ty / s->stride >= s->oh) continue;
+      for (int j = s->kw - 1; j >= 0; j--) {
+        int tx = ix + s->pad - j * s->dil;
+        if (tx < 0 || tx % s->stride || tx / s->stride >= s->ow) continue;
+        const float *g = dy + ((n * s->oh + (size_t)(ty / s->stride)) * s->ow + (size_t)(tx / s->stride)) * K;
         const float *wt = w + ((size_t)i * s->kw + j) * c;
-        size_t q = q0;
-        for (; q + 8 <= q1; q += 8) {
+        v8f gv[SMALL_K];
+        for (int k = 0; k < K; k++) gv[k] = (v8f){g[k], g[k], g[k], g[k], g[k], g[k], g[k], g[k]};
+        size_t q = 0;
+        for (; q + 8 <= c; q += 8) {
           v8f v = *(v8f *)(o + q);
           for (int k = 0; k < K; k++) v = MADD8(gv[k], *(const v8f *)(wt + k * r + q), v);
           *(v8f *)(o + q) = v;
         }
-        for (; q < q1; q++) {
+        for (; q < c; q++) {
           float v = o[q];
           for (int k = 0; k < K; k++) v += g[k] * wt[k * r + q];
           o[q] = v;
@@ -581,8 +585,8 @@ typedef struct {
   int add;                   /* forward: y += the convolution (the dgrad that runs as a forward) */
   size_t npix;
   float *work, *wp, *buf;    /* scratch: packed weights, per-slot or per-tile buffers */
-  int cols, nb;              /* columns per block (a multiple of NR), blocks per row of C */
-  int rows, nrb;             /* wgrad: rows of dW per block (a multiple of MR), row blocks */
+  int panels, nb;            /* NR-panels of C's columns, column blocks (block_span) */
+  int rpanels, nrb;          /* wgrad: MR-panels of dW's rows, row blocks */
   size_t t0, g;              /* the round: first tile, tiles */
   int nbands;                /* col2im: bands per image (of the rows the round reaches) */
   size_t crun;               /* direct dgrad / wgrad: input channels per chunk */
@@ -591,29 +595,40 @@ typedef struct {
   size_t held[KY_POOL_MAX_THREADS]; /* forward: tile + 1 whose im2col rows sit in each slot's buffer */
 } conv_job;
 
-/* Columns per block, a multiple of NR, so that `units` independent units times the blocks give a
- * few chunks per thread (one block per row of C on one thread). */
-static void col_blocks(conv_job *j, int n, size_t units, int threads) {
-  size_t panels = ((size_t)n + NR - 1) / NR, want = 4 * (size_t)threads, nb = 1;
+/* Column blocks of NR-panels, so that `units` independent units times the blocks give about `want`
+ * chunks (one block per row of C on one thread). The panels are spread evenly (block sizes
+ * differ by at most one panel): with 36 panels in 8 blocks, 5 + 5 + ... + 1 would leave one thread
+ * 20 panels and the other 16. */
+static size_t chunks_wanted(int threads, int per_thread) { return threads > 1 ? (size_t)threads * per_thread : 1; }
+static void col_blocks(conv_job *j, int n, size_t units, size_t want) {
+  size_t panels = ((size_t)n + NR - 1) / NR, nb = 1;
   KY_ASSERT(panels >= 1);   /* n >= 1 (ky_conv_shape_finish): no block count or size below is 0 */
-  if (threads > 1 && units < want) nb = (want + units - 1) / units;
-  if (nb > panels) nb = panels;
-  size_t per = (panels + nb - 1) / nb;
-  j->cols = (int)(per * NR);
-  j->nb = (int)((panels + per - 1) / per);
+  if (units < want) nb = (want + units - 1) / units;
+  j->panels = (int)panels;
+  j->nb = (int)(nb > panels ? panels : nb);
   KY_ASSERT(j->nb >= 1);    /* 1 <= nb <= panels: ky_cpu_conv2d_wgrad divides by it */
+}
+
+/* Block b of `blocks` over `panels` panels of `width` (NR or MR): elements [*lo, *hi), hi <= n. */
+static void block_span(int b, int blocks, int panels, int width, int n, int *lo, int *hi) {
+  *lo = (int)((size_t)b * panels / blocks) * width;
+  *hi = min_i((int)((size_t)(b + 1) * panels / blocks) * width, n);
 }
 
 static inline size_t tile_pixels(const conv_job *j, size_t t) { return min_z(TILE, j->npix - t * TILE); }
 
 static ky_status pack_wt_chunk(void *a, size_t c, int slot) { /* forward: W^T panels */
   conv_job *j = a;
-  pack_b(j->wp, j->w, 1, (size_t)j->r, j->r, j->k, (int)c * j->cols, (int)(c + 1) * j->cols);
+  int lo, hi;
+  block_span((int)c, j->nb, j->panels, NR, j->k, &lo, &hi);
+  pack_b(j->wp, j->w, 1, (size_t)j->r, j->r, j->k, lo, hi);
   return KY_OK;
 }
 static ky_status pack_w_chunk(void *a, size_t c, int slot) { /* dgrad: W panels */
   conv_job *j = a;
-  pack_b(j->wp, j->w, (size_t)j->r, 1, j->k, j->r, (int)c * j->cols, (int)(c + 1) * j->cols);
+  int lo, hi;
+  block_span((int)c, j->nb, j->panels, NR, j->r, &lo, &hi);
+  pack_b(j->wp, j->w, (size_t)j->r, 1, j->k, j->r, lo, hi);
   return KY_OK;
 }
 
@@ -621,7 +636,8 @@ static ky_status fwd_chunk(void *a, size_t c, int slot) {
   conv_job *j = a;
   size_t t = c / j->nb, p0 = t * TILE;
   int r = j->r, k = j->k, np = (int)tile_pixels(j, t);
-  int j0 = (int)(c % j->nb) * j->cols, j1 = min_i(j0 + j->cols, k);
+  int j0, j1;
+  block_span((int)(c % j->nb), j->nb, j->panels, NR, k, &j0, &j1);
   const float *rows = j->x + p0 * r; /* pointwise: the input pixels are the im2col rows */
   const float **tp = NULL;            /* implicit: [taps][np] input rows under each tap */
   if (!j->pointwise && conv_implicit(j->s)) {
@@ -694,15 +710,14 @@ static ky_status direct_fwd_chunk(void *a, size_t t, int slot) {
   return KY_OK;
 }
 
-static ky_status direct_dgrad_chunk(void *a, size_t ch, int slot) {
+static ky_status direct_dgrad_chunk(void *a, size_t t, int slot) {
   conv_job *j = a;
-  size_t q0, q1;
-  chan_run(ch, j->crun, j->s, &q0, &q1);
+  size_t x0 = t * TILE, x1 = min_z(x0 + TILE, (size_t)j->s->n * j->s->h * j->s->w);
   switch (j->k) {
-  case 1: direct_dgrad_k(j->out, j->dy, j->w, j->s, q0, q1, 1); break;
-  case 2: direct_dgrad_k(j->out, j->dy, j->w, j->s, q0, q1, 2); break;
-  case 3: direct_dgrad_k(j->out, j->dy, j->w, j->s, q0, q1, 3); break;
-  default: direct_dgrad_k(j->out, j->dy, j->w, j->s, q0, q1, 4); break;
+  case 1: direct_dgrad_k(j->out, j->dy, j->w, j->s, x0, x1, 1); break;
+  case 2: direct_dgrad_k(j->out, j->dy, j->w, j->s, x0, x1, 2); break;
+  case 3: direct_dgrad_k(j->out, j->dy, j->w, j->s, x0, x1, 3); break;
+  default: direct_dgrad_k(j->out, j->dy, j->w, j->s, x0, x1, 4); break;
   }
   return KY_OK;
 }
@@ -746,10 +761,10 @@ static void conv_fwd(ky_pool *pool, float *y, const float *x, const float *w, co
   j.wp = work;                                          /* [ceil(K/NR)][R][NR]  W^T */
   j.buf = work + round_up((size_t)j.k, NR) * j.r;       /* per slot: [TILE][R] im2col rows */
   if (!prepacked) {
-    col_blocks(&j, j.k, 1, threads);
+    col_blocks(&j, j.k, 1, chunks_wanted(threads, 4));
     run(pool, (size_t)j.nb, pack_wt_chunk, &j);
   }
-  col_blocks(&j, j.k, tiles, threads);
+  col_blocks(&j, j.k, tiles, chunks_wanted(threads, 4));
   run(pool, tiles * j.nb, fwd_chunk, &j);
 }
 
@@ -833,7 +848,8 @@ static void dgrad_fwd(ky_pool *pool, float *dx, const float *dy, const float *w,
 static ky_status dgrad_pointwise_chunk(void *a, size_t c, int slot) {
   conv_job *j = a;
   size_t t = c / j->nb, p0 = t * TILE;
-  int r = j->r, k = j->k, j0 = (int)(c % j->nb) * j->cols, j1 = min_i(j0 + j->cols, r);
+  int r = j->r, k = j->k, j0, j1;
+  block_span((int)(c % j->nb), j->nb, j->panels, NR, r, &j0, &j1);
   gemm_rows(j->out + p0 * r + j0, (size_t)r, j->dy + p0 * k, (size_t)k, j->wp + (size_t)(j0 / NR) * k * NR,
             (int)tile_pixels(j, t), j1 - j0, k);
   return KY_OK;
@@ -843,7 +859,8 @@ static ky_status dgrad_pointwise_chunk(void *a, size_t c, int slot) {
 static ky_status dgrad_dcol_chunk(void *a, size_t c, int slot) {
   conv_job *j = a;
   size_t i = c / j->nb, t = j->t0 + i, p0 = t * TILE;
-  int r = j->r, k = j->k, np = (int)tile_pixels(j, t), j0 = (int)(c % j->nb) * j->cols, j1 = min_i(j0 + j->cols, r);
+  int r = j->r, k = j->k, np = (int)tile_pixels(j, t), j0, j1;
+  block_span((int)(c % j->nb), j->nb, j->panels, NR, r, &j0, &j1);
   float *dcol = j->buf + i * TILE * r; /* [np][R] */
   for (int q = 0; q < np; q++) memset(dcol + (size_t)q * r + j0, 0, (size_t)(j1 - j0) * sizeof *dcol);
   gemm_rows(dcol + j0, (size_t)r, j->dy + p0 * k, (size_t)k, j->wp + (size_t)(j0 / NR) * k * NR, np, j1 - j0, k);
@@ -888,23 +905,22 @@ void ky_cpu_conv2d_dgrad(ky_pool *pool, float *dx, const float *dy, const float 
     dgrad_fwd(pool, dx, dy, w, s, work);
     return;
   }
-  if (conv_direct(s)) {
-    j.crun = chan_width(s, pool);
-    run(pool, chan_chunks(s, j.crun), direct_dgrad_chunk, &j);
+  if (conv_direct(s)) { /* by tiles of input pixels */
+    run(pool, ((size_t)s->n * s->h * s->w + TILE - 1) / TILE, direct_dgrad_chunk, &j);
     return;
   }
   size_t tiles = n_tiles(s);
   j.wp = work;                                          /* [ceil(R/NR)][K][NR]  W */
   j.buf = work + round_up((size_t)j.r, NR) * j.k;       /* [round][TILE][R]     dcol */
-  col_blocks(&j, j.r, 1, threads);
+  col_blocks(&j, j.r, 1, chunks_wanted(threads, 4));
   run(pool, (size_t)j.nb, pack_w_chunk, &j);
   if (j.pointwise) {
-    col_blocks(&j, j.r, tiles, threads);
+    col_blocks(&j, j.r, tiles, chunks_wanted(threads, 4));
     run(pool, tiles * j.nb, dgrad_pointwise_chunk, &j);
     return;
   }
   size_t G = round_tiles(s, threads), ohw = (size_t)s->oh * s->ow;
-  col_blocks(&j, j.r, G, threads);
+  col_blocks(&j, j.r, G, chunks_wanted(threads, 4));
   for (j.t0 = 0; j.t0 < tiles; j.t0 += G) {
     j.g = min_z(G, tiles - j.t0);
     run(pool, j.g * j.nb, dgrad_dcol_chunk, &j);
@@ -947,8 +963,9 @@ static ky_status wgrad_pack_chunk(void *a, size_t i, int slot) {
 static ky_status wgrad_gemm_chunk(void *a, size_t c, int slot) {
   conv_job *j = a;
   int r = j->r, k = j->k;
-  int i0 = (int)(c / j->nb) * j->rows, i1 = min_i(i0 + j->rows, k);
-  int j0 = (int)(c % j->nb) * j->cols, j1 = min_i(j0 + j->cols, r);
+  int i0, i1, j0, j1;
+  block_span((int)(c / j->nb), j->nrb, j->rpanels, MR, k, &i0, &i1);
+  block_span((int)(c % j->nb), j->nb, j->panels, NR, r, &j0, &j1);
   size_t asz = round_up((size_t)k, MR) * TILE, bsz = round_up((size_t)r, NR) * TILE;
   for (size_t i = 0; i < j->g; i++) {
     int np = (int)tile_pixels(j, j->t0 + i);
@@ -978,8 +995,9 @@ _Static_assert(TILE <= KC, "a tile's depth is one KC slice: the implicit wgrad h
 static ky_status wgrad_implicit_chunk(void *a, size_t c, int slot) {
   conv_job *j = a;
   int r = j->r, k = j->k, ch = j->s->c;
-  int i0 = (int)(c / j->nb) * j->rows, i1 = min_i(i0 + j->rows, k);
-  int j0 = (int)(c % j->nb) * j->cols, j1 = min_i(j0 + j->cols, r);
+  int i0, i1, j0, j1;
+  block_span((int)(c / j->nb), j->nrb, j->rpanels, MR, k, &i0, &i1);
+  block_span((int)(c % j->nb), j->nb, j->panels, NR, r, &j0, &j1);
   size_t asz = round_up((size_t)k, MR) * TILE;
   /* tap_rows fills the first np before any is read; every entry starts on the zero row so that
    * the static analyser, which cannot follow that, sees no uninitialised or null row. */
@@ -1042,8 +1060,8 @@ void ky_cpu_conv2d_wgrad(ky_pool *pool, float *dw, float *db, const float *dy, c
   } else {
     int implicit = conv_implicit(s);
     size_t tiles = n_tiles(s), G = implicit ? wgrad_implicit_round(s) : round_tiles(s, threads);
-    size_t want = threads > 1 ? 4 * (size_t)threads : 1;
-    col_blocks(&j, j.r, 1, threads);
+    size_t want = chunks_wanted(threads, 4);
+    col_blocks(&j, j.r, 1, want);
     if (implicit) { /* the zero row after the round's packed dy^T */
       float *zero = work + G * round_up((size_t)j.k, MR) * TILE;
       memset(zero, 0, (size_t)s->c * sizeof *zero);
@@ -1051,9 +1069,8 @@ void ky_cpu_conv2d_wgrad(ky_pool *pool, float *dw, float *db, const float *dy, c
     }
     size_t rpanels = ((size_t)j.k + MR - 1) / MR, nrb = 1;
     if ((size_t)j.nb < want) nrb = min_z(rpanels, (want + j.nb - 1) / j.nb);
-    size_t per = (rpanels + nrb - 1) / nrb;
-    j.rows = (int)(per * MR);
-    j.nrb = (int)((rpanels + per - 1) / per);
+    j.rpanels = (int)rpanels;
+    j.nrb = (int)nrb;
     for (j.t0 = 0; j.t0 < tiles; j.t0 += G) {
       j.g = min_z(G, tiles - j.t0);
       run(pool, j.g, implicit ? wgrad_pack_a_chunk : wgrad_pack_chunk, &j);

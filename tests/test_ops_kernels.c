@@ -81,6 +81,8 @@ static const conv_case conv_cases[] = {
     {1, 64, 63, 19, 17, 3, 3, 1, 2, 2},  /* dilation 2: W' packed from W, C = 19 (panel edge) */
     {1, 61, 67, 6, 9, 3, 3, 1, 1, 1},    /* C = 6: the flipped W' through the transposed forward */
     {2, 47, 45, 3, 5, 3, 3, 1, 0, 1},    /* C = 3, padding 0: the flipped W' through the direct forward */
+    {2, 23, 19, 24, 3, 3, 3, 1, 1, 1},   /* direct dgrad over 4 tiles of input pixels (the last short) */
+    {1, 31, 29, 13, 2, 3, 3, 2, 1, 1},   /* direct, stride 2 over 4 input tiles, C = 13 (a scalar tail) */
 };
 
 static ky_conv_shape conv_shape_of(const conv_case *cc) {
