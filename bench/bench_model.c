@@ -167,7 +167,8 @@ static void run_device(opts *o, ky_device dev, int n, int steps) {
       ky_ctx_reset(&ctx);
       ctx.training = 1;
       ky_ctx_set_grad(&ctx, 1);
-      die_on(ky_params_zero_grad(ps), "zero grad");
+      opt.pool = ctx.pool; /* as `karyon train`: Adam on the step's threads (set_threads replaced the pool) */
+      die_on(ky_params_zero_grad(ps, ctx.pool), "zero grad");
       ky_tensor *y, *loss;
       die_on(ky_model_forward(&ctx, m, &x, &y), "forward");
       die_on(ky_loss_softmax_dice(&ctx, &loss, NULL, y, &c), "loss");

@@ -6,6 +6,7 @@
 #define KY_PARAMS_H
 
 #include <stddef.h>
+#include "core/pool.h"
 #include "core/status.h"
 #include "core/tensor.h"
 
@@ -42,7 +43,8 @@ ky_status ky_params_alloc(ky_params *ps, ky_device dev, struct ky_cuda *cu);
 ky_status ky_params_alloc_moments(ky_params *ps, int amsgrad);
 void ky_params_free(ky_params *ps);
 ky_param *ky_params_find(const ky_params *ps, const char *name);
-ky_status ky_params_zero_grad(ky_params *ps);
+/* Zeroes the gradient block; a CPU block is zeroed on `pool` (NULL: the calling thread). */
+ky_status ky_params_zero_grad(ky_params *ps, ky_pool *pool);
 /* Copies the whole block (or the moments) between host memory and the device block. */
 ky_status ky_params_get(const ky_params *ps, float *dst_host, const float *block);
 ky_status ky_params_set(ky_params *ps, float *block, const float *src_host);

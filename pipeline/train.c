@@ -563,7 +563,7 @@ ky_status ky_train_run_dist(const ky_train_config *cfg, int resume, ky_dist *dis
     double tc0 = now_s();
     ky_ctx_reset(&t.ctx);
     t.ctx.training = 1;
-    if ((s = ky_params_zero_grad(ps)) != KY_OK) goto done;
+    if ((s = ky_params_zero_grad(ps, t.ctx.pool)) != KY_OK) goto done;
     ky_tensor *xt, *logits, *loss, *parts[3] = {0};
     int xs[4] = {b->n, b->h, b->w, 3};
     if ((s = ky_tensor_from_host(&t.ctx, &xt, KY_F32, 4, xs, b->x)) != KY_OK) goto done;

@@ -64,7 +64,7 @@ static float train(tiny_net *n, int steps, float *first_loss) {
   float loss_v = 0;
   for (int s = 0; s < steps; s++) {
     ky_ctx_reset(&ctx);
-    assert_int_equal(ky_params_zero_grad(&n->ps), KY_OK);
+    assert_int_equal(ky_params_zero_grad(&n->ps, NULL), KY_OK);
     ky_tensor *xt, *ct, *a, *b, *r, *logits, *loss;
     int xs[4] = {N, H, W, 3}, cs[3] = {N, H, W};
     assert_int_equal(ky_tensor_from_host(&ctx, &xt, KY_F32, 4, xs, x), KY_OK);
@@ -125,7 +125,7 @@ static void test_no_grad_and_accumulation(void **st) {
     assert_int_equal(ky_backward(&ctx, m), KY_OK);
   }
   for (int i = 0; i < 4; i++) assert_float_equal(((float *)p->grad->data)[i], 2 * 0.75f, 1e-7);
-  assert_int_equal(ky_params_zero_grad(&ps), KY_OK);
+  assert_int_equal(ky_params_zero_grad(&ps, NULL), KY_OK);
   assert_float_equal(((float *)p->grad->data)[0], 0, 0);
   /* A non-scalar loss is refused. */
   assert_int_equal(ky_backward(&ctx, y), KY_ERR_SHAPE);

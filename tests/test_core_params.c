@@ -1,6 +1,7 @@
 /* Tests for core/params on the CPU: views into one flat block (64-float aligned offsets, shapes,
  * names), gradient views into the gradient block, zeroing, get/set of whole blocks and the moments,
- * ranges over consecutive parameters, a buffer set without gradients, and the errors (duplicate
+ * ranges over consecutive parameters, zeroing a large block on a thread pool, a buffer set without
+ * gradients, and the errors (duplicate
  * name, bad shape, adding after allocation, moments before allocation). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -46,7 +47,7 @@ static void test_block_and_views(void **st) {
   assert_int_equal(ky_params_set(&ps, ps.data, h), KY_OK);
   assert_true(((float *)b->data)[3] == 131 * 0.5f);
   assert_int_equal(ky_params_set(&ps, ps.grad, h), KY_OK);
-  assert_int_equal(ky_params_zero_grad(&ps), KY_OK);
+  assert_int_equal(ky_params_zero_grad(&ps, NULL), KY_OK);
   assert_int_equal(ky_params_get(&ps, back, ps.grad), KY_OK);
   for (size_t i = 0; i < ps.total; i++) assert_true(back[i] == 0);
   assert_int_equal(ky_params_get(&ps, back, ps.data), KY_OK);
@@ -82,6 +83,23 @@ static void test_block_and_views(void **st) {
   ky_params_free(&ps);
 }
 
+/* A block of several pool chunks (65536 floats each, the last one short), zeroed on 3 threads:
+ * every float, the chunk edges included, is 0 and nothing past the block is written. */
+static void test_zero_grad_on_pool(void **st) {
+  ky_params ps;
+  ky_params_init(&ps, 1);
+  const int shape[2] = {3, 70001};
+  assert_int_equal(ky_params_add(&ps, NULL, "big", 2, shape), KY_OK);
+  assert_int_equal(ky_params_alloc(&ps, KY_DEV_CPU, NULL), KY_OK);
+  for (size_t i = 0; i < ps.total; i++) ps.grad[i] = 1.0f + (float)(i % 7);
+  ky_pool *pool;
+  assert_int_equal(ky_pool_create(&pool, 3), KY_OK);
+  assert_int_equal(ky_params_zero_grad(&ps, pool), KY_OK);
+  for (size_t i = 0; i < ps.total; i++) assert_true(ps.grad[i] == 0.0f);
+  ky_pool_free(pool);
+  ky_params_free(&ps);
+}
+
 static void test_buffers_and_errors(void **st) {
   ky_params bs;
   ky_params_init(&bs, 0);
@@ -98,7 +116,7 @@ static void test_buffers_and_errors(void **st) {
   assert_null(bs.grad);
   assert_null(rm->grad);
   assert_false(rm->requires_grad);
-  assert_int_equal(ky_params_zero_grad(&bs), KY_ERR_STATE);
+  assert_int_equal(ky_params_zero_grad(&bs, NULL), KY_ERR_STATE);
   assert_int_equal(ky_params_alloc_moments(&bs, 0), KY_ERR_STATE);
   assert_int_equal(ky_params_alloc(&bs, KY_DEV_CPU, NULL), KY_ERR_STATE);
   ky_params_free(&bs);
@@ -107,6 +125,7 @@ static void test_buffers_and_errors(void **st) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_block_and_views),
+      cmocka_unit_test(test_zero_grad_on_pool),
       cmocka_unit_test(test_buffers_and_errors),
   };
   return cmocka_run_group_tests_name("core_params", tests, NULL, NULL);

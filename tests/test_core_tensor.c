@@ -120,7 +120,7 @@ static void test_params_flat_block(void **st) {
   assert_int_equal(f, 128);
   assert_int_equal(e, ps.total);
   ((float *)w->grad->data)[3] = 5;
-  assert_int_equal(ky_params_zero_grad(&ps), KY_OK);
+  assert_int_equal(ky_params_zero_grad(&ps, NULL), KY_OK);
   assert_true(((float *)w->grad->data)[3] == 0);
   assert_non_null(ky_params_find(&ps, "conv.weight"));
   assert_null(ky_params_find(&ps, "nope"));

@@ -39,7 +39,7 @@ static void train_step(ky_ctx *ctx, ky_model *m, ky_optim *o, ky_rng *rng) {
   ctx->training = 1;
   ky_ctx_set_grad(ctx, 1);
   ky_params *ps = ky_model_params(m);
-  assert_int_equal(ky_params_zero_grad(ps), KY_OK);
+  assert_int_equal(ky_params_zero_grad(ps, NULL), KY_OK);
   ky_tensor *xt, *ct, *y, *loss;
   assert_int_equal(ky_tensor_from_host(ctx, &xt, KY_F32, 4, (int[]){N, H, W, 3}, x), KY_OK);
   assert_int_equal(ky_tensor_from_host(ctx, &ct, KY_U8, 3, (int[]){N, H, W}, c), KY_OK);

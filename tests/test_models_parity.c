@@ -96,7 +96,7 @@ static void run_case(const char *cs) {
   assert_int_equal(ky_tensor_from_host(&ctx, &x, KY_F32, 4, xs, xh), KY_OK);
   assert_int_equal(ky_tensor_from_host(&ctx, &c, KY_U8, 3, cs3, cls), KY_OK);
   x->requires_grad = 1;
-  assert_int_equal(ky_params_zero_grad(ky_model_params(m)), KY_OK);
+  assert_int_equal(ky_params_zero_grad(ky_model_params(m), NULL), KY_OK);
   s = ky_model_forward(&ctx, m, x, &logits);
   if (s != KY_OK) fail_msg("forward: %s", ky_last_error());
   assert_int_equal(logits->shape[3], 3);
