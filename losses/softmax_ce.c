@@ -50,7 +50,11 @@ ky_status ky_loss_softmax_ce(ky_ctx *ctx, ky_tensor **loss, ky_tensor *logits, k
   ky_tensor *out;
   KY_TRY(ky_tensor_new(ctx, &out, KY_F32, 1, &one));
   KY_IF_CUDA(ctx, ky_cuda_softmax_ce_fwd(ctx->cu, out->data, logits->data, cls->data, w, npix, c))
-  else ky_cpu_softmax_ce_fwd(out->data, logits->data, cls->data, w, npix, c);
+  else {
+    double *terms; /* [npix] */
+    KY_TRY(ky_ctx_alloc(ctx, (void **)&terms, npix * sizeof *terms));
+    ky_cpu_softmax_ce_fwd(ctx->pool, out->data, terms, logits->data, cls->data, w, npix, c);
+  }
   ky_node *node;
   ky_tensor *in[2] = {logits, cls};
   KY_TRY(ky_tape_record(ctx, &node, "softmax_ce", ce_backward, out, in, 2, sizeof(ce_saved)));

@@ -17,20 +17,42 @@ static double total_weight(const uint8_t *cls, const float *w, size_t npix, int 
   return tw;
 }
 
+/* w[y_p] * nll_p of a counted pixel. */
+static double pixel_term(const float *xp, uint8_t k, const float *w, int c) {
+  float m = xp[0];
+  for (int j = 1; j < c; j++) m = xp[j] > m ? xp[j] : m;
+  double se = 0.0;
+  for (int j = 0; j < c; j++) se += exp((double)xp[j] - m);
+  double nll = log(se) + m - xp[k];
+  return (w ? w[k] : 1.0) * nll;
+}
+
+typedef struct {
+  double *terms;
+  const float *x, *w;
+  const uint8_t *cls;
+  int c;
+} terms_job;
+
+static void terms_range(void *arg, size_t lo, size_t hi) {
+  const terms_job *j = arg;
+  for (size_t p = lo; p < hi; p++)
+    if (counted(j->cls[p], j->c)) j->terms[p] = pixel_term(j->x + p * j->c, j->cls[p], j->w, j->c);
+}
+
 /* When no pixel counts (all ignored, or zero total weight) the loss is 0 and the gradient 0, where
- * PyTorch would give NaN: a crop without labels must not poison a training run. */
-void ky_cpu_softmax_ce_fwd(float *loss, const float *x, const uint8_t *cls, const float *w, size_t npix, int c) {
+ * PyTorch would give NaN: a crop without labels must not poison a training run.
+ * The exp / log of each pixel run on the pool into terms; the sum then runs in pixel order on the
+ * caller, so every thread count gives the bits of the loop without terms. */
+void ky_cpu_softmax_ce_fwd(ky_pool *pool, float *loss, double *terms, const float *x, const uint8_t *cls,
+                           const float *w, size_t npix, int c) {
   double sum = 0.0, tw = total_weight(cls, w, npix, c);
-  for (size_t p = 0; p < npix; p++) {
-    if (!counted(cls[p], c)) continue;
-    const float *xp = x + p * c;
-    float m = xp[0];
-    for (int j = 1; j < c; j++) m = xp[j] > m ? xp[j] : m;
-    double se = 0.0;
-    for (int j = 0; j < c; j++) se += exp((double)xp[j] - m);
-    double nll = log(se) + m - xp[cls[p]];
-    sum += (w ? w[cls[p]] : 1.0) * nll;
+  if (terms) {
+    terms_job j = {terms, x, w, cls, c};
+    ky_pool_for(pool, npix, 4096, terms_range, &j);
   }
+  for (size_t p = 0; p < npix; p++)
+    if (counted(cls[p], c)) sum += terms ? terms[p] : pixel_term(x + p * c, cls[p], w, c);
   *loss = tw > 0.0 ? (float)(sum / tw) : 0.0f;
 }
 

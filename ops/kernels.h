@@ -141,7 +141,10 @@ void ky_cpu_focal_logits_bwd(ky_pool *pool, float *dx, const float *x, const flo
  * (PyTorch's weighted mean). Decided: when no pixel counts (all ignored, or zero total weight)
  * the loss and its gradient are 0, where PyTorch gives NaN; a class >= c other than 255 is skipped
  * like 255 (the tensor-level op rejects it first). */
-void ky_cpu_softmax_ce_fwd(float *loss, const float *x, const uint8_t *cls, const float *w, size_t npix, int c);
+/* terms: [npix] doubles of scratch for the per-pixel terms, computed on the pool (NULL: all on
+ * the calling thread); the sum runs in pixel order either way, so the bits are the same. */
+void ky_cpu_softmax_ce_fwd(ky_pool *pool, float *loss, double *terms, const float *x, const uint8_t *cls,
+                           const float *w, size_t npix, int c);
 void ky_cpu_softmax_ce_bwd(ky_pool *pool, float *dx, const float *x, const uint8_t *cls, const float *w, float dloss,
                            size_t npix, int c);
 

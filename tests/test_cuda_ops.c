@@ -491,7 +491,7 @@ static void ce_case(tctx *t, size_t npix, int c, int weighted, double ignore_fra
     cls[p] = ky_rng_uniform(&t->rng) < ignore_frac ? 255 : (uint8_t)ky_rng_int(&t->rng, 0, c);
   float *w = weighted ? randf(t, c, 0.2f, 3.f) : NULL;
   float loss;
-  ky_cpu_softmax_ce_fwd(&loss, x, cls, w, npix, c);
+  ky_cpu_softmax_ce_fwd(NULL, &loss, NULL, x, cls, w, npix, c);
   float *dx = dupf(t, x, n), *dw = w ? dupf(t, w, c) : NULL, *dl = poison(t, 1);
   uint8_t *dcls = (uint8_t *)dup_d(t, cls, npix);
   OK(ky_cuda_softmax_ce_fwd(cu, dl, dx, dcls, dw, npix, c));

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/pool.h"
 #include "core/rng.h"
 #include "ops/kernels.h"
 
@@ -671,11 +672,11 @@ static void test_softmax_ce(void **st) {
   float loss;
   double lse1 = log(exp(1.0) + exp(2.0) + exp(5.0));
   double nll0 = log(3.0), nll1 = lse1 - 5;
-  ky_cpu_softmax_ce_fwd(&loss, x, cls, NULL, 3, 3);
+  ky_cpu_softmax_ce_fwd(NULL, &loss, NULL, x, cls, NULL, 3, 3);
   assert_float_equal(loss, (nll0 + nll1) / 2, 1e-6);
   /* class weights: mean weighted by w[y] */
   float w[3] = {0.5f, 2, 3};
-  ky_cpu_softmax_ce_fwd(&loss, x, cls, w, 3, 3);
+  ky_cpu_softmax_ce_fwd(NULL, &loss, NULL, x, cls, w, 3, 3);
   assert_float_equal(loss, (2 * nll0 + 3 * nll1) / 5, 1e-6);
   float dx[9];
   ky_cpu_fill(NULL, dx, 1, 9);
@@ -688,7 +689,7 @@ static void test_softmax_ce(void **st) {
   for (int j = 6; j < 9; j++) assert_float_equal(dx[j], 1, 0); /* ignored pixel */
   /* nothing to count: loss 0, no gradient */
   uint8_t none[3] = {255, 255, 255};
-  ky_cpu_softmax_ce_fwd(&loss, x, none, NULL, 3, 3);
+  ky_cpu_softmax_ce_fwd(NULL, &loss, NULL, x, none, NULL, 3, 3);
   assert_float_equal(loss, 0, 0);
   ky_cpu_softmax_ce_bwd(NULL, dx, x, none, NULL, 1.0f, 3, 3);
   assert_float_equal(dx[6], 1, 0);
@@ -698,8 +699,31 @@ typedef struct { const float *x; const uint8_t *cls; const float *w; size_t npix
 static double ce_obj(void *v) {
   ce_ctx *k = v;
   float l;
-  ky_cpu_softmax_ce_fwd(&l, k->x, k->cls, k->w, k->npix, k->c);
+  ky_cpu_softmax_ce_fwd(NULL, &l, NULL, k->x, k->cls, k->w, k->npix, k->c);
   return l;
+}
+
+/* The per-pixel terms on a pool (three threads, several chunks, weights and ignored pixels) give
+ * the loss of the loop on the calling thread, bit for bit. */
+static void test_softmax_ce_terms_on_pool(void **st) {
+  ky_rng r = ky_rng_make(12, KY_RNG_STREAM_TEST);
+  enum { NP = 3 * 4096 + 77, C = 4 };
+  float *x = rnd(&r, NP * C, -6, 6), w[C] = {1, 0.25f, 2, 3}, a, b;
+  uint8_t *cls = malloc(NP);
+  double *terms = malloc(NP * sizeof *terms);
+  for (int p = 0; p < NP; p++) cls[p] = ky_rng_int(&r, 0, 5) == 4 ? 255 : (uint8_t)ky_rng_int(&r, 0, C);
+  ky_pool *pool;
+  assert_int_equal(ky_pool_create(&pool, 3), KY_OK);
+  for (int weighted = 0; weighted < 2; weighted++) {
+    ky_cpu_softmax_ce_fwd(NULL, &a, NULL, x, cls, weighted ? w : NULL, NP, C);
+    ky_cpu_softmax_ce_fwd(pool, &b, terms, x, cls, weighted ? w : NULL, NP, C);
+    assert_memory_equal(&a, &b, sizeof a);
+    assert_true(a > 0.1f);
+  }
+  ky_pool_free(pool);
+  free(terms);
+  free(cls);
+  free(x);
 }
 
 static void test_softmax_ce_fd(void **st) {
@@ -881,6 +905,7 @@ int main(void) {
       cmocka_unit_test(test_bce_logits),
       cmocka_unit_test(test_softmax_ce),
       cmocka_unit_test(test_softmax_ce_fd),
+      cmocka_unit_test(test_softmax_ce_terms_on_pool),
       cmocka_unit_test(test_dice),
       cmocka_unit_test(test_dice_clamp),
       cmocka_unit_test(test_onehot),
