@@ -26,7 +26,8 @@
  *            its own B panels when implicit): every dW element adds the tiles' partial sums in
  *            tile order;
  *   direct   forward by output pixel tiles, dgrad by input pixel tiles (each dx element gathers its
- *            output pixels in index order), wgrad by runs of 16k input channels (vector lanes kept).
+ *            output pixels in index order), wgrad by rounds of tiles: one partial dW per tile, then
+ *            the partials added in tile order by blocks of dW.
  * Block sizes only decide which thread computes an element, never how, so they may follow the
  * thread count; the tile size (TILE) and the KC slices, which fix summation order, do not. */
 #include <string.h>
@@ -54,7 +55,7 @@ static int fwd_transposed(const ky_conv_shape *s) {
 
 /* Scratch for each pass (floats); ky_cpu_conv2d_work_floats returns the largest. Per-thread parts
  * are counted once per thread; dgrad and wgrad keep a round of tiles (round_tiles) in flight. The
- * direct path (K <= 4) needs K*R per thread for wgrad (direct_acc_floats). */
+ * direct path (K <= 4) needs K*R per tile of a round for wgrad (direct_acc_floats). */
 
 static size_t n_tiles(const ky_conv_shape *s) { return ((size_t)s->n * s->oh * s->ow + TILE - 1) / TILE; }
 static size_t round_tiles(const ky_conv_shape *s, int threads) {
@@ -98,16 +99,19 @@ static size_t work_wgrad(const ky_conv_shape *s, size_t r, int threads) {
          (size_t)threads * r /* rows */;
 }
 
-/* The direct wgrad's per-thread dW tile ([K][R]), rounded to whole 64-byte lines. */
+/* The direct wgrad's dW partial of one tile ([K][R]), rounded to whole 64-byte lines, and the tiles
+ * of one round (8 per thread: the round's two pool passes cost a few microseconds, a tile of the
+ * logits conv about twenty). */
 static size_t direct_acc_floats(const ky_conv_shape *s) {
   return round_up((size_t)s->k * s->kh * s->kw * s->c, 16);
 }
+static size_t direct_round(const ky_conv_shape *s, int threads) { return min_z(n_tiles(s), 8 * (size_t)threads); }
 
 size_t ky_cpu_conv2d_work_floats(const ky_conv_shape *s, int threads) {
   if (threads < 1) threads = 1;
   size_t r = (size_t)s->kh * s->kw * s->c;
   size_t a = work_fwd(s, r, threads), b = work_dgrad(s, r, threads), c = work_wgrad(s, r, threads);
-  size_t d = (size_t)threads * direct_acc_floats(s);
+  size_t d = direct_round(s, threads) * direct_acc_floats(s) + (size_t)s->c /* zero row */;
   size_t m = a > b ? a : b;
   m = m > c ? m : c;
   return m > d ? m : d;
@@ -429,24 +433,6 @@ static void out_pixel(const ky_conv_shape *s, size_t p, size_t *xbase, int *iy0,
 }
 
 
-/* Runs of input channels for the direct wgrad, a multiple of 16 wide (two vectors, one
- * cache line), as wide as the thread count allows so that each thread walks the pixels once: chunk
- * `ch` of width `run` is [*q0, *q1); the last chunk takes the rest and the scalar tail, so every
- * channel keeps the vector lane or tail it has on one thread. */
-enum { CHAN_RUN = 16 };
-static size_t chan_width(const ky_conv_shape *s, const ky_pool *pool) {
-  size_t runs = s->c < CHAN_RUN ? 1 : (size_t)s->c / CHAN_RUN;
-  return ky_pool_share(pool, runs, 1) * CHAN_RUN;
-}
-static size_t chan_chunks(const ky_conv_shape *s, size_t run) {
-  size_t runs = s->c < CHAN_RUN ? 1 : (size_t)s->c / CHAN_RUN;
-  return (runs * CHAN_RUN + run - 1) / run;
-}
-static void chan_run(size_t ch, size_t run, const ky_conv_shape *s, size_t *q0, size_t *q1) {
-  *q0 = ch * run;
-  *q1 = ch + 1 == chan_chunks(s, run) ? (size_t)s->c : *q0 + run;
-}
-
 /* Output pixels [p0, p1). */
 static inline __attribute__((always_inline)) void direct_fwd_k(float *y, const float *x, const float *w,
                                                                const float *b, const ky_conv_shape *s,
@@ -531,46 +517,62 @@ static inline __attribute__((always_inline)) void direct_dgrad_k(float *dx, cons
   }
 }
 
-/* dW accumulates per pixel tile in a zeroed scratch (acc: [K][R], the thread's own, so no cache
- * line is written by two threads; this call touches input channels [q0, q1) of every tap only), added to dw after each tile, so no float sum runs over
- * more than TILE pixels before it meets the total. */
-static inline __attribute__((always_inline)) void direct_wgrad_k(float *dw, const float *dy, const float *x,
-                                                                 const ky_conv_shape *s, float *acc, size_t q0,
-                                                                 size_t q1, const int K) {
-  size_t c = (size_t)s->c, r = (size_t)s->kh * s->kw * c, npix = (size_t)s->n * s->oh * s->ow;
-  size_t taps = (size_t)s->kh * s->kw;
-  for (size_t p0 = 0; p0 < npix; p0 += TILE) {
-    size_t pend = npix - p0 < TILE ? npix : p0 + TILE;
-    for (size_t k = 0; k < (size_t)K; k++)
-      for (size_t t = 0; t < taps; t++) memset(acc + k * r + t * c + q0, 0, (q1 - q0) * sizeof *acc);
-    for (size_t p = p0; p < pend; p++) {
-      size_t xb;
-      int iy0, ix0;
-      out_pixel(s, p, &xb, &iy0, &ix0);
-      const float *g = dy + p * K;
-      v8f gv[SMALL_K];
-      for (int k = 0; k < K; k++) gv[k] = (v8f){g[k], g[k], g[k], g[k], g[k], g[k], g[k], g[k]};
-      for (int i = 0; i < s->kh; i++) {
-        int iy = iy0 + i * s->dil;
-        if (iy < 0 || iy >= s->h) continue;
-        for (int j = 0; j < s->kw; j++) {
-          int ix = ix0 + j * s->dil;
-          if (ix < 0 || ix >= s->w) continue;
-          const float *xp = x + xb + ((size_t)iy * s->w + ix) * c;
-          float *at = acc + ((size_t)i * s->kw + j) * c;
-          size_t q = q0;
-          for (; q + 8 <= q1; q += 8) {
-            v8f xv = *(const v8f *)(xp + q);
-            for (int k = 0; k < K; k++) *(v8f *)(at + k * r + q) = MADD8(gv[k], xv, *(v8f *)(at + k * r + q));
-          }
-          for (; q < q1; q++)
-            for (int k = 0; k < K; k++) at[k * r + q] += g[k] * xp[q];
+/* The dW partial of one pixel tile [p0, pend) into acc ([K][R], every element written): tap by tap,
+ * NR channels at a time, the K x NR sums stay in registers while the tile's pixels go by in order
+ * (rows: the input row under the tap for each pixel, `zero` on padding, which is skipped). So each
+ * sum is the one a pixel-by-pixel accumulation in memory would make, without a load and a store per
+ * multiply-add. The caller adds the tiles' partials to dw in tile order, so no float sum runs over
+ * more than TILE pixels before it meets the total, whichever thread computed each tile. */
+static inline __attribute__((always_inline)) void direct_wgrad_k(float *acc, const float **rows, const float *dy,
+                                                                 const float *x, const float *zero,
+                                                                 const ky_conv_shape *s, size_t p0, size_t pend,
+                                                                 const int K) {
+  size_t c = (size_t)s->c, r = (size_t)s->kh * s->kw * c;
+  int np = (int)(pend - p0), taps = s->kh * s->kw;
+  const float *g0 = dy + p0 * K;
+  for (int t = 0; t < taps; t++) {
+    tap_rows(rows, x, zero, s, p0, np, t);
+    float *at = acc + (size_t)t * c;
+    size_t q = 0;
+    for (; q + 16 <= c; q += 16) {
+      v8f a0[SMALL_K], a1[SMALL_K];
+      for (int k = 0; k < K; k++) a0[k] = a1[k] = (v8f){0};
+      for (int z = 0; z < np; z++) {
+        if (rows[z] == zero) continue;
+        v8f x0 = *(const v8f *)(rows[z] + q), x1 = *(const v8f *)(rows[z] + q + 8);
+        for (int k = 0; k < K; k++) {
+          float gk = g0[(size_t)z * K + k];
+          v8f gv = {gk, gk, gk, gk, gk, gk, gk, gk};
+          a0[k] = MADD8(gv, x0, a0[k]);
+          a1[k] = MADD8(gv, x1, a1[k]);
         }
       }
+      for (int k = 0; k < K; k++) {
+        *(v8f *)(at + k * r + q) = a0[k];
+        *(v8f *)(at + k * r + q + 8) = a1[k];
+      }
     }
-    for (size_t k = 0; k < (size_t)K; k++)
-      for (size_t t = 0; t < taps; t++)
-        for (size_t q = q0; q < q1; q++) dw[k * r + t * c + q] += acc[k * r + t * c + q];
+    for (; q + 8 <= c; q += 8) {
+      v8f a0[SMALL_K];
+      for (int k = 0; k < K; k++) a0[k] = (v8f){0};
+      for (int z = 0; z < np; z++) {
+        if (rows[z] == zero) continue;
+        v8f x0 = *(const v8f *)(rows[z] + q);
+        for (int k = 0; k < K; k++) {
+          float gk = g0[(size_t)z * K + k];
+          a0[k] = MADD8(((v8f){gk, gk, gk, gk, gk, gk, gk, gk}), x0, a0[k]);
+        }
+      }
+      for (int k = 0; k < K; k++) *(v8f *)(at + k * r + q) = a0[k];
+    }
+    for (; q < c; q++) {
+      float a[SMALL_K] = {0};
+      for (int z = 0; z < np; z++) {
+        if (rows[z] == zero) continue;
+        for (int k = 0; k < K; k++) a[k] += g0[(size_t)z * K + k] * rows[z][q];
+      }
+      for (int k = 0; k < K; k++) at[k * r + q] = a[k];
+    }
   }
 }
 
@@ -580,7 +582,7 @@ typedef struct {
   float *out;                /* y, dx or dw */
   float *db;
   const float *x, *w, *b, *dy;
-  const float *zero;         /* implicit wgrad: c zeros, the rows of taps that fall on padding */
+  const float *zero;         /* implicit and direct wgrad: c zeros, the rows of taps on padding */
   int relu, pointwise, r, k;
   int add;                   /* forward: y += the convolution (the dgrad that runs as a forward) */
   size_t npix;
@@ -589,7 +591,6 @@ typedef struct {
   int rpanels, nrb;          /* wgrad: MR-panels of dW's rows, row blocks */
   size_t t0, g;              /* the round: first tile, tiles */
   int nbands;                /* col2im: bands per image (of the rows the round reaches) */
-  size_t crun;               /* direct dgrad / wgrad: input channels per chunk */
   int dbw;                   /* wgrad: bias channels per chunk */
   size_t n0;                 /* col2im: first image of the round */
   size_t held[KY_POOL_MAX_THREADS]; /* forward: tile + 1 whose im2col rows sit in each slot's buffer */
@@ -603,7 +604,7 @@ static size_t chunks_wanted(int threads, int per_thread) { return threads > 1 ? 
 static void col_blocks(conv_job *j, int n, size_t units, size_t want) {
   size_t panels = ((size_t)n + NR - 1) / NR, nb = 1;
   KY_ASSERT(panels >= 1);   /* n >= 1 (ky_conv_shape_finish): no block count or size below is 0 */
-  if (units < want) nb = (want + units - 1) / units;
+  if (units < want) nb = units ? (want + units - 1) / units : want;
   j->panels = (int)panels;
   j->nb = (int)(nb > panels ? panels : nb);
   KY_ASSERT(j->nb >= 1);    /* 1 <= nb <= panels: ky_cpu_conv2d_wgrad divides by it */
@@ -722,16 +723,30 @@ static ky_status direct_dgrad_chunk(void *a, size_t t, int slot) {
   return KY_OK;
 }
 
-static ky_status direct_wgrad_chunk(void *a, size_t ch, int slot) {
+/* Direct wgrad, first half of a round: the partial of tile t0 + i into its own slot of the scratch. */
+static ky_status direct_wgrad_chunk(void *a, size_t i, int slot) {
   conv_job *j = a;
-  size_t q0, q1;
-  chan_run(ch, j->crun, j->s, &q0, &q1);
-  float *acc = j->work + (size_t)slot * direct_acc_floats(j->s); /* the slot's own: no line shared */
+  size_t t = j->t0 + i, p0 = t * TILE, p1 = p0 + tile_pixels(j, t);
+  float *acc = j->buf + i * direct_acc_floats(j->s); /* [K][R], whole 64-byte lines: no line shared */
+  const float *rows[TILE]; /* tap_rows fills the first np before any is read; the zero row for the analyser */
+  for (int z = 0; z < TILE; z++) rows[z] = j->zero;
   switch (j->k) {
-  case 1: direct_wgrad_k(j->out, j->dy, j->x, j->s, acc, q0, q1, 1); break;
-  case 2: direct_wgrad_k(j->out, j->dy, j->x, j->s, acc, q0, q1, 2); break;
-  case 3: direct_wgrad_k(j->out, j->dy, j->x, j->s, acc, q0, q1, 3); break;
-  default: direct_wgrad_k(j->out, j->dy, j->x, j->s, acc, q0, q1, 4); break;
+  case 1: direct_wgrad_k(acc, rows, j->dy, j->x, j->zero, j->s, p0, p1, 1); break;
+  case 2: direct_wgrad_k(acc, rows, j->dy, j->x, j->zero, j->s, p0, p1, 2); break;
+  case 3: direct_wgrad_k(acc, rows, j->dy, j->x, j->zero, j->s, p0, p1, 3); break;
+  default: direct_wgrad_k(acc, rows, j->dy, j->x, j->zero, j->s, p0, p1, 4); break;
+  }
+  return KY_OK;
+}
+
+/* Second half: DIRECT_SUM elements of dw (chunk c) add the round's partials in tile order. */
+enum { DIRECT_SUM = 256 };
+static ky_status direct_wgrad_sum_chunk(void *a, size_t c, int slot) {
+  conv_job *j = a;
+  size_t n = (size_t)j->k * j->r, e0 = c * DIRECT_SUM, e1 = min_z(e0 + DIRECT_SUM, n), stride = direct_acc_floats(j->s);
+  for (size_t i = 0; i < j->g; i++) {
+    const float *acc = j->buf + i * stride;
+    for (size_t e = e0; e < e1; e++) j->out[e] += acc[e];
   }
   return KY_OK;
 }
@@ -1054,9 +1069,16 @@ void ky_cpu_conv2d_wgrad(ky_pool *pool, float *dw, float *db, const float *dy, c
   int threads = ky_pool_threads(pool);
   conv_job j = {.s = s, .out = dw, .db = db, .dy = dy, .x = x, .r = s->kh * s->kw * s->c, .k = s->k,
                 .npix = (size_t)s->n * s->oh * s->ow, .work = work, .buf = work};
-  if (conv_direct(s)) {
-    j.crun = chan_width(s, pool);
-    run(pool, chan_chunks(s, j.crun), direct_wgrad_chunk, &j);
+  if (conv_direct(s)) { /* rounds of tiles: partials on the pool, then added in tile order */
+    size_t tiles = n_tiles(s), G = direct_round(s, threads), n = (size_t)j.k * j.r;
+    float *zero = work + G * direct_acc_floats(s); /* c zeros: the rows of taps on padding */
+    memset(zero, 0, (size_t)s->c * sizeof *zero);
+    j.zero = zero;
+    for (j.t0 = 0; j.t0 < tiles; j.t0 += G) {
+      j.g = min_z(G, tiles - j.t0);
+      run(pool, j.g, direct_wgrad_chunk, &j);
+      run(pool, (n + DIRECT_SUM - 1) / DIRECT_SUM, direct_wgrad_sum_chunk, &j);
+    }
   } else {
     int implicit = conv_implicit(s);
     size_t tiles = n_tiles(s), G = implicit ? wgrad_implicit_round(s) : round_tiles(s, threads);

@@ -69,7 +69,7 @@ static const conv_case conv_cases[] = {
     {1, 4, 3, 5, 7, 1, 1, 1, 2, 1},      /* 1x1 with padding 2: windows wholly in the padding */
     {2, 5, 4, 3, 4, 1, 1, 3, 2, 1},      /* 1x1, stride 3, padding 2 */
     {1, 8, 9, 3, 5, 3, 3, 3, 2, 2},      /* stride 3 with dilation 2 */
-    {1, 6, 7, 40, 3, 3, 3, 1, 1, 1},     /* K = 3 direct path with 16-wide chunks and a tail */
+    {1, 6, 7, 40, 3, 3, 3, 1, 1, 1},     /* K = 3 direct path, C = 40: vectors and no tail */
     {2, 9, 8, 64, 1, 3, 3, 2, 2, 2},     /* K = 1, stride 2, dilation 2 */
     {1, 7, 6, 24, 6, 3, 3, 1, 1, 1},     /* K = 6: the transposed (y^T) forward */
     /* C a multiple of 16: the wgrad reads the input in place (no im2col), one tap per panel */
@@ -84,6 +84,7 @@ static const conv_case conv_cases[] = {
     {2, 47, 45, 3, 5, 3, 3, 1, 0, 1},    /* C = 3, padding 0: the flipped W' through the direct forward */
     {2, 23, 19, 24, 3, 3, 3, 1, 1, 1},   /* direct dgrad over 4 tiles of input pixels (the last short) */
     {1, 31, 29, 13, 2, 3, 3, 2, 1, 1},   /* direct, stride 2 over 4 input tiles, C = 13 (a scalar tail) */
+    {1, 50, 45, 12, 3, 3, 3, 1, 1, 1},   /* direct wgrad over 10 tiles: two rounds of partials */
 };
 
 static ky_conv_shape conv_shape_of(const conv_case *cc) {
