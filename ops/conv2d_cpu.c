@@ -792,14 +792,12 @@ void ky_cpu_conv2d_fwd(ky_pool *pool, float *y, const float *x, const float *w, 
  * the window flipped, padding dil*(k-1) - pad. No dcol buffer and no col2im, whose adds into dx
  * were bound by memory bandwidth and so gained little from a second thread; the forward's GEMM
  * path scales. Square windows with pad <= dil*(k-1) (every stride-1 conv of the models), on
- * images large enough for col2im to matter. When K is a multiple of NR the forward reads dy in
- * place (no im2col tile) and wins from two tiles on (benchmark model, 32 x 32 x 128: 6.3 vs 6.9
- * ms on one thread, 3.4 vs 4.0 on two; at one tile, 8 x 8 x 512, col2im is faster: 9.6 vs 10.8);
- * otherwise from 16 tiles. With K <= 4 the direct dgrad beats a GEMM of depth 9K. */
-enum { DGRAD_FWD_TILES = 16, DGRAD_FWD_TILES_IMPLICIT = 2 };
+ * images large enough for col2im to matter (measured on the benchmark model: at 16 x 16 and 32 x
+ * 32 the col2im path is as fast or faster; with K <= 4 the direct dgrad beats a GEMM of depth 9K). */
+enum { DGRAD_FWD_TILES = 16 };
 static int dgrad_as_fwd(const ky_conv_shape *s) {
   return s->stride == 1 && !is_pointwise(s) && s->kh == s->kw && s->pad <= s->dil * (s->kh - 1) && !conv_direct(s) &&
-         n_tiles(s) >= (s->k % NR == 0 ? DGRAD_FWD_TILES_IMPLICIT : DGRAD_FWD_TILES);
+         n_tiles(s) >= DGRAD_FWD_TILES;
 }
 static void dgrad_shape(ky_conv_shape *t, const ky_conv_shape *s) {
   *t = (ky_conv_shape){.n = s->n, .h = s->oh, .w = s->ow, .c = s->k, .k = s->c, .kh = s->kh, .kw = s->kw,

@@ -417,7 +417,6 @@ const ky_opcase ky_opcases_large[] = {
     CONV("conv deep one tile 3x3 [2,4,4,128]->256", X4(2, 4, 4, 128), X4(256, 3, 3, 128), 256, 1, 1, 1, 0),
     CONV("conv dgrad-as-forward 18 tiles [2,48,44,12]->20", X4(2, 48, 44, 12), X4(20, 3, 3, 12), 20, 1, 1, 1, 1),
     CONV("conv dgrad-as-forward C6 flipped [1,64,62,6]->24", X4(1, 64, 62, 6), X4(24, 3, 3, 6), 24, 1, 1, 1, 0),
-    CONV("conv dgrad-as-forward K32 4 tiles [2,20,19,24]->32", X4(2, 20, 19, 24), X4(32, 3, 3, 24), 32, 1, 1, 1, 0),
     {"bn train two channel blocks [1,12,10,600]", 5, {KY_F32, KY_F32, KY_F32, KY_F32, KY_F32}, {4, 1, 1, 1, 1},
      {X4(1, 12, 10, 600), V1(600), V1(600), V1(600), V1(600)}, {-2, 0.5f, -1, -1, 0.5f}, {3, 1.5f, 1, 1, 2}, 7, {1},
      {0}, 0, 0, 0, b_bn},

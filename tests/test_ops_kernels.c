@@ -85,7 +85,6 @@ static const conv_case conv_cases[] = {
     {2, 23, 19, 24, 3, 3, 3, 1, 1, 1},   /* direct dgrad over 4 tiles of input pixels (the last short) */
     {1, 31, 29, 13, 2, 3, 3, 2, 1, 1},   /* direct, stride 2 over 4 input tiles, C = 13 (a scalar tail) */
     {1, 50, 45, 12, 3, 3, 3, 1, 1, 1},   /* direct wgrad over 10 tiles: two rounds of partials */
-    {2, 20, 19, 24, 32, 3, 3, 1, 1, 1},  /* K = 32 over 4 tiles: the dgrad as a forward reading dy in place */
 };
 
 static ky_conv_shape conv_shape_of(const conv_case *cc) {
