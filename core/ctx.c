@@ -9,16 +9,6 @@
 #include "core/device.h"
 #include "core/pool.h"
 
-/* Fills on the pool, here rather than through ops/kernels.h: core/ knows no backend. */
-typedef struct { float *y; float v; } fill_job;
-static void fill_range(void *arg, size_t lo, size_t hi) {
-  const fill_job *f = arg;
-  for (size_t i = lo; i < hi; i++) f->y[i] = f->v;
-}
-static void cpu_fill(ky_pool *pool, float *y, float v, size_t n) {
-  fill_job f = {y, v};
-  ky_pool_for(pool, n, (size_t)1 << 16, fill_range, &f);
-}
 
 ky_status ky_ctx_init(ky_ctx *ctx, ky_device dev, int gpu) {
   KY_CHECK_NULL(ctx, "ctx");
@@ -113,7 +103,7 @@ ky_status ky_tensor_new4(ky_ctx *ctx, ky_tensor **t, ky_dtype dtype, int n, int 
 
 static ky_status memset0(ky_ctx *ctx, void *p, size_t bytes) {
   if (ctx->dev != KY_DEV_CPU) return ctx->fns->memset(ctx->cu, p, 0, bytes);
-  if (bytes % sizeof(float) == 0) cpu_fill(ctx->pool, p, 0.0f, bytes / sizeof(float)); /* gradients: on the pool */
+  if (bytes % sizeof(float) == 0) ky_pool_fill(ctx->pool, p, 0.0f, bytes / sizeof(float)); /* gradients: on the pool */
   else memset(p, 0, bytes);
   return KY_OK;
 }
@@ -157,7 +147,7 @@ ky_status ky_tensor_fill(ky_ctx *ctx, ky_tensor *t, float v) {
     KY_CHECK(ctx && ctx->fns, KY_ERR_STATE, "fill: CUDA tensor but the context has no GPU");
     return ctx->fns->fill(ctx->cu, t->data, v, ky_tensor_numel(t));
   }
-  cpu_fill(ctx->pool, t->data, v, ky_tensor_numel(t));
+  ky_pool_fill(ctx->pool, t->data, v, ky_tensor_numel(t));
   return KY_OK;
 }
 

@@ -130,8 +130,6 @@ void ky_params_free(ky_params *ps) {
   memset(ps, 0, sizeof *ps);
 }
 
-static void zero_range(void *arg, size_t lo, size_t hi) { memset((float *)arg + lo, 0, (hi - lo) * sizeof(float)); }
-
 ky_status ky_params_zero_grad(ky_params *ps, ky_pool *pool) {
   KY_CHECK(ps && ps->grad, KY_ERR_STATE, "params: no gradient block to zero");
   if (ps->dev != KY_DEV_CPU) {
@@ -139,7 +137,7 @@ ky_status ky_params_zero_grad(ky_params *ps, ky_pool *pool) {
     return ps->fns->memset(ps->cu, ps->grad, 0, ps->total * sizeof(float));
   }
   /* Memory-bound, but with every core storing it still ends sooner (ResNet34 U-Net: 98 MB). */
-  ky_pool_for(pool, ps->total, (size_t)1 << 16, zero_range, ps->grad);
+  ky_pool_fill(pool, ps->grad, 0.0f, ps->total);
   return KY_OK;
 }
 

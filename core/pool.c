@@ -2,7 +2,8 @@
  * woken per job by a generation counter; chunks come from one atomic counter. Workers and the
  * caller spin briefly before sleeping, because kernels run back to back and a futex wake-up costs
  * more than many small jobs. Tested by tests/test_core_pool.c (and under ThreadSanitizer by
- * `make TSAN=1 test`). */
+ * `make TSAN=1 test`); ky_pool_fill also by tests/test_core_params.c (a block of several chunks
+ * zeroed on three threads). */
 #include "core/pool.h"
 
 #include <errno.h>
@@ -148,6 +149,23 @@ void ky_pool_for(ky_pool *p, size_t n, size_t per, ky_pool_range_fn fn, void *ar
   if (!per) per = 1;
   range_job j = {fn, arg, n, per};
   (void)ky_pool_run(p, ky_pool_chunks(n, per), range_chunk, &j); /* range_chunk never fails */
+}
+
+typedef struct {
+  float *y;
+  float v;
+} fill_job;
+
+static void fill_range(void *arg, size_t lo, size_t hi) {
+  const fill_job *f = arg;
+  float *y = f->y; /* in locals: stores to y[i] could otherwise alias f->v */
+  const float v = f->v;
+  for (size_t i = lo; i < hi; i++) y[i] = v;
+}
+
+void ky_pool_fill(ky_pool *pool, float *y, float v, size_t n) {
+  fill_job f = {y, v};
+  ky_pool_for(pool, n, (size_t)1 << 16, fill_range, &f);
 }
 
 int ky_pool_threads(const ky_pool *p) { return p ? p->n : 1; }

@@ -46,6 +46,10 @@ ky_status ky_pool_default_threads(int *threads);
 typedef void (*ky_pool_range_fn)(void *arg, size_t lo, size_t hi);
 void ky_pool_for(ky_pool *pool, size_t n, size_t per, ky_pool_range_fn fn, void *arg);
 
+/* y[0, n) = v on the pool: the one fill that core/ (gradient buffers, zero_grad) and ops/
+ * (ky_cpu_fill) share. */
+void ky_pool_fill(ky_pool *pool, float *y, float v, size_t n);
+
 /* Chunk helper: [*lo, *hi) = the chunk-th run of `per` items out of n (the last one shorter). */
 static inline void ky_pool_range(size_t *lo, size_t *hi, size_t chunk, size_t per, size_t n) {
   *lo = chunk * per;

@@ -91,12 +91,4 @@ void ky_cpu_axpy(ky_pool *pool, float *y, const float *x, float alpha, size_t n)
   ky_pool_for(pool, n, EW, axpy, &e);
 }
 
-static void fill(void *p, size_t lo, size_t hi) {
-  const ew_job *e = p;
-  float *y = e->y; const float v = e->v;
-  for (size_t i = lo; i < hi; i++) y[i] = v;
-}
-void ky_cpu_fill(ky_pool *pool, float *y, float v, size_t n) {
-  ew_job e = {y, NULL, NULL, v};
-  ky_pool_for(pool, n, EW, fill, &e);
-}
+void ky_cpu_fill(ky_pool *pool, float *y, float v, size_t n) { ky_pool_fill(pool, y, v, n); }
