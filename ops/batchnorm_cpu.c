@@ -8,8 +8,8 @@
  *
  * Threads: channels go in blocks of CBLK (per-channel factors on the stack: kernels never
  * allocate); within a block the sums are split by runs of channels, a multiple of RUN wide (each
- * channel's sum stays one sequence in pixel order) and the per-pixel passes by runs of PIX pixels. Neither split
- * changes an operation, so every thread count gives the bits of one thread. */
+ * channel's sum stays one sequence in pixel order) and the per-pixel passes by runs of PIX
+ * pixels. Neither split changes an operation, so every thread count gives the bits of one thread. */
 #include <math.h>
 
 #include "ops/kernels.h"
@@ -30,7 +30,6 @@ typedef struct {
 } bn_job;
 
 static inline int min_i(int a, int b) { return a < b ? a : b; }
-
 
 /* Training statistics of channels [c0 + j0, c0 + j1) and their factors. */
 static void stats_train(void *arg, size_t j0, size_t j1) {
